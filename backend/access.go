@@ -1,0 +1,287 @@
+package backend
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+
+	"github.com/mailvault/mailvault/index"
+	"github.com/mailvault/mailvault/mailparse"
+)
+
+var b64std = base64.RawStdEncoding
+
+func randRead(b []byte) {
+	if _, err := rand.Read(b); err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+}
+
+// checkPassword verifies an argon2id PHC string.
+func checkPassword(hash, pw string) bool {
+	var m, tm uint32
+	var p uint8
+	parts := strings.Split(hash, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return false
+	}
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &tm, &p); err != nil {
+		return false
+	}
+	salt, err1 := b64std.DecodeString(parts[4])
+	want, err2 := b64std.DecodeString(parts[5])
+	if err1 != nil || err2 != nil || len(want) == 0 {
+		return false
+	}
+	got := argon2.IDKey([]byte(pw), salt, tm, m, p, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1
+}
+
+// Authenticate checks a user's password: local users against their hash,
+// directory users against the directory.
+func (t *Tenant) Authenticate(ctx context.Context, login, password string) (*User, error) {
+	t.touch()
+	t.mu.RLock()
+	u := t.users[strings.ToLower(login)]
+	t.mu.RUnlock()
+	if u == nil || u.Disabled || password == "" {
+		// Spend the same time as a real check, so logins cannot be probed.
+		checkPassword(dummyHash, password)
+		return nil, ErrAuthFailed
+	}
+	if u.Directory != "" && u.PasswordHash == "" {
+		if t.p.opt.Directory == nil {
+			return nil, ErrAuthFailed
+		}
+		if err := t.p.opt.Directory.Authenticate(ctx, t.Name, u, password); err != nil {
+			return nil, err
+		}
+	} else if !checkPassword(u.PasswordHash, password) {
+		return nil, ErrAuthFailed
+	}
+	cp := *u
+	return &cp, nil
+}
+
+var dummyHash = HashPassword("mailvault timing equaliser")
+
+// Roles returns the user's roles including those from groups.
+func (t *Tenant) Roles(login string) []Role {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.rolesLocked(login)
+}
+
+func (t *Tenant) rolesLocked(login string) []Role {
+	var out []Role
+	if u := t.users[login]; u != nil {
+		out = append(out, u.Roles...)
+	}
+	for _, g := range t.groups {
+		if slices.Contains(g.Members, login) {
+			out = append(out, g.Roles...)
+		}
+	}
+	return out
+}
+
+// canReadLocked is the one rule of who reads an archive mailbox: its owner,
+// users and groups it is granted to, and for journal mailboxes compliance
+// users only. Admins and the provider read nothing by virtue of their role.
+func (t *Tenant) canReadLocked(login string, mb *Mailbox) bool {
+	u := t.users[login]
+	if u == nil || u.Disabled {
+		return false
+	}
+	if mb.Kind == KindJournal {
+		return slices.Contains(t.rolesLocked(login), RoleCompliance)
+	}
+	if mb.Owner == login || slices.Contains(mb.Readers, login) {
+		return true
+	}
+	for _, g := range mb.Groups {
+		if gr := t.groups[g]; gr != nil && slices.Contains(gr.Members, login) {
+			return true
+		}
+	}
+	return false
+}
+
+// MailboxView is an archive mailbox as one user sees it.
+type MailboxView struct {
+	Mailbox
+	Own bool // the user's own archive (IMAP root, JMAP primary account)
+}
+
+// Readable lists the archive mailboxes a user may read, own first.
+func (t *Tenant) Readable(login string) []MailboxView {
+	t.touch()
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	var out []MailboxView
+	for _, mb := range t.mailboxes {
+		if t.canReadLocked(login, mb) {
+			out = append(out, MailboxView{Mailbox: *mb, Own: mb.Owner == login})
+		}
+	}
+	slices.SortFunc(out, func(a, b MailboxView) int {
+		if a.Own != b.Own {
+			if a.Own {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.Address, b.Address)
+	})
+	return out
+}
+
+// FolderInfo describes a folder with its counts.
+type FolderInfo struct {
+	Folder
+	Messages int
+	UIDNext  uint32
+	Size     int64
+}
+
+// Folders lists a mailbox's folders if the user may read it.
+func (t *Tenant) Folders(login string, mailbox uint64) ([]FolderInfo, error) {
+	t.touch()
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	mb := t.mailboxes[mailbox]
+	if mb == nil || !t.canReadLocked(login, mb) {
+		return nil, fmt.Errorf("archive mailbox %d: %w", mailbox, ErrNotFound)
+	}
+	var out []FolderInfo
+	for _, f := range t.sortedFolders(mailbox) {
+		out = append(out, FolderInfo{Folder: f.Folder, Messages: len(f.uids), UIDNext: f.uidNext, Size: f.size})
+	}
+	return out, nil
+}
+
+// FolderSnapshot is a folder's message list at one moment: UIDs ascending
+// and the MID of each. The slices are shared; callers must not modify them.
+type FolderSnapshot struct {
+	FolderInfo
+	UIDs []uint32
+	MIDs []uint64
+}
+
+// Snapshot returns the folder's current messages if the user may read it.
+func (t *Tenant) Snapshot(login string, folder uint64) (*FolderSnapshot, error) {
+	t.touch()
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	f := t.folders[folder]
+	if f == nil || !t.canReadLocked(login, t.mailboxes[f.Mailbox]) {
+		return nil, fmt.Errorf("folder %d: %w", folder, ErrNotFound)
+	}
+	// Appends never modify the visible prefix of the backing arrays, so a
+	// capped slice is a consistent snapshot without copying.
+	n := len(f.uids)
+	return &FolderSnapshot{
+		FolderInfo: FolderInfo{Folder: f.Folder, Messages: n, UIDNext: f.uidNext, Size: f.size},
+		UIDs:       f.uids[:n:n], MIDs: f.mids[:n:n],
+	}, nil
+}
+
+// MessageInfo is the per-message metadata FETCH needs without a blob read.
+type MessageInfo struct {
+	MID      uint64
+	Size     int64
+	Received time.Time
+	ModSeq   uint64
+	SHA256   [32]byte
+}
+
+// Message returns metadata of a MID. Callers reach MIDs only through
+// snapshots they were allowed to take.
+func (t *Tenant) Message(mid uint64) (MessageInfo, error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if mid == 0 || mid > uint64(len(t.msgs)) {
+		return MessageInfo{}, fmt.Errorf("message %d: %w", mid, ErrNotFound)
+	}
+	m := &t.msgs[mid-1]
+	return MessageInfo{MID: mid, Size: m.size, Received: time.Unix(m.received, 0).UTC(), ModSeq: m.modseq, SHA256: m.sum}, nil
+}
+
+// RawMessage returns the archived bytes, verified against their hash.
+func (t *Tenant) RawMessage(ctx context.Context, mid uint64) ([]byte, error) {
+	info, err := t.Message(mid)
+	if err != nil {
+		return nil, err
+	}
+	key := t.seal.BlobKey(info.SHA256)
+	sealed, err := t.blobs.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := t.seal.Open(sealed, []byte(key))
+	if err != nil {
+		return nil, fmt.Errorf("message %d: %w", mid, err)
+	}
+	return raw, nil
+}
+
+// Summary returns the parsed summary stored at ingest (envelope, MIME
+// structure with offsets, headers); Text is not stored and stays empty.
+func (t *Tenant) Summary(ctx context.Context, mid uint64) (*mailparse.Summary, error) {
+	t.mu.RLock()
+	if mid == 0 || mid > uint64(len(t.msgs)) {
+		t.mu.RUnlock()
+		return nil, fmt.Errorf("message %d: %w", mid, ErrNotFound)
+	}
+	m := t.msgs[mid-1]
+	t.mu.RUnlock()
+	sealed, err := t.sums.Read(m.sumOff)
+	if err != nil {
+		return nil, err
+	}
+	key := t.seal.BlobKey(m.sum)
+	rec, err := t.seal.Open(sealed, []byte("summary "+key))
+	if err != nil {
+		return nil, fmt.Errorf("summary of message %d: %w", mid, err)
+	}
+	var s mailparse.Summary
+	if err := s.UnmarshalBinary(rec); err != nil {
+		return nil, fmt.Errorf("summary of message %d: %w", mid, err)
+	}
+	return &s, nil
+}
+
+// SearchFolder runs a full-text query scoped to a folder the user may read.
+func (t *Tenant) SearchFolder(ctx context.Context, login string, folder uint64, q index.Query) ([]uint32, error) {
+	t.mu.RLock()
+	f := t.folders[folder]
+	ok := f != nil && t.canReadLocked(login, t.mailboxes[f.Mailbox])
+	t.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("folder %d: %w", folder, ErrNotFound)
+	}
+	return t.ix.SearchFolder(ctx, folder, q)
+}
+
+// Watch registers fn to be called when a folder gains messages; the
+// returned function unregisters it. fn runs on the commit path: it must not
+// block.
+func (t *Tenant) Watch(fn func(folder uint64, count int)) (cancel func()) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.watchSeq++
+	id := t.watchSeq
+	t.notify[id] = fn
+	return func() {
+		t.mu.Lock()
+		delete(t.notify, id)
+		t.mu.Unlock()
+	}
+}

@@ -1,0 +1,230 @@
+package backend
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/tidwall/buntdb"
+
+	"github.com/mailvault/mailvault/index"
+	"github.com/mailvault/mailvault/mailparse"
+)
+
+type indexJob struct {
+	mid     uint64
+	modseq  uint64
+	summary *mailparse.Summary // nil: rebuild from the blob
+}
+
+func (t *Tenant) queueIndex(j indexJob) {
+	select {
+	case t.indexQ <- j:
+	case <-t.done:
+	}
+}
+
+// catchUpIndex queues every message changed after the index's watermark, in
+// modseq order, so an index that lagged at a crash catches up at start.
+func (t *Tenant) catchUpIndex() {
+	w := t.ix.Watermark()
+	var todo []indexJob
+	t.mu.RLock()
+	for i := range t.msgs {
+		if m := &t.msgs[i]; m.modseq > w {
+			todo = append(todo, indexJob{mid: uint64(i + 1), modseq: m.modseq})
+		}
+	}
+	t.mu.RUnlock()
+	if len(todo) == 0 {
+		return
+	}
+	sort.Slice(todo, func(i, j int) bool { return todo[i].modseq < todo[j].modseq })
+	t.log.Info("index catching up", "messages", len(todo), "watermark", w)
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		for _, j := range todo {
+			select {
+			case t.indexQ <- j:
+			case <-t.done:
+				return
+			}
+		}
+	}()
+}
+
+// indexer feeds the full-text index in batches.
+func (t *Tenant) indexer() {
+	defer t.wg.Done()
+	const maxBatch = 1000
+	var batch []indexJob
+	for {
+		select {
+		case j := <-t.indexQ:
+			batch = append(batch[:0], j)
+		case <-t.done:
+			return
+		}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case j := <-t.indexQ:
+				batch = append(batch, j)
+			default:
+				break drain
+			}
+		}
+		for attempt := 0; ; attempt++ {
+			err := t.indexBatch(batch)
+			if err == nil {
+				break
+			}
+			t.log.Error("index batch failed; will retry", "messages", len(batch), "err", err)
+			select {
+			case <-time.After(time.Second << min(attempt, 5)):
+			case <-t.done:
+				return
+			}
+		}
+	}
+}
+
+func (t *Tenant) indexBatch(batch []indexJob) error {
+	ctx := context.Background()
+	docs := make([]index.Doc, 0, len(batch))
+	var upTo uint64
+	for _, j := range batch {
+		upTo = max(upTo, j.modseq)
+		d, err := t.indexDoc(ctx, j.mid, j.summary)
+		if err != nil {
+			// A message whose blob cannot be read is reported by verify;
+			// it must not stop the index for every other message.
+			t.log.Error("cannot index message", "mid", j.mid, "err", err)
+			continue
+		}
+		docs = append(docs, d)
+	}
+	return t.ix.Put(ctx, docs, upTo)
+}
+
+func (t *Tenant) indexDoc(ctx context.Context, mid uint64, s *mailparse.Summary) (index.Doc, error) {
+	if s == nil || s.Text == "" && s.Structure == nil {
+		raw, err := t.RawMessage(ctx, mid)
+		if err != nil {
+			return index.Doc{}, err
+		}
+		s = mailparse.Parse(raw, mailparse.Options{MaxText: t.p.opt.MaxIndexedText})
+	}
+	t.mu.RLock()
+	m := t.msgs[mid-1]
+	members := make([]index.Member, len(m.members))
+	for i, mm := range m.members {
+		members[i] = index.Member{Folder: mm.folder, UID: mm.uid}
+	}
+	t.mu.RUnlock()
+	rcpts, err := t.recipients(mid)
+	if err != nil {
+		return index.Doc{}, err
+	}
+	e := &s.Envelope
+	d := index.Doc{
+		MID: mid, Members: members,
+		From: addrs(e.From), To: addrs(e.To), Cc: addrs(e.Cc), Bcc: addrs(e.Bcc), Rcpt: rcpts,
+		Subject: e.Subject, Body: s.Text, Attachments: s.Attachments, MessageID: e.MessageID,
+		Sent: e.Date, Received: time.Unix(m.received, 0), Size: m.size, HasAttachment: s.HasAttachment,
+	}
+	d.Headers = make([]index.Header, len(s.Headers))
+	for i, h := range s.Headers {
+		d.Headers[i] = index.Header{Name: h.Name, Value: h.Value}
+	}
+	return d, nil
+}
+
+func addrs(l []mailparse.Address) []index.Address {
+	out := make([]index.Address, len(l))
+	for i, a := range l {
+		out[i] = index.Address{Name: a.Name, Email: a.Mailbox + "@" + a.Host}
+	}
+	return out
+}
+
+func (t *Tenant) recipients(mid uint64) ([]string, error) {
+	var out []string
+	err := t.db.View(func(tx *buntdb.Tx) error {
+		v, err := tx.Get(rcptKey(mid))
+		if err == buntdb.ErrNotFound {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal([]byte(v), &out)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read recipients of %d: %w", mid, err)
+	}
+	return out, nil
+}
+
+// mergeRecipients adds journal envelope recipients to a stored message, as
+// several journal reports for one message each name some of them.
+func (t *Tenant) mergeRecipients(mid uint64, add []string) error {
+	return t.db.Update(func(tx *buntdb.Tx) error {
+		var cur []string
+		if v, err := tx.Get(rcptKey(mid)); err == nil {
+			if err := json.Unmarshal([]byte(v), &cur); err != nil {
+				return err
+			}
+		}
+		seen := map[string]bool{}
+		for _, a := range cur {
+			seen[a] = true
+		}
+		changed := false
+		for _, a := range add {
+			if !seen[a] {
+				seen[a] = true
+				cur = append(cur, a)
+				changed = true
+			}
+		}
+		if !changed {
+			return nil
+		}
+		return setJSON(tx, rcptKey(mid), cur)
+	})
+}
+
+func setJSON(tx *buntdb.Tx, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, _, err = tx.Set(key, string(b), nil)
+	return err
+}
+
+// Reindex queues every message for re-indexing from its blob (after an
+// index was lost or its analysis changed) and returns how many.
+func (t *Tenant) Reindex(ctx context.Context) int {
+	t.mu.RLock()
+	n := len(t.msgs)
+	modseq := t.modseq
+	t.mu.RUnlock()
+	t.log.Info("reindex started", "messages", n)
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		for mid := uint64(1); mid <= uint64(n); mid++ {
+			select {
+			case t.indexQ <- indexJob{mid: mid, modseq: modseq}:
+			case <-t.done:
+				return
+			}
+		}
+	}()
+	return n
+}

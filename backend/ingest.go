@@ -1,0 +1,566 @@
+package backend
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidwall/buntdb"
+
+	"github.com/mailvault/mailvault/mailparse"
+)
+
+// Source describes where a message came from and where it should go.
+type Source struct {
+	// Mailbox (an address of an archive mailbox) puts the message into that
+	// mailbox's Folder, as an import does. Empty assigns by address: the
+	// sender's mailbox gets it in Sent, each recipient's in INBOX.
+	Mailbox string
+	Folder  string
+	// Sender and Recipients are the SMTP envelope of a journaled copy.
+	Sender     string
+	Recipients []string
+	// Journal also files the message in the tenant's journal mailbox.
+	Journal bool
+	// Received is the INTERNALDATE; zero means now.
+	Received time.Time
+}
+
+// Placement is one folder a message was filed in.
+type Placement struct {
+	Mailbox string `json:"mailbox"`
+	Folder  string `json:"folder"`
+	UID     uint32 `json:"uid"`
+}
+
+// IngestResult says what happened to one message.
+type IngestResult struct {
+	MID       uint64      `json:"mid"`
+	SHA256    string      `json:"sha256"`
+	Size      int64       `json:"size"`
+	Duplicate bool        `json:"duplicate"` // the bytes were archived before
+	Placed    []Placement `json:"placed"`    // folders newly holding it
+}
+
+type target struct {
+	mailbox uint64
+	folder  string
+}
+
+type job struct {
+	sum      [32]byte
+	raw      []byte
+	size     int64
+	received int64
+	summary  *mailparse.Summary
+	sealed   []byte // sealed summary record; nil when the message exists already
+	targets  []target
+	rcpts    []string
+	done     chan error
+	res      IngestResult
+}
+
+type ingestStats struct {
+	archived, duplicates, failed atomic.Int64
+	bytes                        atomic.Int64
+	last                         atomic.Int64 // unix nanos
+}
+
+// Ingest archives one message: it returns only when the message is durable
+// (blob, summary and metadata fsynced) or has failed as a whole. Every
+// intake (SMTP journal, import, API) goes through here.
+func (t *Tenant) Ingest(ctx context.Context, raw []byte, src Source) (IngestResult, error) {
+	t.touch()
+	if err := t.checkOpen(); err != nil {
+		return IngestResult{}, err
+	}
+	sum := sha256.Sum256(raw)
+	j := &job{sum: sum, raw: raw, size: int64(len(raw)), done: make(chan error, 1)}
+	j.received = time.Now().Unix()
+	if !src.Received.IsZero() {
+		j.received = src.Received.Unix()
+	}
+	t.mu.RLock()
+	_, exists := t.hashes[sum]
+	t.mu.RUnlock()
+
+	if q := t.Info().Quotas.Bytes; !exists && q > 0 && t.storedBytes()+j.size > q {
+		return IngestResult{}, fmt.Errorf("%w: tenant %q byte quota %d reached", ErrQuota, t.Name, q)
+	}
+	j.summary = mailparse.Parse(raw, mailparse.Options{MaxText: t.p.opt.MaxIndexedText})
+	if !exists {
+		key := t.seal.BlobKey(sum)
+		if err := t.blobs.Put(ctx, key, t.seal.Seal(raw, []byte(key))); err != nil {
+			t.stats.failed.Add(1)
+			return IngestResult{}, fmt.Errorf("store message: %w", err)
+		}
+		rec, err := j.summary.MarshalBinary()
+		if err != nil {
+			return IngestResult{}, fmt.Errorf("encode summary: %w", err)
+		}
+		j.sealed = t.seal.Seal(rec, []byte("summary "+key))
+	}
+	var err error
+	if j.targets, j.rcpts, err = t.assign(ctx, j.summary, src); err != nil {
+		t.stats.failed.Add(1)
+		return IngestResult{}, err
+	}
+	select {
+	case t.commitQ <- j:
+	case <-ctx.Done():
+		return IngestResult{}, ctx.Err()
+	case <-t.done:
+		return IngestResult{}, ErrTenantClosed
+	}
+	// Once queued the commit must be waited for: it may already be on disk.
+	if err := <-j.done; err != nil {
+		t.stats.failed.Add(1)
+		return IngestResult{}, err
+	}
+	if j.res.Duplicate {
+		t.stats.duplicates.Add(1)
+	} else {
+		t.stats.archived.Add(1)
+		t.stats.bytes.Add(j.size)
+	}
+	t.stats.last.Store(time.Now().UnixNano())
+	return j.res, nil
+}
+
+func (t *Tenant) checkOpen() error {
+	select {
+	case <-t.done:
+		return ErrTenantClosed
+	default:
+		return nil
+	}
+}
+
+func (t *Tenant) storedBytes() int64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.bytes
+}
+
+// assign decides the archive mailboxes and folders of a message.
+func (t *Tenant) assign(ctx context.Context, s *mailparse.Summary, src Source) ([]target, []string, error) {
+	var rcpts []string
+	for _, r := range src.Recipients {
+		if a, err := NormalizeAddress(r); err == nil {
+			rcpts = append(rcpts, a)
+		}
+	}
+	if src.Mailbox != "" {
+		addr, err := NormalizeAddress(src.Mailbox)
+		if err != nil {
+			return nil, nil, err
+		}
+		t.mu.RLock()
+		id, ok := t.addrs[addr]
+		t.mu.RUnlock()
+		if !ok {
+			return nil, nil, fmt.Errorf("archive mailbox %s: %w", addr, ErrNotFound)
+		}
+		folder, err := CleanFolderName(src.Folder)
+		if err != nil {
+			return nil, nil, err
+		}
+		return []target{{id, folder}}, rcpts, nil
+	}
+
+	var targets []target
+	seen := map[target]bool{}
+	add := func(addr, folder string, auto bool) error {
+		a, err := NormalizeAddress(addr)
+		if err != nil {
+			return nil
+		}
+		t.mu.RLock()
+		id, ok := t.addrs[a]
+		t.mu.RUnlock()
+		if !ok && auto {
+			info := t.Info()
+			if !info.AutoMailboxes || !info.hasDomain(domainOf(a)) {
+				return nil
+			}
+			mb, err := t.CreateMailbox(ctx, MailboxSpec{Kind: KindUser, Address: a})
+			if err != nil && !errors.Is(err, ErrExists) {
+				return err
+			}
+			if mb != nil {
+				id, ok = mb.ID, true
+			} else {
+				t.mu.RLock()
+				id, ok = t.addrs[a]
+				t.mu.RUnlock()
+			}
+		}
+		if ok && !seen[target{id, folder}] {
+			seen[target{id, folder}] = true
+			targets = append(targets, target{id, folder})
+		}
+		return nil
+	}
+	senders := []string{src.Sender}
+	for _, a := range s.Envelope.From {
+		senders = append(senders, a.Mailbox+"@"+a.Host)
+	}
+	for _, a := range senders {
+		if err := add(a, FolderSent, true); err != nil {
+			return nil, nil, err
+		}
+	}
+	recips := append([]string(nil), rcpts...)
+	for _, l := range [][]mailparse.Address{s.Envelope.To, s.Envelope.Cc, s.Envelope.Bcc} {
+		for _, a := range l {
+			recips = append(recips, a.Mailbox+"@"+a.Host)
+		}
+	}
+	for _, a := range recips {
+		if err := add(a, FolderInbox, true); err != nil {
+			return nil, nil, err
+		}
+	}
+	if src.Journal || len(targets) == 0 {
+		// The journal mailbox keeps every journaled copy, and whatever no
+		// mailbox claims, so that nothing archived is out of reach.
+		j, err := t.journalMailbox(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		targets = append(targets, target{j, FolderInbox})
+	}
+	return targets, rcpts, nil
+}
+
+// CleanFolderName normalises an imported folder path: "/"-separated, no
+// empty or dot segments; "" and any case of "inbox" mean INBOX.
+func CleanFolderName(name string) (string, error) {
+	name = strings.Trim(strings.ReplaceAll(name, "\\", "/"), "/")
+	if name == "" || strings.EqualFold(name, FolderInbox) {
+		return FolderInbox, nil
+	}
+	parts := strings.Split(name, "/")
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		if p == "" || p == "." || p == ".." || strings.ContainsAny(p, "\x00\r\n*%") {
+			return "", fmt.Errorf("%w folder name %q", ErrInvalid, name)
+		}
+		if i == 0 && strings.EqualFold(p, FolderInbox) {
+			p = FolderInbox
+		}
+		parts[i] = p
+	}
+	return strings.Join(parts, "/"), nil
+}
+
+// committer gathers queued messages into one transaction per batch: one
+// fsync of the summary log, the blob directories and the metadata file
+// covers them all.
+func (t *Tenant) committer() {
+	defer t.wg.Done()
+	const maxBatch = 512
+	batch := make([]*job, 0, maxBatch)
+	for {
+		select {
+		case j := <-t.commitQ:
+			batch = append(batch[:0], j)
+		case <-t.done:
+			// Fail what is still queued; nothing of it was committed.
+			for {
+				select {
+				case j := <-t.commitQ:
+					j.done <- ErrTenantClosed
+				default:
+					return
+				}
+			}
+		}
+		deadline := time.After(t.p.opt.CommitDelay)
+	gather:
+		for len(batch) < maxBatch {
+			select {
+			case j := <-t.commitQ:
+				batch = append(batch, j)
+			default:
+				if t.p.opt.CommitDelay <= 0 {
+					break gather
+				}
+				select {
+				case j := <-t.commitQ:
+					batch = append(batch, j)
+				case <-deadline:
+					break gather
+				}
+			}
+		}
+		err := t.commit(batch)
+		for _, j := range batch {
+			j.done <- err
+		}
+	}
+}
+
+// commit writes one batch. In-memory state changes only after the metadata
+// is durable, so readers never see an unacknowledged message.
+func (t *Tenant) commit(batch []*job) error {
+	ctx := context.Background()
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+
+	// Plan against current state plus what this batch adds.
+	type newMsg struct {
+		mid uint64
+		m   msgMeta
+		j   *job
+	}
+	var (
+		news     []newMsg
+		newBySum = map[[32]byte]uint64{}
+		nextMID  = uint64(len(t.msgs)) + 1
+		prev     = t.lastChain
+		modseq   = t.modseq + 1
+		now      = time.Now()
+		newFolds = map[string]*Folder{} // by mailbox/name
+		uidNext  = map[uint64]uint32{}
+		adds     []struct {
+			mid uint64
+			mem member
+		}
+		inFolder = map[member]bool{} // (folder, mid-as-uid-key) pairs added in this batch
+		touched  = map[uint64]bool{} // existing mids whose modseq changes
+	)
+	folderID := t.nextFolderID()
+	t.mu.RLock()
+	for _, j := range batch {
+		mid, ok := t.hashes[j.sum]
+		if !ok {
+			mid, ok = newBySum[j.sum]
+		}
+		j.res = IngestResult{SHA256: fmt.Sprintf("%x", j.sum), Size: j.size}
+		if ok {
+			j.res.Duplicate = true
+			if mid <= uint64(len(t.msgs)) && len(j.rcpts) > 0 {
+				touched[mid] = true
+			}
+		} else {
+			if j.sealed == nil {
+				// Arrived as a duplicate of a message that no longer
+				// exists; cannot happen while messages are never deleted.
+				t.mu.RUnlock()
+				return fmt.Errorf("message %x: summary missing", j.sum[:8])
+			}
+			mid = nextMID
+			nextMID++
+			archived := now.UnixNano()
+			m := msgMeta{sum: j.sum, size: j.size, received: j.received, archived: archived, modseq: modseq}
+			m.chain = chainHash(prev, mid, j.sum, j.size, archived)
+			prev = m.chain
+			newBySum[j.sum] = mid
+			news = append(news, newMsg{mid, m, j})
+		}
+		j.res.MID = mid
+		for _, tg := range j.targets {
+			mb := t.mailboxes[tg.mailbox]
+			if mb == nil {
+				continue
+			}
+			fid, fok := t.folderByNameLocked(tg.mailbox, tg.folder)
+			if !fok {
+				key := fmt.Sprintf("%d/%s", tg.mailbox, tg.folder)
+				nf := newFolds[key]
+				if nf == nil {
+					nf = &Folder{ID: folderID, Mailbox: tg.mailbox, Name: tg.folder, UIDValidity: uidValidity(now, folderID)}
+					if tg.folder == FolderSent {
+						nf.Special = `\Sent`
+					}
+					folderID++
+					newFolds[key] = nf
+				}
+				fid = nf.ID
+			}
+			if t.memberLocked(mid, fid) || inFolder[member{fid, uint32(mid)}] {
+				continue
+			}
+			inFolder[member{fid, uint32(mid)}] = true
+			n, ok := uidNext[fid]
+			if !ok {
+				n = 1
+				if f := t.folders[fid]; f != nil {
+					n = f.uidNext
+				}
+			}
+			uidNext[fid] = n + 1
+			adds = append(adds, struct {
+				mid uint64
+				mem member
+			}{mid, member{fid, n}})
+			if mid <= uint64(len(t.msgs)) {
+				touched[mid] = true
+			}
+			j.res.Placed = append(j.res.Placed, Placement{Mailbox: mb.Address, Folder: tg.folder, UID: n})
+		}
+	}
+	t.mu.RUnlock()
+
+	// Durable content first: summaries and blob directory entries.
+	if len(news) > 0 {
+		recs := make([][]byte, len(news))
+		for i, n := range news {
+			recs[i] = n.j.sealed
+		}
+		offs, err := t.sums.Append(recs)
+		if err != nil {
+			return err
+		}
+		for i := range news {
+			news[i].m.sumOff = offs[i]
+		}
+		if err := t.sums.Sync(); err != nil {
+			return err
+		}
+		if err := t.blobs.Sync(ctx); err != nil {
+			return err
+		}
+	}
+	if len(news) == 0 && len(adds) == 0 {
+		return nil
+	}
+	existing := map[uint64]msgMeta{}
+	t.mu.RLock()
+	for mid := range touched {
+		m := t.msgs[mid-1]
+		m.modseq = modseq
+		existing[mid] = m
+	}
+	t.mu.RUnlock()
+	err := t.db.Update(func(tx *buntdb.Tx) error {
+		for _, f := range newFolds {
+			if err := setJSON(tx, folderKey(f.ID), f); err != nil {
+				return err
+			}
+		}
+		for _, n := range news {
+			if _, _, err := tx.Set(msgKey(n.mid), encodeMsg(&n.m), nil); err != nil {
+				return err
+			}
+			if len(n.j.rcpts) > 0 {
+				if err := setJSON(tx, rcptKey(n.mid), n.j.rcpts); err != nil {
+					return err
+				}
+			}
+		}
+		for mid, m := range existing {
+			if _, _, err := tx.Set(msgKey(mid), encodeMsg(&m), nil); err != nil {
+				return err
+			}
+		}
+		for _, a := range adds {
+			if _, _, err := tx.Set(memKey(a.mem.folder, a.mem.uid), fmt.Sprintf("%016x", a.mid), nil); err != nil {
+				return err
+			}
+		}
+		for fid, n := range uidNext {
+			if _, _, err := tx.Set(fmt.Sprintf("uidnext:%016x", fid), strconv.FormatUint(uint64(n), 10), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("commit metadata: %w", err)
+	}
+	// Journal recipients of duplicates merge into the stored list.
+	for _, j := range batch {
+		if j.res.Duplicate && len(j.rcpts) > 0 {
+			if err := t.mergeRecipients(j.res.MID, j.rcpts); err != nil {
+				t.log.Error("merge journal recipients", "mid", j.res.MID, "err", err)
+			}
+		}
+	}
+
+	t.mu.Lock()
+	for _, f := range newFolds {
+		t.addFolderLocked(*f)
+	}
+	for _, n := range news {
+		t.msgs = append(t.msgs, n.m)
+		t.hashes[n.m.sum] = n.mid
+		t.bytes += n.m.size
+	}
+	for mid := range existing {
+		t.msgs[mid-1].modseq = modseq
+	}
+	counts := map[uint64]int{}
+	for _, a := range adds {
+		f := t.folders[a.mem.folder]
+		f.uids = append(f.uids, a.mem.uid)
+		f.mids = append(f.mids, a.mid)
+		f.uidNext = a.mem.uid + 1
+		f.size += t.msgs[a.mid-1].size
+		m := &t.msgs[a.mid-1]
+		m.members = append(m.members, a.mem)
+		counts[a.mem.folder] = len(f.uids)
+	}
+	t.lastChain = prev
+	t.modseq = modseq
+	notify := make([]func(uint64, int), 0, len(t.notify))
+	for _, fn := range t.notify {
+		notify = append(notify, fn)
+	}
+	t.mu.Unlock()
+
+	for fid, n := range counts {
+		for _, fn := range notify {
+			fn(fid, n)
+		}
+	}
+	// Hand the batch to the indexer; the index may lag but never loses a
+	// message, as it restarts from its watermark.
+	for _, n := range news {
+		t.queueIndex(indexJob{mid: n.mid, modseq: modseq, summary: n.j.summary})
+	}
+	for mid := range existing {
+		t.queueIndex(indexJob{mid: mid, modseq: modseq})
+	}
+	return nil
+}
+
+func uidValidity(now time.Time, folderID uint64) uint32 {
+	// Distinct per folder and increasing over time, so a folder re-created
+	// under the same name never reuses a UIDVALIDITY.
+	return uint32(now.Unix()) + uint32(folderID%1000)
+}
+
+func (t *Tenant) folderByNameLocked(mailbox uint64, name string) (uint64, bool) {
+	id, ok := t.byName[folderName{mailbox, name}]
+	return id, ok
+}
+
+// memberLocked reports whether mid is already in folder fid.
+func (t *Tenant) memberLocked(mid, fid uint64) bool {
+	if mid > uint64(len(t.msgs)) {
+		return false
+	}
+	for _, m := range t.msgs[mid-1].members {
+		if m.folder == fid {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *Tenant) nextFolderID() uint64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.maxFolder + 1
+}
+
+func folderKey(id uint64) string  { return fmt.Sprintf("folder:%016x", id) }
+func mailboxKey(id uint64) string { return fmt.Sprintf("mbox:%016x", id) }
+func rcptKey(mid uint64) string   { return fmt.Sprintf("rcpt:%016x", mid) }

@@ -1,0 +1,481 @@
+package backend
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidwall/buntdb"
+
+	"github.com/mailvault/mailvault/index"
+	"github.com/mailvault/mailvault/store"
+)
+
+// Tenant is one customer organisation, sealed off from every other: its own
+// data key, metadata file, blob directory, summary log and index.
+type Tenant struct {
+	Name string
+
+	p     *Provider
+	log   *slog.Logger
+	dir   string
+	db    *buntdb.DB
+	seal  *store.Sealer
+	blobs store.Blobs
+	sums  *store.RecordLog
+	ix    *index.Index
+
+	infoMu sync.Mutex
+	info   *TenantInfo
+
+	// wmu serialises writers (commit batches and administrative changes) so
+	// that id and UID allocation sees a stable state; mu guards the
+	// in-memory state for readers and is held only to apply a finished
+	// write.
+	wmu       sync.Mutex
+	mu        sync.RWMutex
+	msgs      []msgMeta // by MID-1; MIDs are dense and double as the chain sequence
+	hashes    map[[32]byte]uint64
+	folders   map[uint64]*folderState
+	byName    map[folderName]uint64
+	maxFolder uint64
+	maxMbox   uint64
+	mailboxes map[uint64]*Mailbox
+	addrs     map[string]uint64 // every primary and alias address -> mailbox
+	users     map[string]*User
+	groups    map[string]*Group
+	modseq    uint64
+	lastChain [32]byte
+	bytes     int64
+	notify    map[uint64]func(folder uint64, count int)
+	watchSeq  uint64
+
+	commitQ chan *job
+	indexQ  chan indexJob
+	lastUse atomic.Int64
+	done    chan struct{}
+	wg      sync.WaitGroup
+	closeMu sync.Mutex
+	closed  bool
+	stats   ingestStats
+}
+
+type folderName struct {
+	mailbox uint64
+	name    string
+}
+
+type member struct {
+	folder uint64
+	uid    uint32
+}
+
+// msgMeta is the in-memory record of one unique message; kept small, as
+// there is one per archived message.
+type msgMeta struct {
+	sum      [32]byte
+	chain    [32]byte
+	size     int64
+	received int64 // unix seconds, INTERNALDATE
+	archived int64 // unix nanoseconds, when it entered the chain
+	sumOff   int64 // offset of the sealed summary in the summary log
+	modseq   uint64
+	members  []member
+	missing  bool // the metadata record is gone (only verify looks at it)
+}
+
+type folderState struct {
+	Folder
+	uids    []uint32 // ascending
+	mids    []uint64 // parallel to uids
+	uidNext uint32
+	size    int64
+}
+
+func openTenant(ctx context.Context, p *Provider, info *TenantInfo, key []byte) (*Tenant, error) {
+	dir := p.tenantDir(info.Name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	seal, err := store.NewSealer(key)
+	if err != nil {
+		return nil, err
+	}
+	t := &Tenant{
+		Name: info.Name, p: p, log: p.log.With("tenant", info.Name), dir: dir, seal: seal, info: info,
+		hashes: map[[32]byte]uint64{}, folders: map[uint64]*folderState{}, byName: map[folderName]uint64{}, mailboxes: map[uint64]*Mailbox{},
+		addrs: map[string]uint64{}, users: map[string]*User{}, groups: map[string]*Group{}, notify: map[uint64]func(uint64, int){},
+		commitQ: make(chan *job, 1024), indexQ: make(chan indexJob, 4096), done: make(chan struct{}),
+	}
+	t.touch()
+	ok := false
+	defer func() {
+		if !ok {
+			t.closeFiles()
+		}
+	}()
+	if t.blobs, err = store.NewFSBlobs(filepath.Join(dir, "blobs")); err != nil {
+		return nil, err
+	}
+	if t.db, err = store.OpenKV(filepath.Join(dir, "meta.db")); err != nil {
+		return nil, err
+	}
+	if t.sums, err = store.OpenRecordLog(filepath.Join(dir, "summaries.log")); err != nil {
+		return nil, err
+	}
+	if t.ix, err = index.Open(filepath.Join(dir, "index"), t.log); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if err := t.load(); err != nil {
+		return nil, err
+	}
+	ok = true
+	t.wg.Add(2)
+	go t.committer()
+	go t.indexer()
+	t.log.Info("tenant opened", "messages", len(t.msgs), "mailboxes", len(t.mailboxes), "took", time.Since(start).Round(time.Millisecond))
+	t.catchUpIndex()
+	return t, nil
+}
+
+func chainGenesis(tenant string) [32]byte {
+	return sha256.Sum256([]byte("mailvault chain " + tenant))
+}
+
+// chainHash links a message into the tenant's hash chain.
+func chainHash(prev [32]byte, mid uint64, sum [32]byte, size int64, archived int64) [32]byte {
+	var b [32 + 8 + 32 + 8 + 8]byte
+	copy(b[:32], prev[:])
+	binary.BigEndian.PutUint64(b[32:], mid)
+	copy(b[40:72], sum[:])
+	binary.BigEndian.PutUint64(b[72:], uint64(size))
+	binary.BigEndian.PutUint64(b[80:], uint64(archived))
+	return sha256.Sum256(b[:])
+}
+
+func msgKey(mid uint64) string { return fmt.Sprintf("msg:%016x", mid) }
+func memKey(folder uint64, uid uint32) string {
+	return fmt.Sprintf("mem:%016x:%08x", folder, uid)
+}
+
+var b64 = base64.RawURLEncoding
+
+// encodeMsg is the stored form of msgMeta (members are stored as mem: keys).
+func encodeMsg(m *msgMeta) string {
+	return "1 " + b64.EncodeToString(m.sum[:]) + " " + strconv.FormatInt(m.size, 10) + " " +
+		strconv.FormatInt(m.received, 10) + " " + strconv.FormatInt(m.archived, 10) + " " +
+		b64.EncodeToString(m.chain[:]) + " " + strconv.FormatInt(m.sumOff, 10) + " " +
+		strconv.FormatUint(m.modseq, 10)
+}
+
+func decodeMsg(s string) (msgMeta, error) {
+	var m msgMeta
+	f := strings.Fields(s)
+	if len(f) != 8 || f[0] != "1" {
+		return m, fmt.Errorf("bad message record %q", s)
+	}
+	sum, err1 := b64.DecodeString(f[1])
+	chain, err2 := b64.DecodeString(f[5])
+	var err3, err4, err5, err6, err7 error
+	m.size, err3 = strconv.ParseInt(f[2], 10, 64)
+	m.received, err4 = strconv.ParseInt(f[3], 10, 64)
+	m.archived, err5 = strconv.ParseInt(f[4], 10, 64)
+	m.sumOff, err6 = strconv.ParseInt(f[6], 10, 64)
+	m.modseq, err7 = strconv.ParseUint(f[7], 10, 64)
+	if err := errors.Join(err1, err2, err3, err4, err5, err6, err7); err != nil || len(sum) != 32 || len(chain) != 32 {
+		return m, fmt.Errorf("bad message record %q", s)
+	}
+	copy(m.sum[:], sum)
+	copy(m.chain[:], chain)
+	return m, nil
+}
+
+// load reads the metadata into memory and repairs what a torn final commit
+// (power loss in the middle of a write) can leave: records after a gap in
+// the message sequence and memberships of messages that do not exist. Such
+// records were never acknowledged, as acknowledgement follows the fsync.
+func (t *Tenant) load() error {
+	byMID := map[uint64]msgMeta{}
+	var maxMID uint64
+	type mem struct {
+		folder, mid uint64
+		uid         uint32
+		key         string
+	}
+	var mems []mem
+	err := t.db.View(func(tx *buntdb.Tx) error {
+		var ierr error
+		tx.Ascend("", func(k, v string) bool {
+			kind, rest, _ := strings.Cut(k, ":")
+			switch kind {
+			case "msg":
+				mid, err := strconv.ParseUint(rest, 16, 64)
+				if err != nil {
+					ierr = fmt.Errorf("key %q: %w", k, err)
+					return false
+				}
+				m, err := decodeMsg(v)
+				if err != nil {
+					ierr = err
+					return false
+				}
+				byMID[mid] = m
+				maxMID = max(maxMID, mid)
+			case "mem":
+				fs, us, _ := strings.Cut(rest, ":")
+				f, err1 := strconv.ParseUint(fs, 16, 64)
+				u, err2 := strconv.ParseUint(us, 16, 32)
+				mid, err3 := strconv.ParseUint(v, 16, 64)
+				if err := errors.Join(err1, err2, err3); err != nil {
+					ierr = fmt.Errorf("key %q: %w", k, err)
+					return false
+				}
+				mems = append(mems, mem{f, mid, uint32(u), k})
+			case "mbox":
+				var mb Mailbox
+				if ierr = json.Unmarshal([]byte(v), &mb); ierr != nil {
+					return false
+				}
+				t.putMailboxLocked(&mb)
+			case "folder":
+				var f Folder
+				if ierr = json.Unmarshal([]byte(v), &f); ierr != nil {
+					return false
+				}
+				t.addFolderLocked(f)
+			case "user":
+				var u User
+				if ierr = json.Unmarshal([]byte(v), &u); ierr != nil {
+					return false
+				}
+				t.users[u.Login] = &u
+			case "group":
+				var g Group
+				if ierr = json.Unmarshal([]byte(v), &g); ierr != nil {
+					return false
+				}
+				t.groups[g.Name] = &g
+			}
+			return true
+		})
+		return ierr
+	})
+	if err != nil {
+		return fmt.Errorf("load metadata: %w", err)
+	}
+
+	var drop []string
+	t.msgs = make([]msgMeta, 0, max(len(byMID), int(maxMID)))
+	prev := chainGenesis(t.Name)
+	tornFrom := t.tornTail(byMID, maxMID)
+	for mid := uint64(1); mid <= maxMID; mid++ {
+		m, ok := byMID[mid]
+		if mid >= tornFrom {
+			if ok {
+				drop = append(drop, msgKey(mid))
+			}
+			continue
+		}
+		if !ok {
+			// A record missing in the middle of the chain was removed by
+			// someone: keep the slot so verify names it.
+			t.log.Error("message record missing: the archive was altered; run verify", "mid", mid)
+			m = msgMeta{missing: true}
+		}
+		t.msgs = append(t.msgs, m)
+		if !m.missing {
+			t.hashes[m.sum] = mid
+			t.bytes += m.size
+			prev = m.chain
+		}
+		t.modseq = max(t.modseq, m.modseq)
+	}
+	if tornFrom <= maxMID {
+		t.log.Warn("dropped unacknowledged messages of a torn final commit", "from_mid", tornFrom, "records", len(drop))
+	}
+	t.lastChain = prev
+	for _, mm := range mems {
+		f := t.folders[mm.folder]
+		if mm.mid == 0 || mm.mid > uint64(len(t.msgs)) || f == nil {
+			drop = append(drop, mm.key)
+			continue
+		}
+		if t.msgs[mm.mid-1].missing {
+			continue
+		}
+		m := &t.msgs[mm.mid-1]
+		m.members = append(m.members, member{mm.folder, mm.uid})
+		f.uids = append(f.uids, mm.uid) // keys ascend, so UIDs come sorted
+		f.mids = append(f.mids, mm.mid)
+		f.size += m.size
+		f.uidNext = max(f.uidNext, mm.uid+1)
+	}
+	if len(drop) > 0 {
+		t.log.Warn("repairing metadata", "records_removed", len(drop))
+		err := t.db.Update(func(tx *buntdb.Tx) error {
+			for _, k := range drop {
+				if _, err := tx.Delete(k); err != nil && err != buntdb.ErrNotFound {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("repair metadata: %w", err)
+		}
+	}
+	// The UID counter of a folder must never go back, even if its newest
+	// messages were dropped above: keep a floor record per folder.
+	return t.db.View(func(tx *buntdb.Tx) error {
+		return tx.AscendKeys("uidnext:*", func(k, v string) bool {
+			id, err1 := strconv.ParseUint(strings.TrimPrefix(k, "uidnext:"), 16, 64)
+			n, err2 := strconv.ParseUint(v, 10, 32)
+			if f := t.folders[id]; f != nil && err1 == nil && err2 == nil {
+				f.uidNext = max(f.uidNext, uint32(n))
+			}
+			return true
+		})
+	})
+}
+
+// tornTail finds where a torn final commit starts: a gap in the MID
+// sequence after which every record carries the same, newest archive time
+// (one commit batch shares one timestamp). Anything else is not a crash
+// artefact and is left for verify to report. It returns maxMID+1 when the
+// tail is whole.
+func (t *Tenant) tornTail(byMID map[uint64]msgMeta, maxMID uint64) uint64 {
+	var gap uint64
+	for mid := uint64(1); mid <= maxMID; mid++ {
+		if _, ok := byMID[mid]; !ok {
+			gap = mid
+			break
+		}
+	}
+	if gap == 0 {
+		return maxMID + 1
+	}
+	batch := byMID[maxMID].archived
+	for mid := gap + 1; mid <= maxMID; mid++ {
+		if m, ok := byMID[mid]; ok && m.archived != batch {
+			return maxMID + 1
+		}
+	}
+	// The torn batch may also have left records before the gap.
+	start := gap
+	for start > 1 {
+		m, ok := byMID[start-1]
+		if !ok || m.archived != batch {
+			break
+		}
+		start--
+	}
+	return start
+}
+
+func (t *Tenant) touch() { t.lastUse.Store(time.Now().UnixNano()) }
+
+func (t *Tenant) idleSince(d time.Duration) bool {
+	if len(t.commitQ) > 0 || len(t.indexQ) > 0 {
+		return false
+	}
+	t.mu.RLock()
+	watchers := len(t.notify)
+	t.mu.RUnlock()
+	return watchers == 0 && time.Since(time.Unix(0, t.lastUse.Load())) > d
+}
+
+func (t *Tenant) setInfo(info *TenantInfo) {
+	t.infoMu.Lock()
+	t.info = info
+	t.infoMu.Unlock()
+}
+
+// Info returns the tenant's registry entry.
+func (t *Tenant) Info() TenantInfo {
+	t.infoMu.Lock()
+	defer t.infoMu.Unlock()
+	return *t.info
+}
+
+func (t *Tenant) close() error {
+	t.closeMu.Lock()
+	if t.closed {
+		t.closeMu.Unlock()
+		return nil
+	}
+	t.closed = true
+	close(t.done)
+	t.closeMu.Unlock()
+	t.wg.Wait()
+	return t.closeFiles()
+}
+
+func (t *Tenant) closeFiles() error {
+	var errs []error
+	if t.ix != nil {
+		errs = append(errs, t.ix.Close())
+	}
+	if t.sums != nil {
+		errs = append(errs, t.sums.Close())
+	}
+	if t.db != nil {
+		errs = append(errs, t.db.Close())
+	}
+	t.seal.Close()
+	return errors.Join(errs...)
+}
+
+// sortedFolderIDs returns folder ids of a mailbox ordered by name.
+func (t *Tenant) sortedFolders(mailbox uint64) []*folderState {
+	var out []*folderState
+	for _, f := range t.folders {
+		if f.Mailbox == mailbox {
+			out = append(out, f)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return folderLess(out[i].Name, out[j].Name) })
+	return out
+}
+
+// folderLess puts INBOX first, then names in order.
+func folderLess(a, b string) bool {
+	if (a == FolderInbox) != (b == FolderInbox) {
+		return a == FolderInbox
+	}
+	return a < b
+}
+
+func (t *Tenant) addFolderLocked(f Folder) *folderState {
+	fs := &folderState{Folder: f, uidNext: 1}
+	t.folders[f.ID] = fs
+	t.byName[folderName{f.Mailbox, f.Name}] = f.ID
+	t.maxFolder = max(t.maxFolder, f.ID)
+	return fs
+}
+
+func (t *Tenant) putMailboxLocked(mb *Mailbox) {
+	if old := t.mailboxes[mb.ID]; old != nil {
+		for _, a := range old.Addresses() {
+			delete(t.addrs, a)
+		}
+	}
+	t.mailboxes[mb.ID] = mb
+	for _, a := range mb.Addresses() {
+		t.addrs[a] = mb.ID
+	}
+	t.maxMbox = max(t.maxMbox, mb.ID)
+}

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mailvault/mailvault/backend"
+	"github.com/mailvault/mailvault/mailgen"
+)
+
+func cmdBench(ctx context.Context, args []string) error {
+	op, args, err := sub(args, "ingest")
+	if err != nil {
+		return err
+	}
+	if op != "ingest" {
+		return fmt.Errorf("unknown benchmark %q: want ingest", op)
+	}
+	fs := newFlags("bench ingest", "bench ingest [-n N] [-workers W] [-size BYTES] [-dir DIR]")
+	n := fs.Int("n", 20000, "messages to archive")
+	workers := fs.Int("workers", 2*runtime.GOMAXPROCS(0), "concurrent ingest calls")
+	size := fs.Int("size", 30<<10, "average message size in bytes")
+	dir := fs.String("dir", "", "data directory (default: a temporary one, removed afterwards)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	res, err := BenchIngest(ctx, BenchOptions{N: *n, Workers: *workers, Size: *size, Dir: *dir})
+	if err != nil {
+		return err
+	}
+	fmt.Print(res)
+	return nil
+}
+
+// BenchOptions configure BenchIngest.
+type BenchOptions struct {
+	N, Workers, Size int
+	Dir              string
+}
+
+// BenchResult holds the figures of an ingest benchmark.
+type BenchResult struct {
+	Messages        int
+	RawBytes        int64
+	Archive, Index  time.Duration
+	StoredBytes     int64
+	HeapPerMsg      float64
+	RSSPerMsg       float64
+	BlobBytes       int64
+	IndexBytes      int64
+	MetaBytes       int64
+	SummaryLogBytes int64
+}
+
+func (r *BenchResult) String() string {
+	total := r.Archive + r.Index
+	mb := float64(r.RawBytes) / 1e6
+	return fmt.Sprintf(`ingest benchmark: %d messages, %.1f MB raw, average %d bytes
+  archived durable:        %8.0f messages/s  (%.1f MB/s, %s)
+  archived and indexed:    %8.0f messages/s  (%s incl. index catch-up)
+  stored bytes / raw:      %8.1f %%  (blobs %.1f MB, summaries %.1f MB, metadata %.1f MB, index %.1f MB)
+  RAM per message:         %8.0f bytes heap, %.0f bytes RSS (after GC, tenant open)
+`, r.Messages, mb, r.RawBytes/int64(max(r.Messages, 1)),
+		float64(r.Messages)/r.Archive.Seconds(), mb/r.Archive.Seconds(), r.Archive.Round(time.Millisecond),
+		float64(r.Messages)/total.Seconds(), total.Round(time.Millisecond),
+		100*float64(r.StoredBytes)/float64(r.RawBytes), float64(r.BlobBytes)/1e6, float64(r.SummaryLogBytes)/1e6, float64(r.MetaBytes)/1e6, float64(r.IndexBytes)/1e6,
+		r.HeapPerMsg, r.RSSPerMsg)
+}
+
+// BenchIngest archives generated mail through the real pipeline (hash,
+// dedup, parse, zstd, AES-GCM, fsynced group commits, index) and measures
+// it. Generation happens before the clock starts.
+func BenchIngest(ctx context.Context, o BenchOptions) (*BenchResult, error) {
+	dir := o.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "mailvault-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	log := newLogger("warn", os.Stderr)
+	p, err := backend.Open(backend.Options{DataDir: dir, Logger: log, CommitDelay: time.Millisecond})
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	if _, err := p.CreateTenant(ctx, "bench", []string{"acme.example", "partner.example"}, backend.Quotas{}); err != nil {
+		return nil, err
+	}
+	t, err := p.Tenant(ctx, "bench")
+	if err != nil {
+		return nil, err
+	}
+	g := mailgen.New(42, []string{"acme.example", "partner.example"}, 40)
+	g.AvgSize = o.Size
+	for _, person := range g.People {
+		if strings.HasSuffix(person.Address, "@acme.example") {
+			if _, err := t.CreateMailbox(ctx, backend.MailboxSpec{Kind: backend.KindUser, Address: person.Address}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	msgs := make([][]byte, o.N)
+	res := &BenchResult{Messages: o.N}
+	for i := range msgs {
+		msgs[i] = g.Next().Raw
+		res.RawBytes += int64(len(msgs[i]))
+	}
+	fmt.Fprintf(os.Stderr, "generated %d messages (%.1f MB); archiving with %d workers...\n", o.N, float64(res.RawBytes)/1e6, o.Workers)
+	var next atomic.Int64
+	var firstErr error
+	var once sync.Once
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < o.Workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(msgs) {
+					return
+				}
+				if _, err := t.Ingest(ctx, msgs[i], backend.Source{}); err != nil {
+					once.Do(func() { firstErr = err })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	res.Archive = time.Since(start)
+	if err := t.WaitIndexed(ctx); err != nil {
+		return nil, err
+	}
+	res.Index = time.Since(start) - res.Archive
+	msgs = nil
+	runtime.GC()
+	debug.FreeOSMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	res.HeapPerMsg = float64(ms.HeapAlloc) / float64(o.N)
+	res.RSSPerMsg = float64(rss()) / float64(o.N)
+	tdir := filepath.Join(dir, "tenants", "bench")
+	res.BlobBytes = dirSize(filepath.Join(tdir, "blobs"))
+	res.IndexBytes = dirSize(filepath.Join(tdir, "index"))
+	res.MetaBytes = dirSize(filepath.Join(tdir, "meta.db"))
+	res.SummaryLogBytes = dirSize(filepath.Join(tdir, "summaries.log"))
+	res.StoredBytes = res.BlobBytes + res.MetaBytes + res.SummaryLogBytes
+	return res, nil
+}
+
+func dirSize(path string) int64 {
+	var n int64
+	filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// rss reads the resident set size from /proc (0 where unavailable).
+func rss() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(v)
+			if len(f) > 0 {
+				kb, _ := strconv.ParseInt(f[0], 10, 64)
+				return kb * 1024
+			}
+		}
+	}
+	return 0
+}

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mailvault/mailvault/mailfile"
+	"github.com/mailvault/mailvault/server"
+)
+
+func cmdImport(ctx context.Context, args []string) error {
+	fs := newFlags("import", "import -tenant T [-mailbox ADDRESS] [-folder NAME] PATH...")
+	cf := addClientFlags(fs)
+	tenant := fs.String("tenant", "", "tenant name (required)")
+	mailbox := fs.String("mailbox", "", "archive mailbox to import into, keeping the source's folders (default: assign each message by its addresses)")
+	folder := fs.String("folder", "", "put every message into this folder of -mailbox instead of the source's folder names")
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if *tenant == "" || len(pos) == 0 {
+		return fmt.Errorf("usage: mailvault import -tenant T [-mailbox ADDRESS] PATH... (-tenant and at least one path are required)")
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	var total int
+	var totalBytes int64
+	for _, p := range pos {
+		n, b, err := mailfile.Count(ctx, p)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", p, err)
+		}
+		total += n
+		totalBytes += b
+	}
+	q := url.Values{}
+	if *mailbox != "" {
+		q.Set("mailbox", *mailbox)
+	}
+	pr, pw := io.Pipe()
+	var (
+		mu       sync.Mutex
+		failures []string
+		sources  []string // by record number, for error messages
+	)
+	go func() {
+		bw := bufio.NewWriterSize(pw, 1<<20)
+		var err error
+		for _, p := range pos {
+			err = mailfile.Walk(ctx, p, func(m *mailfile.Message) error {
+				f := m.Folder
+				if *folder != "" {
+					f = *folder
+				}
+				mu.Lock()
+				sources = append(sources, m.Source)
+				mu.Unlock()
+				return server.WriteBatchRecord(bw, server.BatchRecord{Folder: f, Date: m.Date, Raw: m.Raw})
+			}, func(source string, err error) {
+				mu.Lock()
+				failures = append(failures, fmt.Sprintf("%s: %v", source, err))
+				mu.Unlock()
+			})
+			if err != nil {
+				break
+			}
+		}
+		if err == nil {
+			err = bw.Flush()
+		}
+		pw.CloseWithError(err)
+	}()
+	resp, err := c.Raw("POST", tenantPath(*tenant, "import")+"?"+q.Encode(), "application/x-mailvault-batch", pr)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	start := time.Now()
+	var archived, dups, failed, done int
+	var bytesDone int64
+	dec := json.NewDecoder(resp.Body)
+	progress := newProgress(os.Stderr, total, totalBytes, *quiet)
+	for {
+		var r server.ImportResult
+		if err := dec.Decode(&r); err == io.EOF {
+			break
+		} else if err != nil {
+			return fmt.Errorf("import interrupted after %d messages (re-run the same command: it skips what is archived): %w", done, err)
+		}
+		if r.N == 0 {
+			return fmt.Errorf("import stopped by the server after %d messages: %s", done, r.Error)
+		}
+		done++
+		bytesDone += r.Size
+		switch {
+		case r.Error != "":
+			failed++
+			mu.Lock()
+			src := fmt.Sprintf("message %d", r.N)
+			if r.N-1 < len(sources) {
+				src = sources[r.N-1]
+			}
+			failures = append(failures, fmt.Sprintf("%s: %s", src, r.Error))
+			mu.Unlock()
+		case r.Duplicate && len(r.Placed) == 0:
+			dups++
+		default:
+			archived++
+		}
+		progress.update(done, bytesDone)
+	}
+	progress.finish()
+	el := time.Since(start)
+	fmt.Printf("import finished in %s: %d archived, %d already archived (duplicates), %d failed, %.0f messages/s\n",
+		el.Round(time.Millisecond), archived, dups, len(failures), float64(done)/max(el.Seconds(), 1e-3))
+	if len(failures) > 0 {
+		sort.Strings(failures)
+		fmt.Println("failed:")
+		for _, f := range failures {
+			fmt.Println("  " + f)
+		}
+		return fmt.Errorf("%d message(s) not imported", len(failures))
+	}
+	return nil
+}
+
+// progress draws a one-line progress bar with rate and ETA.
+type progress struct {
+	w          io.Writer
+	total      int
+	totalBytes int64
+	quiet      bool
+	start      time.Time
+	last       time.Time
+}
+
+func newProgress(w io.Writer, total int, totalBytes int64, quiet bool) *progress {
+	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice == 0 {
+		quiet = quiet || w == os.Stderr && os.Getenv("MAILVAULT_PROGRESS") == ""
+	}
+	return &progress{w: w, total: total, totalBytes: totalBytes, quiet: quiet, start: time.Now()}
+}
+
+func (p *progress) update(done int, bytes int64) {
+	if p.quiet || time.Since(p.last) < 200*time.Millisecond && done != p.total {
+		return
+	}
+	p.last = time.Now()
+	el := time.Since(p.start).Seconds()
+	rate := float64(done) / max(el, 1e-3)
+	frac := 0.0
+	if p.total > 0 {
+		frac = float64(done) / float64(p.total)
+	}
+	const width = 30
+	bar := strings.Repeat("#", int(frac*width)) + strings.Repeat(".", width-int(frac*width))
+	eta := "?"
+	if rate > 0 && p.total >= done {
+		eta = (time.Duration(float64(p.total-done)/rate) * time.Second).Round(time.Second).String()
+	}
+	fmt.Fprintf(p.w, "\r[%s] %d/%d messages  %.1f MB  %.0f msg/s  ETA %s ", bar, done, p.total, float64(bytes)/1e6, rate, eta)
+}
+
+func (p *progress) finish() {
+	if !p.quiet {
+		fmt.Fprintln(p.w)
+	}
+}

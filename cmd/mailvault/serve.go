@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"os"
+
+	"github.com/mailvault/mailvault/backend"
+	"github.com/mailvault/mailvault/conf"
+	"github.com/mailvault/mailvault/mailgen"
+	"github.com/mailvault/mailvault/server"
+)
+
+func cmdServe(ctx context.Context, args []string) error {
+	fs := newFlags("serve", "serve [-config FILE] [-demo]")
+	cfgFile := fs.String("config", "", "TOML configuration file (default: built-in defaults; see `mailvault config example`)")
+	demo := fs.Bool("demo", false, "create a demo tenant with a user and generated mail on first start")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := conf.Load(*cfgFile, os.Environ())
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.LogLevel, os.Stderr)
+	s, err := server.Start(ctx, cfg, log, protocols(cfg))
+	if err != nil {
+		return err
+	}
+	log.Info("mailvault started", "data_dir", cfg.DataDir, "api", "http://"+s.Addr("http").String()+"/api/v1",
+		"token_file", server.TokenFile(cfg.DataDir))
+	if *demo {
+		if err := createDemo(ctx, s); err != nil {
+			log.Error("demo setup failed", "err", err)
+		}
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	return s.Close()
+}
+
+// protocols lists the protocol listeners this build serves.
+func protocols(cfg conf.Config) []server.Protocol { return nil }
+
+func createDemo(ctx context.Context, s *server.Server) error {
+	p := s.Provider
+	if _, err := p.TenantInfo("demo"); err == nil {
+		s.Log.Info("demo tenant exists already; log in as demo@demo.example with the password printed at its creation")
+		return nil
+	}
+	if _, err := p.CreateTenant(ctx, "demo", []string{"demo.example"}, backend.Quotas{}); err != nil {
+		return err
+	}
+	t, err := p.Tenant(ctx, "demo")
+	if err != nil {
+		return err
+	}
+	pw := make([]byte, 12)
+	rand.Read(pw)
+	password := base64.RawURLEncoding.EncodeToString(pw)
+	if _, err := t.CreateUser(ctx, backend.UserSpec{Login: "demo@demo.example", Password: password, Roles: []backend.Role{backend.RoleReader}, Mailbox: true}); err != nil {
+		return err
+	}
+	g := mailgen.New(1, []string{"demo.example", "partner.example"}, 8)
+	g.AvgSize = 8 << 10
+	for _, pp := range g.People {
+		if pp.Address != "demo@demo.example" && pp.Address[len(pp.Address)-len("demo.example"):] == "demo.example" {
+			t.CreateMailbox(ctx, backend.MailboxSpec{Kind: backend.KindUser, Address: pp.Address})
+		}
+	}
+	for i := 0; i < 300; i++ {
+		m := g.Next()
+		// Every demo message also goes to the demo user, so the mounted
+		// archive is full at once.
+		src := backend.Source{Recipients: []string{"demo@demo.example"}, Received: m.Date}
+		if _, err := t.Ingest(ctx, m.Raw, src); err != nil {
+			return fmt.Errorf("demo message %d: %w", i, err)
+		}
+	}
+	fmt.Printf("\nDemo tenant ready: log in as demo@demo.example with password %s\n(IMAP %s, shown once)\n\n", password, s.Config.IMAP.Listen)
+	return nil
+}
+

@@ -1,0 +1,205 @@
+package conf
+
+import (
+	_ "embed"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole server configuration. Field tags name the TOML keys;
+// the environment variable of a key is MAILVAULT_<SECTION>_<KEY> in upper
+// case, e.g. MAILVAULT_IMAP_LISTEN.
+type Config struct {
+	DataDir  string `toml:"data_dir"`
+	LogLevel string `toml:"log_level"`
+
+	HTTP  HTTP  `toml:"http"`
+	IMAP  IMAP  `toml:"imap"`
+	SMTP  SMTP  `toml:"smtp"`
+	Store Store `toml:"store"`
+}
+
+// HTTP is the listener for JMAP and the management API.
+type HTTP struct {
+	Listen string `toml:"listen"`
+	// PublicURL is the absolute base URL clients reach the server at; empty
+	// means http://<listen>.
+	PublicURL string `toml:"public_url"`
+}
+
+// IMAP configures the read-only IMAP access.
+type IMAP struct {
+	Listen    string `toml:"listen"`
+	ListenTLS string `toml:"listen_tls"`
+	CertFile  string `toml:"cert_file"`
+	KeyFile   string `toml:"key_file"`
+}
+
+// SMTP configures the journal endpoint.
+type SMTP struct {
+	Listen          string   `toml:"listen"`
+	Hostname        string   `toml:"hostname"`
+	MaxMessageBytes int64    `toml:"max_message_bytes"`
+	ReadTimeout     Duration `toml:"read_timeout"`
+}
+
+// Store tunes the archive store.
+type Store struct {
+	// MaxIndexedText caps the decoded text indexed per message (bytes).
+	MaxIndexedText int `toml:"max_indexed_text"`
+	// IdleClose closes a tenant's files after this long without use.
+	IdleClose Duration `toml:"idle_close"`
+	// CommitDelay is how long ingest waits to gather more messages into one
+	// fsynced commit.
+	CommitDelay Duration `toml:"commit_delay"`
+}
+
+// Duration is a time.Duration that reads "30s" style strings from TOML and
+// the environment.
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Default returns the embedded default: everything on loopback, data under
+// ./mailvault-data, no external service needed.
+func Default() Config {
+	return Config{
+		DataDir:  "mailvault-data",
+		LogLevel: "info",
+		HTTP:     HTTP{Listen: "127.0.0.1:8080"},
+		IMAP:     IMAP{Listen: "127.0.0.1:1143", ListenTLS: "127.0.0.1:1993"},
+		SMTP: SMTP{
+			Listen:          "127.0.0.1:2525",
+			Hostname:        "localhost",
+			MaxMessageBytes: 150 << 20,
+			ReadTimeout:     Duration{30 * time.Minute},
+		},
+		Store: Store{
+			MaxIndexedText: 1 << 20,
+			IdleClose:      Duration{10 * time.Minute},
+			CommitDelay:    Duration{2 * time.Millisecond},
+		},
+	}
+}
+
+// Load returns the defaults overridden by the TOML file at path (if path is
+// not empty) and then by the environment.
+func Load(path string, environ []string) (Config, error) {
+	c := Default()
+	if path != "" {
+		md, err := toml.DecodeFile(path, &c)
+		if err != nil {
+			return c, fmt.Errorf("read config %s: %w", path, err)
+		}
+		if und := md.Undecoded(); len(und) > 0 {
+			return c, fmt.Errorf("config %s: unknown key %q (see `mailvault config example`)", path, und[0].String())
+		}
+	}
+	if err := applyEnv(&c, environ); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// Validate checks values that would otherwise fail late.
+func (c Config) Validate() error {
+	if c.DataDir == "" {
+		return fmt.Errorf("config: data_dir must not be empty")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("config: log_level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.SMTP.MaxMessageBytes <= 0 {
+		return fmt.Errorf("config: smtp.max_message_bytes must be positive")
+	}
+	return nil
+}
+
+// applyEnv walks the struct and sets every field whose MAILVAULT_ variable is
+// present, so that each key is reachable from the environment without a
+// hand-kept list.
+func applyEnv(c *Config, environ []string) error {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "MAILVAULT_") {
+			env[k] = v
+		}
+	}
+	if len(env) == 0 {
+		return nil
+	}
+	return walkEnv(reflect.ValueOf(c).Elem(), "MAILVAULT", env)
+}
+
+func walkEnv(v reflect.Value, prefix string, env map[string]string) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name := prefix + "_" + strings.ToUpper(f.Tag.Get("toml"))
+		fv := v.Field(i)
+		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(Duration{}) {
+			if err := walkEnv(fv, name, env); err != nil {
+				return err
+			}
+			continue
+		}
+		s, ok := env[name]
+		if !ok {
+			continue
+		}
+		if err := setValue(fv, s); err != nil {
+			return fmt.Errorf("environment %s=%q: %w", name, s, err)
+		}
+	}
+	return nil
+}
+
+func setValue(v reflect.Value, s string) error {
+	if v.Type() == reflect.TypeOf(Duration{}) {
+		return v.Addr().Interface().(*Duration).UnmarshalText([]byte(s))
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(s)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return err
+		}
+		v.SetInt(n)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		v.SetBool(b)
+	default:
+		return fmt.Errorf("unsupported kind %s", v.Kind())
+	}
+	return nil
+}
+
+//go:embed example.toml
+var example string
+
+// Example returns a commented configuration file listing every key with its
+// default.
+func Example() string { return example }

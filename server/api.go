@@ -1,0 +1,681 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mailvault/mailvault/backend"
+)
+
+// API serves /api/v1. Every request carries the provider token as a Bearer
+// token; the provider administers tenants but has no endpoint that returns
+// archived mail.
+type API struct {
+	p   *backend.Provider
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// NewAPI returns the management API handler.
+func NewAPI(p *backend.Provider, log *slog.Logger) *API {
+	a := &API{p: p, log: log, mux: http.NewServeMux()}
+	h := func(pattern string, fn func(w http.ResponseWriter, r *http.Request) error) {
+		a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			if err := fn(w, r); err != nil {
+				a.writeError(w, r, err)
+			}
+		})
+	}
+	h("GET /api/v1/tenants", a.listTenants)
+	h("POST /api/v1/tenants", a.createTenant)
+	h("GET /api/v1/tenants/{t}", a.showTenant)
+	h("PATCH /api/v1/tenants/{t}", a.patchTenant)
+	h("POST /api/v1/tenants/{t}/domains", a.addDomain)
+	h("GET /api/v1/tenants/{t}/users", a.listUsers)
+	h("POST /api/v1/tenants/{t}/users", a.createUser)
+	h("PUT /api/v1/tenants/{t}/users/{login}/password", a.setPassword)
+	h("DELETE /api/v1/tenants/{t}/users/{login}", a.deleteUser)
+	h("GET /api/v1/tenants/{t}/groups", a.listGroups)
+	h("POST /api/v1/tenants/{t}/groups", a.createGroup)
+	h("POST /api/v1/tenants/{t}/groups/{g}/members", a.groupMember)
+	h("GET /api/v1/tenants/{t}/mailboxes", a.listMailboxes)
+	h("POST /api/v1/tenants/{t}/mailboxes", a.createMailbox)
+	h("POST /api/v1/tenants/{t}/mailboxes/{m}/aliases", a.addAlias)
+	h("POST /api/v1/tenants/{t}/mailboxes/{m}/grants", a.grant)
+	h("DELETE /api/v1/tenants/{t}/mailboxes/{m}/grants/{who}", a.revoke)
+	h("POST /api/v1/tenants/{t}/messages", a.ingestOne)
+	h("POST /api/v1/tenants/{t}/import", a.importBatch)
+	h("GET /api/v1/tenants/{t}/stats", a.tenantStats)
+	h("POST /api/v1/tenants/{t}/verify", a.verify)
+	h("POST /api/v1/tenants/{t}/reindex", a.reindex)
+	h("GET /api/v1/tenants/{t}/audit", a.audit)
+	h("GET /api/v1/stats", a.allStats)
+	return a
+}
+
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || !a.p.CheckProviderToken(strings.TrimSpace(tok)) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="mailvault management"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong provider token (see provider.token in the data directory)"})
+		return
+	}
+	a.mux.ServeHTTP(w, r)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, backend.ErrNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, backend.ErrExists):
+		code = http.StatusConflict
+	case errors.Is(err, backend.ErrInvalid), errors.Is(err, errBadRequest):
+		code = http.StatusBadRequest
+	case errors.Is(err, backend.ErrQuota):
+		code = http.StatusInsufficientStorage
+	case errors.Is(err, backend.ErrDenied):
+		code = http.StatusForbidden
+	}
+	if code == http.StatusInternalServerError {
+		a.log.Error("management API request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, code, map[string]string{"error": err.Error()})
+}
+
+var errBadRequest = errors.New("bad request")
+
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: request body: %v", errBadRequest, err)
+	}
+	return nil
+}
+
+func (a *API) tenant(r *http.Request) (*backend.Tenant, error) {
+	return a.p.Tenant(r.Context(), r.PathValue("t"))
+}
+
+func (a *API) listTenants(w http.ResponseWriter, r *http.Request) error {
+	ts, err := a.p.Tenants()
+	if err != nil {
+		return err
+	}
+	out := []map[string]any{}
+	for _, t := range ts {
+		out = append(out, tenantJSON(t))
+	}
+	writeJSON(w, 200, out)
+	return nil
+}
+
+func tenantJSON(t *backend.TenantInfo) map[string]any {
+	return map[string]any{"name": t.Name, "domains": t.Domains, "quotas": t.Quotas, "created": t.Created, "auto_mailboxes": t.AutoMailboxes}
+}
+
+// TenantRequest creates a tenant.
+type TenantRequest struct {
+	Name    string         `json:"name"`
+	Domains []string       `json:"domains,omitempty"`
+	Quotas  backend.Quotas `json:"quotas,omitempty"`
+}
+
+func (a *API) createTenant(w http.ResponseWriter, r *http.Request) error {
+	var req TenantRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	info, err := a.p.CreateTenant(r.Context(), req.Name, req.Domains, req.Quotas)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, tenantJSON(info))
+	return nil
+}
+
+func (a *API) showTenant(w http.ResponseWriter, r *http.Request) error {
+	info, err := a.p.TenantInfo(r.PathValue("t"))
+	if err != nil {
+		return err
+	}
+	t, err := a.tenant(r)
+	if err != nil {
+		return err
+	}
+	out := tenantJSON(info)
+	out["stats"] = t.Stats()
+	writeJSON(w, 200, out)
+	return nil
+}
+
+// TenantPatch changes tenant options.
+type TenantPatch struct {
+	Quotas        *backend.Quotas `json:"quotas,omitempty"`
+	AutoMailboxes *bool           `json:"auto_mailboxes,omitempty"`
+}
+
+func (a *API) patchTenant(w http.ResponseWriter, r *http.Request) error {
+	var req TenantPatch
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if err := a.p.SetTenantOptions(r.Context(), r.PathValue("t"), req.Quotas, req.AutoMailboxes); err != nil {
+		return err
+	}
+	return a.showTenant(w, r)
+}
+
+func (a *API) addDomain(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Domain string `json:"domain"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if err := a.p.AddDomain(r.Context(), r.PathValue("t"), req.Domain); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"domain": req.Domain})
+	return nil
+}
+
+func (a *API) listUsers(w http.ResponseWriter, r *http.Request) error {
+	t, err := a.tenant(r)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, t.Users())
+	return nil
+}
+
+// UserRequest creates a user.
+type UserRequest struct {
+	Login     string   `json:"login"`
+	Password  string   `json:"password,omitempty"`
+	Roles     []string `json:"roles,omitempty"`
+	NoMailbox bool     `json:"no_mailbox,omitempty"`
+	Aliases   []string `json:"aliases,omitempty"`
+}
+
+func (a *API) createUser(w http.ResponseWriter, r *http.Request) error {
+	var req UserRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	t, err := a.tenant(r)
+	if err != nil {
+		return err
+	}
+	roles, err := parseRoles(req.Roles)
+	if err != nil {
+		return err
+	}
+	u, err := t.CreateUser(r.Context(), backend.UserSpec{Login: req.Login, Password: req.Password, Roles: roles, Mailbox: !req.NoMailbox, Aliases: req.Aliases})
+	if err != nil {
+		return err
+	}
+	t.Audit(r.Context(), "provider", "user-create", u.Login)
+	writeJSON(w, http.StatusCreated, map[string]any{"login": u.Login, "roles": u.Roles})
+	return nil
+}
+
+func parseRoles(in []string) ([]backend.Role, error) {
+	var out []backend.Role
+	for _, s := range in {
+		for _, part := range strings.Split(s, ",") {
+			if part = strings.TrimSpace(part); part == "" {
+				continue
+			}
+			r, err := backend.ParseRole(part)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %v", errBadRequest, err)
+			}
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (a *API) setPassword(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Password string `json:"password"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	t, err := a.tenant(r)
+	if err != nil {
+		return err
+	}
+	if err := t.SetPassword(r.Context(), r.PathValue("login"), req.Password); err != nil {
+		return err
+	}
+	t.Audit(r.Context(), "provider", "user-password", r.PathValue("login"))
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) error {
+	t, err := a.tenant(r)
+	if err != nil {
+		return err
+	}
+	if err := t.DeleteUser(r.Context(), r.PathValue("login")); err != nil {
+		return err
+	}
+	t.Audit(r.Context(), "provider", "user-delete", r.PathValue("login"))
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) listGroups(w http.ResponseWriter, r *http.Request) error {
+	t, err := a.tenant(r)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, t.Groups())
+	return nil
+}
+
+func (a *API) createGroup(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Name  string   `json:"name"`
+		Roles []string `json:"roles,omitempty"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	t, err := a.tenant(r)
+	if err != nil {
+		return err
+	}
+	roles, err := parseRoles(req.Roles)
+	if err != nil {
+		return err
+	}
+	if err := t.CreateGroup(r.Context(), req.Name, roles); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"name": req.Name, "roles": roles})
+	return nil
+}
+
+func (a *API) groupMember(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Login  string `json:"login"`
+		Remove bool   `json:"remove,omitempty"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	t, err := a.tenant(r)
+	if err != nil {
+		return err
+	}
+	if err := t.SetGroupMember(r.Context(), r.PathValue("g"), req.Login, !req.Remove); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) listMailboxes(w http.ResponseWriter, r *http.Request) error {
+	t, err := a.tenant(r)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, t.Mailboxes())
+	return nil
+}
+
+// MailboxRequest creates an archive mailbox.
+type MailboxRequest struct {
+	Address string   `json:"address"`
+	Kind    string   `json:"kind,omitempty"`
+	Aliases []string `json:"aliases,omitempty"`
+	Owner   string   `json:"owner,omitempty"`
+}
+
+func (a *API) createMailbox(w http.ResponseWriter, r *http.Request) error {
+	var req MailboxRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	t, err := a.tenant(r)
+	if err != nil {
+		return err
+	}
+	mb, err := t.CreateMailbox(r.Context(), backend.MailboxSpec{Kind: backend.MailboxKind(req.Kind), Address: req.Address, Aliases: req.Aliases, Owner: req.Owner})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, mb)
+	return nil
+}
+
+func (a *API) addAlias(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Alias string `json:"alias"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	t, err := a.tenant(r)
+	if err != nil {
+		return err
+	}
+	if err := t.AddAlias(r.Context(), r.PathValue("m"), req.Alias); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) grant(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Who string `json:"who"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	t, err := a.tenant(r)
+	if err != nil {
+		return err
+	}
+	if err := t.Grant(r.Context(), r.PathValue("m"), req.Who); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) revoke(w http.ResponseWriter, r *http.Request) error {
+	t, err := a.tenant(r)
+	if err != nil {
+		return err
+	}
+	if err := t.Revoke(r.Context(), r.PathValue("m"), r.PathValue("who")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func sourceFromQuery(q url.Values) (backend.Source, error) {
+	src := backend.Source{Mailbox: q.Get("mailbox"), Folder: q.Get("folder"), Sender: q.Get("sender"), Journal: q.Get("journal") == "1"}
+	if rc := q.Get("recipients"); rc != "" {
+		src.Recipients = strings.Split(rc, ",")
+	}
+	if d := q.Get("date"); d != "" {
+		n, err := strconv.ParseInt(d, 10, 64)
+		if err != nil {
+			return src, fmt.Errorf("%w: date must be unix seconds", errBadRequest)
+		}
+		src.Received = time.Unix(n, 0)
+	}
+	return src, nil
+}
+
+// ingestOne archives one raw message (the request body).
+func (a *API) ingestOne(w http.ResponseWriter, r *http.Request) error {
+	t, err := a.tenant(r)
+	if err != nil {
+		return err
+	}
+	src, err := sourceFromQuery(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 512<<20))
+	if err != nil {
+		return fmt.Errorf("%w: read message: %v", errBadRequest, err)
+	}
+	res, err := t.Ingest(r.Context(), raw, src)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, res)
+	return nil
+}
+
+// ImportResult is one line of the import response stream.
+type ImportResult struct {
+	N int `json:"n"`
+	backend.IngestResult
+	Error string `json:"error,omitempty"`
+}
+
+// importBatch archives a stream of messages in the batch format written by
+// WriteBatchRecord and answers one JSON line per message, in order, as each
+// becomes durable, so a client knows exactly what is done even if the
+// connection breaks.
+func (a *API) importBatch(w http.ResponseWriter, r *http.Request) error {
+	t, err := a.tenant(r)
+	if err != nil {
+		return err
+	}
+	base, err := sourceFromQuery(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	enc := json.NewEncoder(w)
+
+	type slot struct {
+		res  chan ImportResult
+		n    int
+		size int
+	}
+	const workers = 8
+	sem := make(chan struct{}, workers)
+	order := make(chan slot, 64)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for s := range order {
+			res := <-s.res
+			enc.Encode(res)
+			if flusher != nil && len(order) == 0 {
+				flusher.Flush()
+			}
+		}
+	}()
+	br := bufio.NewReaderSize(r.Body, 256<<10)
+	var readErr error
+	for n := 1; ; n++ {
+		rec, err := ReadBatchRecord(br)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			readErr = err
+			break
+		}
+		src := base
+		if rec.Folder != "" {
+			src.Folder = rec.Folder
+		}
+		if !rec.Date.IsZero() {
+			src.Received = rec.Date
+		}
+		s := slot{res: make(chan ImportResult, 1), n: n}
+		order <- s
+		sem <- struct{}{}
+		go func(raw []byte) {
+			defer func() { <-sem }()
+			res, err := t.Ingest(r.Context(), raw, src)
+			ir := ImportResult{N: s.n, IngestResult: res}
+			if err != nil {
+				ir.Error = err.Error()
+			}
+			s.res <- ir
+		}(rec.Raw)
+	}
+	close(order)
+	wg.Wait()
+	if readErr != nil {
+		enc.Encode(ImportResult{Error: "request: " + readErr.Error()})
+		a.log.Warn("import stream ended with an error", "tenant", t.Name, "err", readErr)
+	}
+	return nil
+}
+
+// BatchRecord is one message in an import stream.
+type BatchRecord struct {
+	Folder string
+	Date   time.Time
+	Raw    []byte
+}
+
+// Batch stream format, one record per message:
+//
+//	MV1 <length> <folder, URL-escaped, or -> <unix seconds or 0>\n<length bytes>\n
+const batchMagic = "MV1"
+
+// WriteBatchRecord writes one record of an import stream.
+func WriteBatchRecord(w io.Writer, rec BatchRecord) error {
+	folder := "-"
+	if rec.Folder != "" {
+		folder = url.PathEscape(rec.Folder)
+	}
+	var date int64
+	if !rec.Date.IsZero() {
+		date = rec.Date.Unix()
+	}
+	if _, err := fmt.Fprintf(w, "%s %d %s %d\n", batchMagic, len(rec.Raw), folder, date); err != nil {
+		return err
+	}
+	if _, err := w.Write(rec.Raw); err != nil {
+		return err
+	}
+	_, err := w.Write([]byte{'\n'})
+	return err
+}
+
+// ReadBatchRecord reads one record; io.EOF at a clean end.
+func ReadBatchRecord(br *bufio.Reader) (BatchRecord, error) {
+	var rec BatchRecord
+	line, err := br.ReadString('\n')
+	if err == io.EOF && line == "" {
+		return rec, io.EOF
+	}
+	if err != nil {
+		return rec, fmt.Errorf("read record header: %w", err)
+	}
+	f := strings.Fields(line)
+	if len(f) != 4 || f[0] != batchMagic {
+		return rec, fmt.Errorf("bad record header %q", strings.TrimSpace(line))
+	}
+	n, err := strconv.Atoi(f[1])
+	if err != nil || n < 0 || n > 512<<20 {
+		return rec, fmt.Errorf("bad record length %q", f[1])
+	}
+	if f[2] != "-" {
+		if rec.Folder, err = url.PathUnescape(f[2]); err != nil {
+			return rec, fmt.Errorf("bad folder %q", f[2])
+		}
+	}
+	if d, err := strconv.ParseInt(f[3], 10, 64); err == nil && d != 0 {
+		rec.Date = time.Unix(d, 0)
+	}
+	rec.Raw = make([]byte, n+1)
+	if _, err := io.ReadFull(br, rec.Raw); err != nil {
+		return rec, fmt.Errorf("read message of %d bytes: %w", n, err)
+	}
+	if rec.Raw[n] != '\n' {
+		return rec, fmt.Errorf("record not terminated")
+	}
+	rec.Raw = rec.Raw[:n]
+	return rec, nil
+}
+
+func (a *API) tenantStats(w http.ResponseWriter, r *http.Request) error {
+	t, err := a.tenant(r)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, t.Stats())
+	return nil
+}
+
+func (a *API) allStats(w http.ResponseWriter, r *http.Request) error {
+	ts, err := a.p.Tenants()
+	if err != nil {
+		return err
+	}
+	out := []backend.Stats{}
+	for _, info := range ts {
+		t, err := a.p.Tenant(r.Context(), info.Name)
+		if err != nil {
+			return err
+		}
+		out = append(out, t.Stats())
+	}
+	writeJSON(w, 200, out)
+	return nil
+}
+
+func (a *API) verify(w http.ResponseWriter, r *http.Request) error {
+	t, err := a.tenant(r)
+	if err != nil {
+		return err
+	}
+	rep, err := t.Verify(r.Context(), nil)
+	if err != nil {
+		return err
+	}
+	bad, err := t.VerifyAudit()
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, map[string]any{"report": rep, "clean": rep.Clean() && len(bad) == 0, "audit_broken": bad})
+	return nil
+}
+
+func (a *API) reindex(w http.ResponseWriter, r *http.Request) error {
+	t, err := a.tenant(r)
+	if err != nil {
+		return err
+	}
+	n := t.Reindex(context.WithoutCancel(r.Context()))
+	writeJSON(w, http.StatusAccepted, map[string]int{"queued": n})
+	return nil
+}
+
+func (a *API) audit(w http.ResponseWriter, r *http.Request) error {
+	t, err := a.tenant(r)
+	if err != nil {
+		return err
+	}
+	after, _ := strconv.ParseUint(r.URL.Query().Get("after"), 10, 64)
+	entries, err := t.AuditLog(after, 1000)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, entries)
+	return nil
+}

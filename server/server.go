@@ -1,0 +1,154 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/mailvault/mailvault/backend"
+	"github.com/mailvault/mailvault/conf"
+)
+
+// Listener is a protocol server started by Run (IMAP, SMTP, ...).
+type Listener interface {
+	Serve(ln net.Listener) error
+	Close() error
+}
+
+// Server is a running mailvault.
+type Server struct {
+	Config   conf.Config
+	Provider *backend.Provider
+	Log      *slog.Logger
+
+	httpSrv *http.Server
+	mu      sync.Mutex
+	lns     []Listener
+	addrs   map[string]net.Addr
+	wg      sync.WaitGroup
+}
+
+// Protocol builds a protocol listener once the archive is open; Run calls it
+// for each configured protocol.
+type Protocol struct {
+	Name string // "imap", "smtp", ...
+	Addr string
+	New  func(s *Server) (Listener, error)
+}
+
+// Start opens the archive and starts every listener.
+func Start(ctx context.Context, cfg conf.Config, log *slog.Logger, protocols []Protocol) (*Server, error) {
+	p, err := backend.Open(backend.Options{
+		DataDir: cfg.DataDir, Logger: log, MaxIndexedText: cfg.Store.MaxIndexedText,
+		IdleClose: cfg.Store.IdleClose.Duration, CommitDelay: cfg.Store.CommitDelay.Duration,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Config: cfg, Provider: p, Log: log, addrs: map[string]net.Addr{}}
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/", NewAPI(p, log.With("component", "api")))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+	if err := s.listen("http", cfg.HTTP.Listen, func(ln net.Listener) error { return s.httpSrv.Serve(ln) }); err != nil {
+		return nil, err
+	}
+	for _, pr := range protocols {
+		if pr.Addr == "" {
+			continue
+		}
+		l, err := pr.New(s)
+		if err != nil {
+			return nil, fmt.Errorf("start %s: %w", pr.Name, err)
+		}
+		s.mu.Lock()
+		s.lns = append(s.lns, l)
+		s.mu.Unlock()
+		if err := s.listen(pr.Name, pr.Addr, l.Serve); err != nil {
+			return nil, err
+		}
+	}
+	ok = true
+	return s, nil
+}
+
+// Mux lets protocol packages add HTTP handlers (JMAP) before serving.
+func (s *Server) Mux() *http.ServeMux { return s.httpSrv.Handler.(*http.ServeMux) }
+
+func (s *Server) listen(name, addr string, serve func(net.Listener) error) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s on %s: %w", name, addr, err)
+	}
+	s.mu.Lock()
+	s.addrs[name] = ln.Addr()
+	s.mu.Unlock()
+	s.Log.Info("listening", "protocol", name, "addr", ln.Addr().String())
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			s.Log.Error("listener stopped", "protocol", name, "err", err)
+		}
+	}()
+	return nil
+}
+
+// Addr returns the bound address of a protocol listener ("http", "imap", ...).
+func (s *Server) Addr(name string) net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addrs[name]
+}
+
+// Close stops the listeners, then closes the archive so that every commit
+// in flight finishes first.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var errs []error
+	if s.httpSrv != nil {
+		errs = append(errs, s.httpSrv.Shutdown(ctx))
+	}
+	s.mu.Lock()
+	lns := s.lns
+	s.mu.Unlock()
+	for _, l := range lns {
+		errs = append(errs, l.Close())
+	}
+	s.wg.Wait()
+	errs = append(errs, s.Provider.Close())
+	return errors.Join(errs...)
+}
+
+// TokenFile is where the provider token lives in a data directory.
+func TokenFile(dataDir string) string { return filepath.Join(dataDir, "provider.token") }
+
+// ReadToken reads the provider token of a data directory.
+func ReadToken(dataDir string) (string, error) {
+	b, err := os.ReadFile(TokenFile(dataDir))
+	if err != nil {
+		return "", fmt.Errorf("read provider token (is the server started with this data directory?): %w", err)
+	}
+	return string(trimSpace(b)), nil
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	return b
+}

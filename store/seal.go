@@ -1,0 +1,210 @@
+package store
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// KeySize is the size of master and data keys (AES-256).
+const KeySize = 32
+
+// sealed blob layout: magic "MV1" | flags byte | 12-byte nonce | AES-GCM(ciphertext+tag).
+// flags bit 0: the plaintext was zstd-compressed before encryption.
+const (
+	sealMagic      = "MV1"
+	sealHeaderSize = len(sealMagic) + 1 + 12
+	flagZstd       = 1
+)
+
+// ErrCorrupt is returned when sealed data fails authentication or decoding.
+var ErrCorrupt = errors.New("sealed data corrupt or tampered")
+
+// Sealer compresses and encrypts with one tenant's data key. It is safe for
+// concurrent use.
+type Sealer struct {
+	aead cipher.AEAD
+	mac  []byte // key for blob names, derived from the data key
+	enc  *zstd.Encoder
+	dec  *zstd.Decoder
+}
+
+// NewSealer returns a Sealer for a 32-byte data key.
+func NewSealer(key []byte) (*Sealer, error) {
+	if len(key) != KeySize {
+		return nil, fmt.Errorf("data key: want %d bytes, have %d", KeySize, len(key))
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return nil, err
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<31))
+	if err != nil {
+		return nil, err
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("mailvault blob names"))
+	return &Sealer{aead: aead, mac: m.Sum(nil), enc: enc, dec: dec}, nil
+}
+
+// Close releases the codec resources.
+func (s *Sealer) Close() { s.dec.Close() }
+
+// BlobKey names the blob of a message with the given SHA-256: a keyed hash,
+// so that whoever sees the files cannot tell whether a known message is
+// archived.
+func (s *Sealer) BlobKey(sum [32]byte) string {
+	m := hmac.New(sha256.New, s.mac)
+	m.Write(sum[:])
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// Seal compresses (when that saves space) and encrypts plain. aad binds the
+// ciphertext to its purpose (e.g. the blob key), so sealed data cannot be
+// swapped between places unnoticed.
+func (s *Sealer) Seal(plain, aad []byte) []byte {
+	flags := byte(0)
+	body := plain
+	if len(plain) > 64 {
+		c := s.enc.EncodeAll(plain, make([]byte, 0, len(plain)/2))
+		if len(c) < len(plain) {
+			body, flags = c, flagZstd
+		}
+	}
+	out := make([]byte, sealHeaderSize, sealHeaderSize+len(body)+s.aead.Overhead())
+	copy(out, sealMagic)
+	out[3] = flags
+	nonce := out[4:sealHeaderSize]
+	if _, err := rand.Read(nonce); err != nil {
+		panic("crypto/rand failed: " + err.Error()) // never happens on supported platforms
+	}
+	return s.aead.Seal(out, nonce, body, aad)
+}
+
+// Open authenticates, decrypts and decompresses what Seal produced.
+func (s *Sealer) Open(sealed, aad []byte) ([]byte, error) {
+	if len(sealed) < sealHeaderSize+s.aead.Overhead() || string(sealed[:3]) != sealMagic {
+		return nil, ErrCorrupt
+	}
+	flags := sealed[3]
+	body, err := s.aead.Open(nil, sealed[4:sealHeaderSize], sealed[sealHeaderSize:], aad)
+	if err != nil {
+		return nil, ErrCorrupt
+	}
+	if flags&flagZstd == 0 {
+		return body, nil
+	}
+	plain, err := s.dec.DecodeAll(body, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: decompress: %v", ErrCorrupt, err)
+	}
+	return plain, nil
+}
+
+// NewKey returns a fresh random key.
+func NewKey() []byte {
+	k := make([]byte, KeySize)
+	if _, err := rand.Read(k); err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+	return k
+}
+
+// LoadOrCreateMasterKey reads the hex master key at path, or creates one
+// (mode 0600) when the file does not exist.
+func LoadOrCreateMasterKey(path string) (key []byte, created bool, err error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		k, derr := hex.DecodeString(strings.TrimSpace(string(b)))
+		if derr != nil || len(k) != KeySize {
+			return nil, false, fmt.Errorf("master key %s: want %d hex-encoded bytes", path, KeySize)
+		}
+		return k, false, nil
+	}
+	if !os.IsNotExist(err) {
+		return nil, false, fmt.Errorf("read master key: %w", err)
+	}
+	k := NewKey()
+	if err := WriteFileAtomic(path, []byte(hex.EncodeToString(k)+"\n"), 0o600); err != nil {
+		return nil, false, fmt.Errorf("create master key: %w", err)
+	}
+	return k, true, nil
+}
+
+// WrapKey encrypts a data key with the master key, bound to a name (the
+// tenant), so a wrapped key cannot be moved to another tenant.
+func WrapKey(master, dataKey []byte, name string) ([]byte, error) {
+	s, err := NewSealer(master)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	return s.Seal(dataKey, []byte("data key "+name)), nil
+}
+
+// UnwrapKey reverses WrapKey.
+func UnwrapKey(master, wrapped []byte, name string) ([]byte, error) {
+	s, err := NewSealer(master)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	k, err := s.Open(wrapped, []byte("data key "+name))
+	if err != nil {
+		return nil, fmt.Errorf("unwrap data key of %q (wrong master key?): %w", name, err)
+	}
+	return k, nil
+}
+
+// WriteFileAtomic writes data to path through a fsynced temporary file and
+// a rename, then fsyncs the directory.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := dirOf(path)
+	f, err := os.CreateTemp(dir, ".tmp-")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(perm)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return SyncDir(dir)
+}
+
+func dirOf(path string) string {
+	if i := strings.LastIndexByte(path, os.PathSeparator); i >= 0 {
+		return path[:i+1]
+	}
+	return "."
+}
