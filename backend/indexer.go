@@ -68,13 +68,19 @@ func (t *Tenant) indexer() {
 		case <-t.done:
 			return
 		}
+		// Gather for a while: every Bluge batch is a segment and an fsync,
+		// and many small segments make the merger burn the CPU that ingest
+		// needs.
+		deadline := time.After(250 * time.Millisecond)
 	drain:
 		for len(batch) < maxBatch {
 			select {
 			case j := <-t.indexQ:
 				batch = append(batch, j)
-			default:
+			case <-deadline:
 				break drain
+			case <-t.done:
+				return
 			}
 		}
 		for attempt := 0; ; attempt++ {
@@ -136,9 +142,9 @@ func (t *Tenant) indexDoc(ctx context.Context, mid uint64, s *mailparse.Summary)
 		Subject: e.Subject, Body: s.Text, Attachments: s.Attachments, MessageID: e.MessageID,
 		Sent: e.Date, Received: time.Unix(m.received, 0), Size: m.size, HasAttachment: s.HasAttachment,
 	}
-	d.Headers = make([]index.Header, len(s.Headers))
+	d.Headers = make([]index.HeaderField, len(s.Headers))
 	for i, h := range s.Headers {
-		d.Headers[i] = index.Header{Name: h.Name, Value: h.Value}
+		d.Headers[i] = index.HeaderField{Name: h.Name, Value: h.Value}
 	}
 	return d, nil
 }

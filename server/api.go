@@ -489,7 +489,7 @@ func (a *API) importBatch(w http.ResponseWriter, r *http.Request) error {
 		n    int
 		size int
 	}
-	const workers = 8
+	const workers = 64
 	sem := make(chan struct{}, workers)
 	order := make(chan slot, 64)
 	var wg sync.WaitGroup

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,11 +29,23 @@ func cmdBench(ctx context.Context, args []string) error {
 	}
 	fs := newFlags("bench ingest", "bench ingest [-n N] [-workers W] [-size BYTES] [-dir DIR]")
 	n := fs.Int("n", 20000, "messages to archive")
-	workers := fs.Int("workers", 2*runtime.GOMAXPROCS(0), "concurrent ingest calls")
+	workers := fs.Int("workers", 64, "concurrent ingest calls (an SMTP endpoint or import has many in flight)")
 	size := fs.Int("size", 30<<10, "average message size in bytes")
 	dir := fs.String("dir", "", "data directory (default: a temporary one, removed afterwards)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
 	if _, err := parse(fs, args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	res, err := BenchIngest(ctx, BenchOptions{N: *n, Workers: *workers, Size: *size, Dir: *dir})
 	if err != nil {
