@@ -47,3 +47,5 @@ require (
 	google.golang.org/appengine v1.6.7 // indirect
 	google.golang.org/protobuf v1.28.0 // indirect
 )
+
+replace github.com/emersion/go-imap/v2 => ./third_party/go-imap

@@ -94,4 +94,3 @@ func (t *Tenant) VerifyAudit() ([]uint64, error) {
 	}
 	return bad, nil
 }
-

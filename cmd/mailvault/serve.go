@@ -82,4 +82,3 @@ func createDemo(ctx context.Context, s *server.Server) error {
 	fmt.Printf("\nDemo tenant ready: log in as demo@demo.example with password %s\n(IMAP %s, shown once)\n\n", password, s.Config.IMAP.Listen)
 	return nil
 }
-
