@@ -1,0 +1,64 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// FolderJournalReports is the folder of the journal mailbox that keeps the
+// envelope journal reports as received, as evidence of who got a message.
+const FolderJournalReports = "Journal reports"
+
+// JournalCopy is one journaled message as a journaling server delivered it.
+type JournalCopy struct {
+	// Original is archived byte-exact in the journal mailbox and in the
+	// archive mailboxes of its sender and recipients.
+	Original []byte
+	// Report is the envelope journal report that wrapped Original, or nil
+	// when the original came without a wrapper.
+	Report []byte
+	// Sender and Recipients are the original envelope, as far as known;
+	// journal addresses among them are ignored.
+	Sender     string
+	Recipients []string
+	Received   time.Time
+}
+
+// IngestJournal archives a journal copy and returns when it is durable: the
+// original with its envelope, and the report, if any, in the journal
+// mailbox's FolderJournalReports. Delivering the same original again (a
+// retry, or another report for it) adds the newly named recipients to the
+// one stored copy.
+func (t *Tenant) IngestJournal(ctx context.Context, c JournalCopy) (IngestResult, error) {
+	src := Source{Journal: true, Received: c.Received}
+	if !t.IsJournalAddress(c.Sender) {
+		src.Sender = c.Sender
+	}
+	for _, r := range c.Recipients {
+		if !t.IsJournalAddress(r) {
+			src.Recipients = append(src.Recipients, r)
+		}
+	}
+	if c.Report == nil {
+		return t.Ingest(ctx, c.Original, src)
+	}
+	id, err := t.journalMailbox(ctx)
+	if err != nil {
+		return IngestResult{}, err
+	}
+	t.mu.RLock()
+	journal := t.mailboxes[id].Address
+	t.mu.RUnlock()
+	// Both go into one group commit instead of waiting for two.
+	reportErr := make(chan error, 1)
+	go func() {
+		_, err := t.Ingest(ctx, c.Report, Source{Mailbox: journal, Folder: FolderJournalReports, Received: c.Received})
+		reportErr <- err
+	}()
+	res, err := t.Ingest(ctx, c.Original, src)
+	if rerr := <-reportErr; err == nil && rerr != nil {
+		err = fmt.Errorf("keep journal report: %w", rerr)
+	}
+	return res, err
+}
