@@ -1,0 +1,177 @@
+package tests
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mailvault/mailvault/server"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mailvault-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "mailvault")
+	build := exec.Command("go", "build", "-o", binary, "../cmd/mailvault")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build mailvault:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freeAddr returns a loopback address that was free a moment ago.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// instance is one running `mailvault serve` process.
+type instance struct {
+	t       testing.TB
+	dataDir string
+	env     []string
+	cmd     *exec.Cmd
+	logMu   sync.Mutex
+	log     strings.Builder
+	exited  chan struct{}
+	HTTP    string
+	IMAP    string
+	SMTP    string
+}
+
+func newInstance(t testing.TB) *instance {
+	in := &instance{t: t, dataDir: t.TempDir(), HTTP: freeAddr(t), IMAP: freeAddr(t), SMTP: freeAddr(t)}
+	in.env = append(os.Environ(),
+		"MAILVAULT_DATA_DIR="+in.dataDir,
+		"MAILVAULT_HTTP_LISTEN="+in.HTTP,
+		"MAILVAULT_IMAP_LISTEN="+in.IMAP,
+		"MAILVAULT_IMAP_LISTEN_TLS="+freeAddr(t),
+		"MAILVAULT_SMTP_LISTEN="+in.SMTP,
+	)
+	t.Cleanup(func() { in.kill() })
+	return in
+}
+
+// start runs the server and waits until its API answers.
+func (in *instance) start(args ...string) {
+	in.t.Helper()
+	in.cmd = exec.Command(binary, append([]string{"serve"}, args...)...)
+	in.cmd.Env = in.env
+	pr, pw := io.Pipe()
+	in.cmd.Stdout, in.cmd.Stderr = pw, pw
+	in.exited = make(chan struct{})
+	if err := in.cmd.Start(); err != nil {
+		in.t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			in.logMu.Lock()
+			in.log.WriteString(sc.Text() + "\n")
+			in.logMu.Unlock()
+		}
+	}()
+	go func() {
+		in.cmd.Wait()
+		pw.Close()
+		close(in.exited)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + in.HTTP + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		select {
+		case <-in.exited:
+			in.t.Fatalf("server exited at start:\n%s", in.logs())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	in.t.Fatalf("server did not start:\n%s", in.logs())
+}
+
+func (in *instance) logs() string {
+	in.logMu.Lock()
+	defer in.logMu.Unlock()
+	return in.log.String()
+}
+
+// kill -9, the way a crash or the OOM killer ends a process.
+func (in *instance) kill() {
+	if in.cmd == nil || in.cmd.Process == nil {
+		return
+	}
+	in.cmd.Process.Signal(syscall.SIGKILL)
+	<-in.exited
+	in.cmd = nil
+}
+
+// stop ends the server gracefully.
+func (in *instance) stop() {
+	if in.cmd == nil {
+		return
+	}
+	in.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-in.exited:
+	case <-time.After(30 * time.Second):
+		in.t.Errorf("server did not stop on SIGTERM:\n%s", in.logs())
+		in.kill()
+	}
+	in.cmd = nil
+}
+
+// cli runs a mailvault administration command against the instance.
+func (in *instance) cli(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = in.env
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (in *instance) mustCLI(args ...string) string {
+	in.t.Helper()
+	out, err := in.cli(args...)
+	if err != nil {
+		in.t.Fatalf("mailvault %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func (in *instance) client() *server.Client {
+	in.t.Helper()
+	tok, err := server.ReadToken(in.dataDir)
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	return &server.Client{BaseURL: "http://" + in.HTTP, Token: tok}
+}
