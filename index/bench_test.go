@@ -1,0 +1,188 @@
+package index
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Benchmarks. The generated index for the search benchmarks holds
+// MAILVAULT_BENCH_DOCS messages (default 20000), all in folder 1:
+//
+//	MAILVAULT_BENCH_DOCS=100000 go test -run='^$' -bench=. -benchtime=200x ./index/
+const (
+	benchBodyBytes = 4 << 10
+	benchBatch     = 1000
+)
+
+// BenchmarkPut indexes 1000-message batches of ~4 KB bodies; one op is one
+// batch.
+func BenchmarkPut(b *testing.B) {
+	ix, err := Open(b.TempDir(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ix.Close()
+	g := newCorpusGen(1)
+	batches := make([][]Doc, b.N)
+	var mid uint64
+	for i := range batches {
+		batches[i] = make([]Doc, benchBatch)
+		for j := range batches[i] {
+			mid++
+			batches[i][j] = g.doc(mid, benchBodyBytes)
+		}
+	}
+	ctx := context.Background()
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		if err := ix.Put(ctx, batches[i], uint64(i+1)*benchBatch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*benchBatch)/time.Since(start).Seconds(), "docs/s")
+	b.StopTimer()
+	b.ReportMetric(float64(dirSize(b, ix.dir))/float64(b.N*benchBatch), "disk-B/doc")
+}
+
+func dirSize(tb testing.TB, dir string) int64 {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if info, err := d.Info(); err == nil && !d.IsDir() {
+			n += info.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
+
+// benchIndex is the generated index shared by the search benchmarks.
+var benchIndex struct {
+	once sync.Once
+	ix   *Index
+	docs int
+	err  error
+}
+
+func openBenchIndex(b *testing.B) *Index {
+	benchIndex.once.Do(func() {
+		n := 20000
+		if s := os.Getenv("MAILVAULT_BENCH_DOCS"); s != "" {
+			if n, benchIndex.err = strconv.Atoi(s); benchIndex.err != nil {
+				return
+			}
+		}
+		dir, err := os.MkdirTemp("", "mailvault-index-bench")
+		if err != nil {
+			benchIndex.err = err
+			return
+		}
+		ix, err := Open(dir, nil)
+		if err != nil {
+			benchIndex.err = err
+			return
+		}
+		g := newCorpusGen(2)
+		start := time.Now()
+		batch := make([]Doc, 0, benchBatch)
+		for mid := uint64(1); mid <= uint64(n); mid++ {
+			batch = append(batch, g.doc(mid, benchBodyBytes))
+			if len(batch) == benchBatch || mid == uint64(n) {
+				if benchIndex.err = ix.Put(context.Background(), batch, mid); benchIndex.err != nil {
+					return
+				}
+				batch = batch[:0]
+			}
+		}
+		b.Logf("generated %d messages in %v (%.0f docs/s), %d MiB", n, time.Since(start).Round(time.Millisecond),
+			float64(n)/time.Since(start).Seconds(), dirSize(b, dir)>>20)
+		benchIndex.ix, benchIndex.docs = ix, n
+	})
+	if benchIndex.err != nil {
+		b.Fatal(benchIndex.err)
+	}
+	return benchIndex.ix
+}
+
+// reportLatency reports the median and 90th percentile of durations.
+func reportLatency(b *testing.B, d []time.Duration) {
+	slices.Sort(d)
+	b.ReportMetric(float64(d[len(d)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(d[len(d)*9/10].Microseconds())/1000, "p90-ms")
+}
+
+// benchQueries are words of decreasing frequency in the generated corpus.
+var benchQueries = []struct {
+	name string
+	q    Query
+}{
+	{"common-word", Text(FieldBody, "meeting")},
+	{"rare-word", Text(FieldBody, "deadline")},
+	{"prefix", Text(FieldBody, "kosten")},
+	{"phrase", Text(FieldBody, "the report")},
+	{"text", Text(FieldText, "invoice")},
+	{"from", Text(FieldFrom, "anna müller")},
+	{"all", All()},
+}
+
+func BenchmarkSearchFolder(b *testing.B) {
+	ix := openBenchIndex(b)
+	ctx := context.Background()
+	for _, bq := range benchQueries {
+		b.Run(bq.name, func(b *testing.B) {
+			var lat []time.Duration
+			var hits int
+			for b.Loop() {
+				start := time.Now()
+				uids, err := ix.SearchFolder(ctx, 1, bq.q)
+				lat = append(lat, time.Since(start))
+				if err != nil {
+					b.Fatal(err)
+				}
+				hits = len(uids)
+			}
+			b.ReportMetric(float64(hits), "hits")
+			reportLatency(b, lat)
+		})
+	}
+}
+
+func BenchmarkFind(b *testing.B) {
+	ix := openBenchIndex(b)
+	ctx := context.Background()
+	folders := []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	for _, bq := range benchQueries {
+		for _, sort := range []Sort{{Field: SortReceived, Desc: true}, {Field: SortSubject}} {
+			b.Run(bq.name+"/"+sort.Field, func(b *testing.B) {
+				var lat []time.Duration
+				var total int
+				for b.Loop() {
+					start := time.Now()
+					mids, n, err := ix.Find(ctx, folders, bq.q, []Sort{sort}, 0, 50)
+					lat = append(lat, time.Since(start))
+					if err != nil {
+						b.Fatal(err)
+					}
+					if len(mids) > 50 {
+						b.Fatalf("%d results for limit 50", len(mids))
+					}
+					total = n
+				}
+				b.ReportMetric(float64(total), "hits")
+				reportLatency(b, lat)
+			})
+		}
+	}
+}

@@ -1,0 +1,309 @@
+package index
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/blugelabs/bluge"
+	blugeindex "github.com/blugelabs/bluge/index"
+	"github.com/blugelabs/bluge/search/searcher"
+)
+
+// maxExpansion bounds how many index terms one prefix may stand for. It is
+// also bluge's process-wide searcher.DisjunctionMaxClauseCount, set by the
+// first Open.
+const maxExpansion = 1024
+
+// setClauseCap sets bluge's package variable once, before any index of this
+// process can search.
+var setClauseCap sync.Once
+
+const watermarkFile = "watermark" // inside the bluge directory, which ignores it
+
+// ErrClosed is returned after Close.
+var ErrClosed = errors.New("index closed")
+
+// ErrNotFound is returned by Snippet for a message that is not indexed.
+var ErrNotFound = errors.New("message not indexed")
+
+// Index is the full-text index of one tenant. It is safe for concurrent use;
+// writes are serialized.
+type Index struct {
+	dir string
+	log *slog.Logger
+	an  *analyzers
+
+	writeMu   sync.Mutex // serializes batches and the watermark file
+	watermark atomic.Uint64
+
+	mu sync.RWMutex // guards w against Close
+	w  *bluge.Writer
+}
+
+// Open opens the index in dir, creating it if missing. Bluge locks the
+// directory: a second Open of the same directory fails.
+func Open(dir string, log *slog.Logger) (*Index, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	setClauseCap.Do(func() { searcher.DisjunctionMaxClauseCount = maxExpansion })
+	cfg := bluge.DefaultConfig(dir)
+	cfg.Logger = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	w, err := bluge.OpenWriter(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open index %q: %w", dir, err)
+	}
+	ix := &Index{dir: dir, log: log, an: newAnalyzers(), w: w}
+	wm, err := readWatermark(filepath.Join(dir, watermarkFile))
+	if err != nil {
+		// Safe: the caller re-feeds from 0, and Put replaces documents.
+		log.Warn("index watermark unreadable, starting from 0", "dir", dir, "err", err)
+	}
+	ix.watermark.Store(wm)
+	return ix, nil
+}
+
+// Close closes the index; searches running on a snapshot finish.
+func (ix *Index) Close() error {
+	ix.writeMu.Lock()
+	defer ix.writeMu.Unlock()
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.w == nil {
+		return ErrClosed
+	}
+	err := ix.w.Close()
+	ix.w = nil
+	if err != nil {
+		return fmt.Errorf("close index %q: %w", ix.dir, err)
+	}
+	return nil
+}
+
+// Watermark returns the upTo of the last successful Put, persisted across
+// restarts: everything the caller fed up to it is indexed.
+func (ix *Index) Watermark() uint64 { return ix.watermark.Load() }
+
+// analyzedDoc is a document Put already analyzed: bluge's workers run
+// Analyze in goroutines of their own, where a panic could not be recovered.
+type analyzedDoc struct {
+	bluge.Document
+	id bluge.Identifier
+}
+
+func (analyzedDoc) Analyze() {}
+
+// Put indexes docs in one batch, replacing documents with the same MID, then
+// records upTo as the watermark. Of docs with equal MIDs the last one counts.
+func (ix *Index) Put(ctx context.Context, docs []Doc, upTo uint64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	built, err := ix.analyze(dedupByMID(docs))
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ix.writeMu.Lock()
+	defer ix.writeMu.Unlock()
+	if len(built) > 0 {
+		batch := bluge.NewBatch()
+		for _, d := range built {
+			batch.Update(d.id, d)
+		}
+		if err := ix.batch(batch); err != nil {
+			return fmt.Errorf("index %d messages: %w", len(built), err)
+		}
+	}
+	if err := writeWatermark(filepath.Join(ix.dir, watermarkFile), upTo); err != nil {
+		return err
+	}
+	ix.watermark.Store(upTo)
+	return nil
+}
+
+// dedupByMID keeps the last doc of each MID, in input order.
+func dedupByMID(docs []Doc) []*Doc {
+	last := make(map[uint64]int, len(docs))
+	for i := range docs {
+		last[docs[i].MID] = i
+	}
+	out := make([]*Doc, 0, len(last))
+	for i := range docs {
+		if last[docs[i].MID] == i {
+			out = append(out, &docs[i])
+		}
+	}
+	return out
+}
+
+// analyze builds and analyzes the documents on all cores.
+func (ix *Index) analyze(docs []*Doc) ([]analyzedDoc, error) {
+	out := make([]analyzedDoc, len(docs))
+	errs := make([]error, len(docs))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(docs)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(docs) {
+					return
+				}
+				out[i], errs[i] = ix.analyzeOne(docs[i])
+			}
+		})
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+func (ix *Index) analyzeOne(d *Doc) (ad analyzedDoc, err error) {
+	defer ix.recoverPanic(&err, "analyze message "+strconv.FormatUint(d.MID, 10))
+	doc := ix.an.document(d)
+	doc.Analyze()
+	return analyzedDoc{Document: doc, id: docID(d.MID)}, nil
+}
+
+// recoverPanic turns a panic into *err; bluge is unmaintained and has known
+// panics. It must be deferred directly.
+func (ix *Index) recoverPanic(err *error, what string) {
+	if r := recover(); r != nil {
+		ix.log.Error("index: recovered panic", "op", what, "panic", r, "stack", string(debug.Stack()))
+		*err = fmt.Errorf("%s: panic in bluge: %v", what, r)
+	}
+}
+
+func (ix *Index) batch(b *blugeindex.Batch) (err error) {
+	defer ix.recoverPanic(&err, "batch")
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if ix.w == nil {
+		return ErrClosed
+	}
+	return ix.w.Batch(b)
+}
+
+func docID(mid uint64) bluge.Identifier { return bluge.Identifier(strconv.FormatUint(mid, 10)) }
+
+// Delete removes the documents of mids.
+func (ix *Index) Delete(ctx context.Context, mids []uint64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(mids) == 0 {
+		return nil
+	}
+	batch := bluge.NewBatch()
+	for _, m := range mids {
+		batch.Delete(docID(m))
+	}
+	ix.writeMu.Lock()
+	defer ix.writeMu.Unlock()
+	if err := ix.batch(batch); err != nil {
+		return fmt.Errorf("delete %d messages: %w", len(mids), err)
+	}
+	return nil
+}
+
+// Count returns the number of indexed messages.
+func (ix *Index) Count() (n uint64, err error) {
+	defer ix.recoverPanic(&err, "count")
+	r, err := ix.reader()
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	n, err = r.Count()
+	if err != nil {
+		return 0, fmt.Errorf("count index %q: %w", ix.dir, err)
+	}
+	return n, nil
+}
+
+// reader returns a snapshot of what all finished batches wrote.
+func (ix *Index) reader() (*bluge.Reader, error) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if ix.w == nil {
+		return nil, ErrClosed
+	}
+	r, err := ix.w.Reader()
+	if err != nil {
+		return nil, fmt.Errorf("index %q reader: %w", ix.dir, err)
+	}
+	return r, nil
+}
+
+// The watermark file: 8 bytes big-endian value, 4 bytes CRC-32C of them.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func readWatermark(path string) (uint64, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read watermark: %w", err)
+	}
+	if len(b) != 12 || crc32.Checksum(b[:8], castagnoli) != binary.BigEndian.Uint32(b[8:]) {
+		return 0, fmt.Errorf("watermark %q: corrupt", path)
+	}
+	return binary.BigEndian.Uint64(b[:8]), nil
+}
+
+// writeWatermark replaces the file atomically and durably. Syncing the
+// directory also makes bluge's new segment files durable: bluge never
+// syncs the directory itself.
+func writeWatermark(path string, v uint64) error {
+	var b [12]byte
+	binary.BigEndian.PutUint64(b[:8], v)
+	binary.BigEndian.PutUint32(b[8:], crc32.Checksum(b[:8], castagnoli))
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("write watermark: %w", err)
+	}
+	_, err = f.Write(b[:])
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		return fmt.Errorf("write watermark %q: %w", path, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,421 @@
+package index
+
+import (
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/blugelabs/bluge"
+)
+
+// Field names what a Text query searches.
+type Field int
+
+// Searchable fields.
+const (
+	FieldFrom Field = iota + 1
+	FieldTo         // also envelope recipients
+	FieldCc
+	FieldBcc // also envelope recipients
+	FieldSubject
+	FieldBody
+	FieldText // all of the above, attachment names and header values
+	FieldAttachment
+)
+
+func (f Field) String() string {
+	switch f {
+	case FieldFrom:
+		return "from"
+	case FieldTo:
+		return "to"
+	case FieldCc:
+		return "cc"
+	case FieldBcc:
+		return "bcc"
+	case FieldSubject:
+		return "subject"
+	case FieldBody:
+		return "body"
+	case FieldText:
+		return "text"
+	case FieldAttachment:
+		return "attachment"
+	}
+	return "field(" + strconv.Itoa(int(f)) + ")"
+}
+
+type queryKind uint8
+
+const (
+	kindAll queryKind = iota
+	kindAnd
+	kindOr
+	kindNot
+	kindText
+	kindHeader
+	kindReceived
+	kindSent
+	kindSize
+	kindHasAtt
+	kindMIDs
+)
+
+// Query is a protocol-neutral search condition; build it with the
+// constructors below. The zero Query matches everything.
+type Query struct {
+	kind     queryKind
+	field    Field
+	name     string // header name, lower case
+	text     string
+	from, to int64 // ranges: seconds or bytes, noBound when open
+	flag     bool
+	mids     []uint64
+	sub      []Query
+}
+
+const noBound = math.MinInt64
+
+// All matches every message.
+func All() Query { return Query{kind: kindAll} }
+
+// And matches messages matching all of q; And() matches everything.
+func And(q ...Query) Query { return Query{kind: kindAnd, sub: q} }
+
+// Or matches messages matching any of q; Or() matches nothing.
+func Or(q ...Query) Query { return Query{kind: kindOr, sub: q} }
+
+// Not matches messages not matching q.
+func Not(q Query) Query { return Query{kind: kindNot, sub: []Query{q}} }
+
+// Text matches s in field. Address fields: each word of s must match the
+// start of an address term (see addressAnalyzer); a word with "@" must be a
+// whole address, or, starting with "@", a domain. Other fields: the words of
+// s in this order, the last one possibly a prefix of the indexed word. A
+// string without words matches everything.
+func Text(field Field, s string) Query { return Query{kind: kindText, field: field, text: s} }
+
+// Header matches header name containing value, as Text does on the words
+// of the value. From, To, Cc, Bcc and Subject search their fields; Message-ID,
+// In-Reply-To, References and Resent-Message-ID compare whole message ids
+// (case-insensitive, angle brackets optional). An empty value matches when
+// the header is present.
+func Header(name, value string) Query {
+	return Query{kind: kindHeader, name: strings.ToLower(strings.TrimSpace(name)), text: value}
+}
+
+// SentRange matches a Date: header in [from, to); a zero time leaves that end
+// open. Messages without a date never match. Resolution is one second.
+func SentRange(from, to time.Time) Query {
+	f, t := timeBounds(from, to)
+	return Query{kind: kindSent, from: f, to: t}
+}
+
+// ReceivedRange matches an arrival time in [from, to), as SentRange.
+func ReceivedRange(from, to time.Time) Query {
+	f, t := timeBounds(from, to)
+	return Query{kind: kindReceived, from: f, to: t}
+}
+
+func timeBounds(from, to time.Time) (int64, int64) {
+	f, t := int64(noBound), int64(noBound)
+	if !from.IsZero() {
+		f = clampTime(from).Unix()
+	}
+	if !to.IsZero() {
+		t = clampTime(to).Unix()
+	}
+	return f, t
+}
+
+// SizeRange matches min <= size < max; -1 leaves that end open.
+func SizeRange(min, max int64) Query {
+	q := Query{kind: kindSize, from: noBound, to: noBound}
+	if min >= 0 {
+		q.from = min
+	}
+	if max >= 0 {
+		q.to = max
+	}
+	return q
+}
+
+// HasAttachment matches messages with (or without) an attachment.
+func HasAttachment(b bool) Query { return Query{kind: kindHasAtt, flag: b} }
+
+// MIDs matches the given messages.
+func MIDs(mids ...uint64) Query { return Query{kind: kindMIDs, mids: mids} }
+
+// compiled is a query ready for bluge. Negated clauses stay separate so an
+// AND can subtract them instead of running "everything minus x".
+type compiled struct {
+	all, none bool
+	q         bluge.Query // when neg, the query to exclude
+	neg       bool
+}
+
+var (
+	matchAll  = compiled{all: true}
+	matchNone = compiled{none: true}
+)
+
+// compile translates q; it never hands bluge a MatchNone inside a boolean
+// query, which bluge would drop and so turn "none AND NOT x" into "NOT x".
+func (ix *Index) compile(q Query) compiled {
+	switch q.kind {
+	case kindAll:
+		return matchAll
+	case kindAnd:
+		parts := make([]compiled, 0, len(q.sub))
+		for _, s := range q.sub {
+			c := ix.compile(s)
+			if c.none {
+				return matchNone
+			}
+			if !c.all {
+				parts = append(parts, c)
+			}
+		}
+		return and(parts)
+	case kindOr:
+		parts := make([]compiled, 0, len(q.sub))
+		for _, s := range q.sub {
+			c := ix.compile(s)
+			if c.all {
+				return matchAll
+			}
+			if !c.none {
+				parts = append(parts, c)
+			}
+		}
+		switch len(parts) {
+		case 0:
+			return matchNone
+		case 1:
+			return parts[0]
+		}
+		b := bluge.NewBooleanQuery().SetMinShould(1)
+		for _, p := range parts {
+			b.AddShould(p.positive())
+		}
+		return compiled{q: b}
+	case kindNot:
+		c := ix.compile(q.sub[0])
+		switch {
+		case c.all:
+			return matchNone
+		case c.none:
+			return matchAll
+		}
+		return compiled{q: c.q, neg: !c.neg}
+	case kindText:
+		return ix.compileText(q.field, q.text)
+	case kindHeader:
+		return ix.compileHeader(q.name, q.text)
+	case kindReceived:
+		return numericRange(fieldReceived, q.from, q.to)
+	case kindSent:
+		return numericRange(fieldSent, q.from, q.to)
+	case kindSize:
+		return numericRange(fieldSize, q.from, q.to)
+	case kindHasAtt:
+		v := "0"
+		if q.flag {
+			v = "1"
+		}
+		return compiled{q: termsQuery{field: fieldHasAtt, terms: []string{v}}}
+	case kindMIDs:
+		if len(q.mids) == 0 {
+			return matchNone
+		}
+		terms := make([]string, len(q.mids))
+		for i, m := range q.mids {
+			terms[i] = strconv.FormatUint(m, 10)
+		}
+		return compiled{q: termsQuery{field: fieldID, terms: terms}}
+	}
+	return matchNone
+}
+
+// and combines parts that are neither all nor none.
+func and(parts []compiled) compiled {
+	switch len(parts) {
+	case 0:
+		return matchAll
+	case 1:
+		return parts[0]
+	}
+	// With exclusions only, bluge runs them against all documents; either
+	// way the result is a positive query.
+	b := bluge.NewBooleanQuery()
+	for _, p := range parts {
+		if p.neg {
+			b.AddMustNot(p.q)
+		} else {
+			b.AddMust(p.q)
+		}
+	}
+	return compiled{q: b}
+}
+
+// positive returns a query matching what c matches.
+func (c compiled) positive() bluge.Query {
+	if c.neg {
+		return bluge.NewBooleanQuery().AddMustNot(c.q)
+	}
+	return c.q
+}
+
+// scoped restricts c to the documents of scope.
+func scoped(scope bluge.Query, c compiled) bluge.Query {
+	switch {
+	case c.all:
+		return scope
+	case c.neg:
+		return bluge.NewBooleanQuery().AddMust(scope).AddMustNot(c.q)
+	}
+	return bluge.NewBooleanQuery().AddMust(scope, c.q)
+}
+
+func numericRange(field string, from, to int64) compiled {
+	if from == noBound && to == noBound {
+		return matchAll
+	}
+	lo, hi := bluge.MinNumeric, bluge.MaxNumeric
+	if from != noBound {
+		lo = float64(from)
+	}
+	if to != noBound {
+		hi = float64(to)
+	}
+	if lo >= hi {
+		return matchNone
+	}
+	return compiled{q: bluge.NewNumericRangeQuery(lo, hi).SetField(field)}
+}
+
+func (ix *Index) compileText(field Field, s string) compiled {
+	switch field {
+	case FieldFrom:
+		return ix.addressQuery(s, fieldFrom)
+	case FieldTo:
+		return ix.addressQuery(s, fieldTo, fieldRcpt)
+	case FieldCc:
+		return ix.addressQuery(s, fieldCc)
+	case FieldBcc:
+		return ix.addressQuery(s, fieldBcc, fieldRcpt)
+	case FieldSubject:
+		return ix.wordQuery(s, fieldSubject)
+	case FieldBody:
+		return ix.wordQuery(s, fieldBody)
+	case FieldAttachment:
+		return ix.wordQuery(s, fieldAttachment)
+	case FieldText:
+		addr := ix.addressQuery(s, fieldFrom, fieldTo, fieldCc, fieldBcc, fieldRcpt)
+		if addr.all {
+			return matchAll
+		}
+		text := ix.wordQuery(s, fieldSubject, fieldBody, fieldAttachment, fieldHeader)
+		if text.all {
+			return matchAll
+		}
+		return compiled{q: bluge.NewBooleanQuery().SetMinShould(1).AddShould(addr.q, text.q)}
+	}
+	return matchNone
+}
+
+// wordQuery matches the words of s in any of fields: as a phrase, except in
+// the body, which has no positions (see doc.go), where all words must occur.
+func (ix *Index) wordQuery(s string, fields ...string) compiled {
+	terms := words(ix.an.words, s)
+	if len(terms) == 0 {
+		return matchAll
+	}
+	return anyField(fields, func(f string) bluge.Query {
+		if f != fieldBody || len(terms) == 1 {
+			return phraseQuery{ix: ix, field: f, terms: terms}
+		}
+		b := bluge.NewBooleanQuery()
+		for _, t := range terms[:len(terms)-1] {
+			b.AddMust(termsQuery{field: f, terms: []string{t}})
+		}
+		return b.AddMust(phraseQuery{ix: ix, field: f, terms: terms[len(terms)-1:]})
+	})
+}
+
+// addressQuery matches every word of s in one of fields.
+func (ix *Index) addressQuery(s string, fields ...string) compiled {
+	ws := slices.DeleteFunc(addressWords(s), func(w string) bool { return w == "@" })
+	if len(ws) == 0 {
+		return matchAll
+	}
+	return anyField(fields, func(f string) bluge.Query {
+		parts := make([]bluge.Query, len(ws))
+		for i, w := range ws {
+			if strings.Contains(w, "@") {
+				// A whole address, or "@domain".
+				parts[i] = termsQuery{field: f, terms: []string{w}}
+			} else {
+				parts[i] = phraseQuery{ix: ix, field: f, terms: []string{w}}
+			}
+		}
+		if len(parts) == 1 {
+			return parts[0]
+		}
+		return bluge.NewBooleanQuery().AddMust(parts...)
+	})
+}
+
+func anyField(fields []string, one func(field string) bluge.Query) compiled {
+	if len(fields) == 1 {
+		return compiled{q: one(fields[0])}
+	}
+	b := bluge.NewBooleanQuery().SetMinShould(1)
+	for _, f := range fields {
+		b.AddShould(one(f))
+	}
+	return compiled{q: b}
+}
+
+func (ix *Index) compileHeader(name, value string) compiled {
+	if name == "" {
+		return matchNone
+	}
+	present := compiled{q: termsQuery{field: fieldHeaderName, terms: []string{name}}}
+	if strings.TrimSpace(value) == "" {
+		return present
+	}
+	switch name {
+	case "from":
+		return ix.compileText(FieldFrom, value)
+	case "to":
+		return ix.compileText(FieldTo, value)
+	case "cc":
+		return ix.compileText(FieldCc, value)
+	case "bcc":
+		return ix.compileText(FieldBcc, value)
+	case "subject":
+		return ix.compileText(FieldSubject, value)
+	}
+	if isMsgIDHeader(name) {
+		ids := msgIDs(value)
+		if len(ids) == 0 {
+			return present
+		}
+		parts := make([]compiled, len(ids))
+		for i, id := range ids {
+			parts[i] = compiled{q: termsQuery{field: fieldHeader, terms: []string{string(headerTerm(name, id))}}}
+		}
+		return and(parts)
+	}
+	ws := words(ix.an.words, value)
+	if len(ws) == 0 {
+		return present
+	}
+	for i, w := range ws {
+		ws[i] = string(headerTerm(name, w))
+	}
+	return compiled{q: phraseQuery{ix: ix, field: fieldHeader, terms: ws}}
+}

@@ -1,0 +1,404 @@
+package index
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/blugelabs/bluge"
+	"github.com/blugelabs/bluge/search"
+	"github.com/blugelabs/bluge/search/searcher"
+	"github.com/blugelabs/bluge/search/similarity"
+	segment "github.com/blugelabs/bluge_segment_api"
+)
+
+// SearchFolder returns the UIDs, ascending, of the messages in folder that
+// match q.
+func (ix *Index) SearchFolder(ctx context.Context, folder uint64, q Query) ([]uint32, error) {
+	c := ix.compile(q)
+	if c.none {
+		return nil, nil
+	}
+	scope := termsQuery{field: fieldFolder, terms: []string{strconv.FormatUint(folder, 10)}}
+	var uids []uint32
+	visit := func(_ string, term []byte) {
+		if m, ok := decodeMeta(term); ok {
+			uids = appendUIDs(uids, m.members, folder)
+		}
+	}
+	if err := ix.collect(ctx, scoped(scope, c), []string{fieldMeta}, nil, visit, nil); err != nil {
+		return nil, fmt.Errorf("search folder %d: %w", folder, err)
+	}
+	slices.Sort(uids)
+	return slices.Compact(uids), nil
+}
+
+// appendUIDs appends the UIDs of folder from encoded members, which are
+// sorted by folder.
+func appendUIDs(uids []uint32, members []byte, folder uint64) []uint32 {
+	for len(members) > 0 {
+		f, n := readVar(members)
+		if n == 0 || f > folder {
+			return uids
+		}
+		uid, m := readVar(members[n:])
+		if m == 0 {
+			return uids
+		}
+		if f == folder {
+			uids = append(uids, uint32(uid))
+		}
+		members = members[n+m:]
+	}
+	return uids
+}
+
+// Sort orders Find results. Ties are broken by MID, ascending.
+type Sort struct {
+	Field string // SortReceived, SortSent, SortSize, SortFrom or SortSubject
+	Desc  bool
+}
+
+// Sort fields. From sorts by the first sender's display name, else address;
+// subject by the subject without Re:/Fwd: prefixes; both lower case, by
+// bytes. An unknown date sorts as the oldest.
+const (
+	SortReceived = "received"
+	SortSent     = "sent"
+	SortSize     = "size"
+	SortFrom     = "from"
+	SortSubject  = "subject"
+)
+
+// hitKey holds what a hit is sorted by.
+type hitKey struct {
+	mid, received, sent, size uint64
+	from, subject             []byte
+}
+
+// Find returns the MIDs of messages in any of folders matching q, sorted,
+// from offset, at most limit of them (limit < 0: all), and the number of
+// matches. No folders, no matches. The default order is newest received
+// first.
+func (ix *Index) Find(ctx context.Context, folders []uint64, q Query, sort []Sort, offset, limit int) (mids []uint64, total int, err error) {
+	if len(sort) == 0 {
+		sort = []Sort{{Field: SortReceived, Desc: true}}
+	}
+	fields := []string{fieldMeta}
+	for _, s := range sort {
+		switch s.Field {
+		case SortReceived, SortSent, SortSize:
+		case SortFrom:
+			fields = append(fields, fieldSortFrom)
+		case SortSubject:
+			fields = append(fields, fieldSortSubj)
+		default:
+			return nil, 0, fmt.Errorf("find: unknown sort field %q", s.Field)
+		}
+	}
+	offset = max(offset, 0)
+	c := ix.compile(q)
+	if c.none || len(folders) == 0 {
+		return nil, 0, nil
+	}
+	scope := termsQuery{field: fieldFolder}
+	for _, f := range folders {
+		scope.terms = append(scope.terms, strconv.FormatUint(f, 10))
+	}
+	slices.Sort(scope.terms)
+	scope.terms = slices.Compact(scope.terms)
+
+	cmp := func(a, b *hitKey) int {
+		for _, s := range sort {
+			var c int
+			switch s.Field {
+			case SortReceived:
+				c = cmpUint(a.received, b.received)
+			case SortSent:
+				c = cmpUint(a.sent, b.sent)
+			case SortSize:
+				c = cmpUint(a.size, b.size)
+			case SortFrom:
+				c = bytes.Compare(a.from, b.from)
+			case SortSubject:
+				c = bytes.Compare(a.subject, b.subject)
+			}
+			if s.Desc {
+				c = -c
+			}
+			if c != 0 {
+				return c
+			}
+		}
+		return cmpUint(a.mid, b.mid)
+	}
+	keep := offset + limit
+	if limit < 0 {
+		keep = -1
+	}
+	top := topN{keep: keep, cmp: cmp}
+	var cur hitKey
+	reset := func() {
+		cur = hitKey{from: cur.from[:0], subject: cur.subject[:0]}
+	}
+	visit := func(field string, term []byte) {
+		switch field {
+		case fieldMeta:
+			if m, ok := decodeMeta(term); ok {
+				cur.mid, cur.received, cur.sent, cur.size = m.mid, m.received, m.sent, m.size
+			}
+		case fieldSortFrom:
+			cur.from = append(cur.from, term...)
+		case fieldSortSubj:
+			cur.subject = append(cur.subject, term...)
+		}
+	}
+	hit := func() {
+		total++
+		top.offer(&cur)
+	}
+	if err := ix.collect(ctx, scoped(scope, c), fields, reset, visit, hit); err != nil {
+		return nil, 0, fmt.Errorf("find: %w", err)
+	}
+	keys := top.sorted()
+	if offset >= len(keys) {
+		return nil, total, nil
+	}
+	mids = make([]uint64, 0, len(keys)-offset)
+	for _, k := range keys[offset:] {
+		mids = append(mids, k.mid)
+	}
+	return mids, total, nil
+}
+
+// topN keeps the keep smallest keys (all when keep < 0) in a max-heap.
+type topN struct {
+	keep int
+	cmp  func(a, b *hitKey) int
+	heap []hitKey
+}
+
+func (t *topN) offer(k *hitKey) {
+	switch {
+	case t.keep < 0 || len(t.heap) < t.keep:
+		t.heap = append(t.heap, hitKey{})
+		t.heap[len(t.heap)-1].copyFrom(k)
+		if t.keep >= 0 {
+			t.up(len(t.heap) - 1)
+		}
+	case t.keep > 0 && t.cmp(k, &t.heap[0]) < 0:
+		t.heap[0].copyFrom(k) // reuses the evicted key's buffers
+		t.down(0)
+	}
+}
+
+func (k *hitKey) copyFrom(o *hitKey) {
+	k.mid, k.received, k.sent, k.size = o.mid, o.received, o.sent, o.size
+	k.from = append(k.from[:0], o.from...)
+	k.subject = append(k.subject[:0], o.subject...)
+}
+
+func (t *topN) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if t.cmp(&t.heap[p], &t.heap[i]) >= 0 {
+			return
+		}
+		t.heap[p], t.heap[i] = t.heap[i], t.heap[p]
+		i = p
+	}
+}
+
+func (t *topN) down(i int) {
+	for {
+		l, big := 2*i+1, i
+		if l < len(t.heap) && t.cmp(&t.heap[l], &t.heap[big]) > 0 {
+			big = l
+		}
+		if r := l + 1; r < len(t.heap) && t.cmp(&t.heap[r], &t.heap[big]) > 0 {
+			big = r
+		}
+		if big == i {
+			return
+		}
+		t.heap[i], t.heap[big] = t.heap[big], t.heap[i]
+		i = big
+	}
+}
+
+func (t *topN) sorted() []hitKey {
+	slices.SortFunc(t.heap, func(a, b hitKey) int { return t.cmp(&a, &b) })
+	return t.heap
+}
+
+// collect runs q on a snapshot; for every hit it calls reset, visit for each
+// doc value of fields, then hit. Nil callbacks are skipped.
+func (ix *Index) collect(ctx context.Context, q bluge.Query, fields []string, reset func(), visit segment.DocumentValueVisitor, hit func()) (err error) {
+	defer ix.recoverPanic(&err, "search")
+	r, err := ix.reader()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	req := &collectRequest{query: q, fields: fields, reset: reset, visit: visit, hit: hit}
+	_, err = r.Search(ctx, req)
+	return err
+}
+
+// collectRequest is a bluge search request and its own collector: it reads
+// doc values straight from the snapshot, without bluge's per-hit maps and
+// without scoring, which are the expensive part of a search with many hits.
+type collectRequest struct {
+	query  bluge.Query
+	fields []string
+	reset  func()
+	visit  segment.DocumentValueVisitor
+	hit    func()
+	reader search.Reader
+}
+
+func (c *collectRequest) Searcher(r search.Reader, _ bluge.Config) (search.Searcher, error) {
+	c.reader = r
+	return c.query.Searcher(r, unscored())
+}
+
+// unscored are searcher options without scoring, which lets bluge answer
+// conjunctions and disjunctions of plain terms with bitmap operations.
+func unscored() search.SearcherOptions {
+	return search.SearcherOptions{
+		SimilarityForField: func(string) search.Similarity { return similarity.NewBM25Similarity() },
+		Score:              "none",
+	}
+}
+
+func (c *collectRequest) Collector() search.Collector               { return c }
+func (c *collectRequest) AddAggregation(string, search.Aggregation) {}
+func (c *collectRequest) Aggregations() search.Aggregations         { return nil }
+func (c *collectRequest) Size() int                                 { return 0 }
+func (c *collectRequest) BackingSize() int                          { return 0 }
+func (c *collectRequest) Collect(ctx context.Context, _ search.Aggregations, s search.Collectible) (search.DocumentMatchIterator, error) {
+	defer s.Close()
+	sctx := search.NewSearchContext(s.DocumentMatchPoolSize(), 0)
+	dvr, err := c.reader.DocumentValueReader(c.fields)
+	if err != nil {
+		return nil, err
+	}
+	for n := 0; ; n++ {
+		if n%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		dm, err := s.Next(sctx)
+		if err != nil {
+			return nil, err
+		}
+		if dm == nil {
+			return doneIterator{}, nil
+		}
+		if c.reset != nil {
+			c.reset()
+		}
+		if c.visit != nil {
+			if err := dvr.VisitDocumentValues(dm.Number, c.visit); err != nil {
+				return nil, err
+			}
+		}
+		if c.hit != nil {
+			c.hit()
+		}
+		sctx.DocumentMatchPool.Put(dm)
+	}
+}
+
+// doneIterator is the empty result of a collectRequest: hits went to the
+// callbacks.
+type doneIterator struct{}
+
+func (doneIterator) Next() (*search.DocumentMatch, error) { return nil, nil }
+func (doneIterator) Aggregations() *search.Bucket         { return nil }
+
+// termsQuery matches any of its exact terms in field, unscored and without
+// bluge's clause cap (the terms are few, or MIDs the caller chose).
+type termsQuery struct {
+	field string
+	terms []string
+}
+
+func (q termsQuery) Searcher(r search.Reader, opts search.SearcherOptions) (search.Searcher, error) {
+	return termsSearcher(r, q.field, q.terms, opts)
+}
+
+func termsSearcher(r search.Reader, field string, terms []string, opts search.SearcherOptions) (search.Searcher, error) {
+	if len(terms) == 1 {
+		return searcher.NewTermSearcher(r, terms[0], field, 1, similarity.ConstantScorer(1), opts)
+	}
+	return searcher.NewMultiTermSearcher(r, terms, field, 1, similarity.ConstantScorer(1), similarity.NewCompositeSumScorer(), opts, false)
+}
+
+// phraseQuery matches terms at consecutive positions of field; the last
+// term also matches as a prefix of an indexed term.
+type phraseQuery struct {
+	ix    *Index
+	field string
+	terms []string
+}
+
+func (q phraseQuery) Searcher(r search.Reader, opts search.SearcherOptions) (search.Searcher, error) {
+	last, err := q.ix.expand(r, q.field, q.terms[len(q.terms)-1])
+	if err != nil {
+		return nil, err
+	}
+	if len(q.terms) == 1 {
+		return termsSearcher(r, q.field, last, opts)
+	}
+	phrase := make([][]string, len(q.terms))
+	for i, t := range q.terms[:len(q.terms)-1] {
+		phrase[i] = []string{t}
+	}
+	phrase[len(phrase)-1] = last
+	return searcher.NewMultiPhraseSearcher(r, phrase, q.field, similarity.ConstantScorer(1), opts)
+}
+
+// expand returns the terms of field starting with prefix. Beyond
+// maxExpansion of them the prefix matches whole terms only.
+func (ix *Index) expand(r search.Reader, field, prefix string) (terms []string, err error) {
+	it, err := r.DictionaryIterator(field, nil, []byte(prefix), prefixEnd(prefix))
+	if err != nil {
+		return nil, fmt.Errorf("expand %q: %w", prefix, err)
+	}
+	defer it.Close()
+	for {
+		e, err := it.Next()
+		if err != nil {
+			return nil, fmt.Errorf("expand %q: %w", prefix, err)
+		}
+		if e == nil {
+			break
+		}
+		if len(terms) == maxExpansion {
+			ix.log.Debug("index: prefix too common, matching whole words", "field", field, "prefix", prefix)
+			return []string{prefix}, nil
+		}
+		terms = append(terms, e.Term())
+	}
+	if len(terms) == 0 {
+		return []string{prefix}, nil
+	}
+	return terms, nil
+}
+
+// prefixEnd is the first key after all keys starting with prefix, nil when
+// there is none.
+func prefixEnd(prefix string) []byte {
+	end := []byte(prefix)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
