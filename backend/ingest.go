@@ -110,13 +110,18 @@ func (t *Tenant) Ingest(ctx context.Context, raw []byte, src Source) (IngestResu
 		t.stats.failed.Add(1)
 		return IngestResult{}, err
 	}
+	t.closeMu.RLock()
+	if t.closed {
+		t.closeMu.RUnlock()
+		return IngestResult{}, ErrTenantClosed
+	}
 	select {
 	case t.commitQ <- j:
 	case <-ctx.Done():
+		t.closeMu.RUnlock()
 		return IngestResult{}, ctx.Err()
-	case <-t.done:
-		return IngestResult{}, ErrTenantClosed
 	}
+	t.closeMu.RUnlock()
 	// Once queued the commit must be waited for: it may already be on disk.
 	if err := <-j.done; err != nil {
 		t.stats.failed.Add(1)
