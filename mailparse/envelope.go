@@ -89,8 +89,8 @@ func (p *parser) addressField(idx *fieldIndex, k int, fieldName string) []Addres
 	for _, piece := range splitAddressList(v) {
 		if a, err := mail.ParseAddress(piece); err == nil {
 			out = append(out, newAddress(a.Name, a.Address))
-		} else if a, ok := p.looseAddress(piece); ok {
-			out = append(out, a)
+		} else {
+			out = p.appendLooseAddresses(out, piece)
 		}
 	}
 	if len(out) == 0 {
@@ -148,34 +148,47 @@ func splitAddressList(v string) []string {
 	return pieces
 }
 
-// looseAddress makes what it can of one address net/mail rejects, like
-// `John Doe john@example.com` or `"Doe, John" <john@example.com`.
-func (p *parser) looseAddress(piece string) (Address, bool) {
-	var name, addr string
+// appendLooseAddresses makes what it can of one piece of an address list
+// that net/mail rejects, like `John Doe john@example.com`,
+// `"Doe, John" <john@example.com`, `a@example.com b@example.com` or a bare
+// local name `root`.
+func (p *parser) appendLooseAddresses(out []Address, piece string) []Address {
+	const junk = " \t<>\"'()[],;"
 	if i := strings.LastIndexByte(piece, '<'); i >= 0 {
-		addr = piece[i+1:]
+		addr := piece[i+1:]
 		if j := strings.IndexByte(addr, '>'); j >= 0 {
 			addr = addr[:j]
 		}
-		name = piece[:i]
-	} else {
-		for w := range strings.FieldsSeq(piece) {
-			if strings.Contains(w, "@") {
-				addr = w
-				break
-			}
+		if addr = strings.Trim(addr, junk); addr == "" {
+			return out
 		}
-		if addr == "" {
-			return Address{}, false
+		return append(out, newAddress(p.decodeWords(strings.Trim(piece[:i], " \t\"'")), addr))
+	}
+	words := strings.Fields(piece)
+	if len(words) == 1 {
+		if addr := strings.Trim(words[0], junk); addr != "" {
+			return append(out, newAddress("", addr))
 		}
-		name = strings.Replace(piece, addr, "", 1)
+		return out
 	}
-	addr = strings.Trim(addr, " \t<>\"'()[],;")
-	name = p.decodeWords(strings.Trim(name, " \t\"'"))
-	if addr == "" {
-		return Address{}, false
+	var name []string
+	var addrs []string
+	for _, w := range words {
+		if strings.Contains(w, "@") {
+			addrs = append(addrs, strings.Trim(w, junk))
+		} else {
+			name = append(name, w)
+		}
 	}
-	return newAddress(name, addr), true
+	switch {
+	case len(addrs) == 1:
+		out = append(out, newAddress(p.decodeWords(strings.Trim(strings.Join(name, " "), " \t\"'")), addrs[0]))
+	case len(name) == 0:
+		for _, addr := range addrs {
+			out = append(out, newAddress("", addr))
+		}
+	}
+	return out
 }
 
 // date parses a Date value leniently (RFC 5322 with its obsolete forms,

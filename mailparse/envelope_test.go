@@ -51,8 +51,9 @@ func TestAddresses(t *testing.T) {
 		{`undisclosed-recipients:;`, nil},
 		// Broken lists are read leniently.
 		{`John Doe john@example.com`, []Address{{"John Doe", "john", "example.com"}}},
-		{`"Cherry  Paul" <Paul.Cherry@ENRON.com>, Watson`, []Address{{"Cherry  Paul", "Paul.Cherry", "ENRON.com"}}},
-		{`tim@example.com concierge@example.com`, []Address{{"concierge@example.com", "tim", "example.com"}}},
+		{`"Cherry  Paul" <Paul.Cherry@ENRON.com>, Watson`, []Address{{"Cherry  Paul", "Paul.Cherry", "ENRON.com"}, {"", "Watson", ""}}},
+		{`tim@example.com concierge@example.com`, []Address{{"", "tim", "example.com"}, {"", "concierge", "example.com"}}},
+		{`root, Jane Doe`, []Address{{"", "root", ""}}},
 		{`<broken@example.com`, []Address{{"", "broken", "example.com"}}},
 	}
 	for _, tt := range tests {

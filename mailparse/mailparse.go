@@ -53,15 +53,16 @@ type Summary struct {
 	// Preview is the start of Text, whitespace collapsed, at most 256 characters.
 	Preview string `json:"pv,omitempty"`
 	// Headers holds every top-level header field in order, the name as
-	// written and the value unfolded and RFC 2047-decoded.
-	Headers []Header `json:"h,omitempty"`
+	// written and the value unfolded and RFC 2047-decoded. MarshalBinary
+	// stores them as [name, value] pairs.
+	Headers []Header `json:"-"`
 	// References holds the Message-IDs of the References field, without <>.
 	References []string `json:"r,omitempty"`
 	// Problems says, human readable, what could not be parsed.
 	Problems []string `json:"x,omitempty"`
 }
 
-// Header is one header field. It is stored as a JSON array [name, value].
+// Header is one header field.
 type Header struct {
 	Name, Value string
 }

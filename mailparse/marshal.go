@@ -7,10 +7,27 @@ import (
 	"slices"
 )
 
+// summaryFields has Summary's fields without its methods.
+type summaryFields Summary
+
+// storedSummary is the stored form: header fields as [name, value] pairs,
+// which encode faster than through a MarshalJSON method per field.
+type storedSummary struct {
+	*summaryFields
+	Headers [][2]string `json:"h,omitempty"`
+}
+
 // MarshalBinary encodes the Summary for storage, as compact JSON without
 // Text (which goes to the full-text index instead).
 func (s *Summary) MarshalBinary() ([]byte, error) {
-	b, err := json.Marshal(s)
+	stored := storedSummary{summaryFields: (*summaryFields)(s)}
+	if len(s.Headers) > 0 {
+		stored.Headers = make([][2]string, len(s.Headers))
+		for i, h := range s.Headers {
+			stored.Headers[i] = [2]string{h.Name, h.Value}
+		}
+	}
+	b, err := json.Marshal(stored)
 	if err != nil {
 		return nil, fmt.Errorf("marshal summary: %w", err)
 	}
@@ -20,11 +37,18 @@ func (s *Summary) MarshalBinary() ([]byte, error) {
 // UnmarshalBinary decodes a Summary stored by MarshalBinary. Text is empty.
 func (s *Summary) UnmarshalBinary(data []byte) error {
 	var d Summary
-	if err := json.Unmarshal(data, &d); err != nil {
+	stored := storedSummary{summaryFields: (*summaryFields)(&d)}
+	if err := json.Unmarshal(data, &stored); err != nil {
 		return fmt.Errorf("unmarshal summary: %w", err)
 	}
 	if err := restoreParts(d.Structure); err != nil {
 		return fmt.Errorf("unmarshal summary: %w", err)
+	}
+	if len(stored.Headers) > 0 {
+		d.Headers = make([]Header, len(stored.Headers))
+		for i, h := range stored.Headers {
+			d.Headers[i] = Header{Name: h[0], Value: h[1]}
+		}
 	}
 	*s = d
 	return nil
@@ -46,20 +70,6 @@ func restoreParts(p *Part) error {
 		}
 	}
 	return restoreParts(p.Message)
-}
-
-// MarshalJSON encodes the header field as [name, value].
-func (h Header) MarshalJSON() ([]byte, error) {
-	return json.Marshal([2]string{h.Name, h.Value})
-}
-
-func (h *Header) UnmarshalJSON(b []byte) error {
-	var v [2]string
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	*h = Header{Name: v[0], Value: v[1]}
-	return nil
 }
 
 // MarshalJSON encodes the address as [name, mailbox, host].
