@@ -95,6 +95,7 @@ func (t *Tenant) indexer() {
 				return
 			}
 		}
+		clear(batch) // drop references to parsed summaries until the next batch
 	}
 }
 

@@ -308,6 +308,7 @@ func (t *Tenant) committer() {
 		for _, j := range batch {
 			j.done <- err
 		}
+		clear(batch) // drop references to message bytes until the next batch
 	}
 }
 

@@ -33,6 +33,7 @@ func cmdBench(ctx context.Context, args []string) error {
 	size := fs.Int("size", 30<<10, "average message size in bytes")
 	dir := fs.String("dir", "", "data directory (default: a temporary one, removed afterwards)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
+	memProfile := fs.String("memprofile", "", "write a heap profile (after the run) to this file")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -47,7 +48,7 @@ func cmdBench(ctx context.Context, args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	res, err := BenchIngest(ctx, BenchOptions{N: *n, Workers: *workers, Size: *size, Dir: *dir})
+	res, err := BenchIngest(ctx, BenchOptions{N: *n, Workers: *workers, Size: *size, Dir: *dir, MemProfile: *memProfile})
 	if err != nil {
 		return err
 	}
@@ -59,6 +60,7 @@ func cmdBench(ctx context.Context, args []string) error {
 type BenchOptions struct {
 	N, Workers, Size int
 	Dir              string
+	MemProfile       string
 }
 
 // BenchResult holds the figures of an ingest benchmark.
@@ -82,7 +84,7 @@ func (r *BenchResult) String() string {
   archived durable:        %8.0f messages/s  (%.1f MB/s, %s)
   archived and indexed:    %8.0f messages/s  (%s incl. index catch-up)
   stored bytes / raw:      %8.1f %%  (blobs %.1f MB, summaries %.1f MB, metadata %.1f MB, index %.1f MB)
-  RAM per message:         %8.0f bytes heap, %.0f bytes RSS (after GC, tenant open)
+  RAM per message:         %8.0f bytes heap, %.0f bytes RSS (growth over the run / messages, after GC)
 `, r.Messages, mb, r.RawBytes/int64(max(r.Messages, 1)),
 		float64(r.Messages)/r.Archive.Seconds(), mb/r.Archive.Seconds(), r.Archive.Round(time.Millisecond),
 		float64(r.Messages)/total.Seconds(), total.Round(time.Millisecond),
@@ -125,6 +127,10 @@ func BenchIngest(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 			}
 		}
 	}
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	rssBefore := rss()
 	msgs := make([][]byte, o.N)
 	res := &BenchResult{Messages: o.N}
 	for i := range msgs {
@@ -167,8 +173,16 @@ func BenchIngest(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	res.HeapPerMsg = float64(ms.HeapAlloc) / float64(o.N)
-	res.RSSPerMsg = float64(rss()) / float64(o.N)
+	res.HeapPerMsg = (float64(ms.HeapAlloc) - float64(before.HeapAlloc)) / float64(o.N)
+	if o.MemProfile != "" {
+		f, err := os.Create(o.MemProfile)
+		if err != nil {
+			return nil, err
+		}
+		pprof.WriteHeapProfile(f)
+		f.Close()
+	}
+	res.RSSPerMsg = float64(rss()-rssBefore) / float64(o.N)
 	tdir := filepath.Join(dir, "tenants", "bench")
 	res.BlobBytes = dirSize(filepath.Join(tdir, "blobs"))
 	res.IndexBytes = dirSize(filepath.Join(tdir, "index"))
