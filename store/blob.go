@@ -7,7 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -37,6 +39,7 @@ type Blobs interface {
 // commit batch instead of two per blob.
 type FSBlobs struct {
 	dir string
+	seq atomic.Uint64 // names temporary files
 }
 
 // NewFSBlobs returns a blob store rooted at dir, creating it if missing.
@@ -55,21 +58,23 @@ func (b *FSBlobs) path(key string) (string, error) {
 }
 
 // Put writes to a temporary file and renames it into place, so a crash
-// leaves either the whole blob or none; it is durable after Sync.
+// leaves the whole blob or none, and a blob that is already referenced is
+// never seen truncated; it is durable after Sync.
 func (b *FSBlobs) Put(ctx context.Context, key string, data []byte) error {
 	p, err := b.path(key)
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(p)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("put blob %s: %w", key, err)
+	tmp := p + ".tmp" + strconv.FormatUint(b.seq.Add(1), 36)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.MkdirAll(filepath.Dir(p), 0o700); err == nil {
+			f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		}
 	}
-	f, err := os.CreateTemp(dir, ".tmp-")
 	if err != nil {
 		return fmt.Errorf("put blob %s: %w", key, err)
 	}
-	tmp := f.Name()
 	_, err = f.Write(data)
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -134,7 +139,7 @@ func (b *FSBlobs) List(ctx context.Context, fn func(key string) error) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if d.IsDir() || strings.HasPrefix(d.Name(), ".") {
+		if d.IsDir() || strings.Contains(d.Name(), ".") {
 			return nil
 		}
 		return fn(d.Name())
