@@ -136,25 +136,34 @@ func cmdImport(ctx context.Context, args []string) error {
 	return nil
 }
 
-// progress draws a one-line progress bar with rate and ETA.
+// progress draws a one-line progress bar with rate and ETA on a terminal,
+// and a plain line every few seconds otherwise (logs, CI).
 type progress struct {
 	w          io.Writer
 	total      int
 	totalBytes int64
 	quiet      bool
+	tty        bool
 	start      time.Time
 	last       time.Time
 }
 
 func newProgress(w io.Writer, total int, totalBytes int64, quiet bool) *progress {
-	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice == 0 {
-		quiet = quiet || w == os.Stderr && os.Getenv("MAILVAULT_PROGRESS") == ""
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			tty = true
+		}
 	}
-	return &progress{w: w, total: total, totalBytes: totalBytes, quiet: quiet, start: time.Now()}
+	return &progress{w: w, total: total, totalBytes: totalBytes, quiet: quiet, tty: tty, start: time.Now(), last: time.Now()}
 }
 
 func (p *progress) update(done int, bytes int64) {
-	if p.quiet || time.Since(p.last) < 200*time.Millisecond && done != p.total {
+	every := 5 * time.Second
+	if p.tty {
+		every = 200 * time.Millisecond
+	}
+	if p.quiet || time.Since(p.last) < every && done != p.total {
 		return
 	}
 	p.last = time.Now()
@@ -162,19 +171,24 @@ func (p *progress) update(done int, bytes int64) {
 	rate := float64(done) / max(el, 1e-3)
 	frac := 0.0
 	if p.total > 0 {
-		frac = float64(done) / float64(p.total)
+		frac = min(float64(done)/float64(p.total), 1)
+	}
+	eta := "?"
+	if rate > 0 && p.total >= done {
+		eta = time.Duration(float64(p.total-done) / rate * float64(time.Second)).Round(time.Second).String()
+	}
+	line := fmt.Sprintf("%d/%d messages  %.1f/%.1f MB  %.0f msg/s  ETA %s", done, p.total, float64(bytes)/1e6, float64(p.totalBytes)/1e6, rate, eta)
+	if !p.tty {
+		fmt.Fprintln(p.w, "import: "+line)
+		return
 	}
 	const width = 30
 	bar := strings.Repeat("#", int(frac*width)) + strings.Repeat(".", width-int(frac*width))
-	eta := "?"
-	if rate > 0 && p.total >= done {
-		eta = (time.Duration(float64(p.total-done)/rate) * time.Second).Round(time.Second).String()
-	}
-	fmt.Fprintf(p.w, "\r[%s] %d/%d messages  %.1f MB  %.0f msg/s  ETA %s ", bar, done, p.total, float64(bytes)/1e6, rate, eta)
+	fmt.Fprintf(p.w, "\r[%s] %s ", bar, line)
 }
 
 func (p *progress) finish() {
-	if !p.quiet {
+	if !p.quiet && p.tty {
 		fmt.Fprintln(p.w)
 	}
 }
