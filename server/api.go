@@ -25,6 +25,9 @@ type API struct {
 	p   *backend.Provider
 	log *slog.Logger
 	mux *http.ServeMux
+	// Endpoints reports the protocol endpoints' counters (SMTP journal
+	// rate, last message, rejects); nil when none runs.
+	Endpoints func() map[string]any
 }
 
 // NewAPI returns the management API handler.
@@ -61,6 +64,11 @@ func NewAPI(p *backend.Provider, log *slog.Logger) *API {
 	h("POST /api/v1/tenants/{t}/reindex", a.reindex)
 	h("GET /api/v1/tenants/{t}/audit", a.audit)
 	h("GET /api/v1/stats", a.allStats)
+	h("GET /api/v1/tenants/{t}/journal", a.journalAccess)
+	h("POST /api/v1/tenants/{t}/journal/networks", a.journalNetwork)
+	h("DELETE /api/v1/tenants/{t}/journal/networks/{net...}", a.journalNetworkDelete)
+	h("PUT /api/v1/tenants/{t}/journal/credentials/{login}", a.journalCredential)
+	h("DELETE /api/v1/tenants/{t}/journal/credentials/{login}", a.journalCredentialDelete)
 	return a
 }
 
@@ -626,20 +634,102 @@ func (a *API) tenantStats(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// AllStats is the answer of GET /api/v1/stats.
+type AllStats struct {
+	Tenants   []backend.Stats `json:"tenants"`
+	Endpoints map[string]any  `json:"endpoints,omitempty"`
+}
+
 func (a *API) allStats(w http.ResponseWriter, r *http.Request) error {
 	ts, err := a.p.Tenants()
 	if err != nil {
 		return err
 	}
-	out := []backend.Stats{}
+	out := AllStats{Tenants: []backend.Stats{}}
 	for _, info := range ts {
 		t, err := a.p.Tenant(r.Context(), info.Name)
 		if err != nil {
 			return err
 		}
-		out = append(out, t.Stats())
+		out.Tenants = append(out.Tenants, t.Stats())
+	}
+	if a.Endpoints != nil {
+		out.Endpoints = a.Endpoints()
 	}
 	writeJSON(w, 200, out)
+	return nil
+}
+
+func (a *API) journalAccess(w http.ResponseWriter, r *http.Request) error {
+	t, err := a.tenant(r)
+	if err != nil {
+		return err
+	}
+	acc, err := t.JournalAccess()
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, acc)
+	return nil
+}
+
+func (a *API) journalNetwork(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Network string `json:"network"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	t, err := a.tenant(r)
+	if err != nil {
+		return err
+	}
+	if err := t.AllowJournalNetwork(r.Context(), req.Network); err != nil {
+		return fmt.Errorf("%w: %v", errBadRequest, err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) journalNetworkDelete(w http.ResponseWriter, r *http.Request) error {
+	t, err := a.tenant(r)
+	if err != nil {
+		return err
+	}
+	if err := t.DisallowJournalNetwork(r.Context(), r.PathValue("net")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) journalCredential(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Password string `json:"password"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	t, err := a.tenant(r)
+	if err != nil {
+		return err
+	}
+	if err := t.SetJournalCredential(r.Context(), r.PathValue("login"), req.Password); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) journalCredentialDelete(w http.ResponseWriter, r *http.Request) error {
+	t, err := a.tenant(r)
+	if err != nil {
+		return err
+	}
+	if err := t.DeleteJournalCredential(r.Context(), r.PathValue("login")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

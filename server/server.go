@@ -28,11 +28,30 @@ type Server struct {
 	Provider *backend.Provider
 	Log      *slog.Logger
 
-	httpSrv *http.Server
-	mu      sync.Mutex
-	lns     []Listener
-	addrs   map[string]net.Addr
-	wg      sync.WaitGroup
+	httpSrv   *http.Server
+	mu        sync.Mutex
+	lns       []Listener
+	addrs     map[string]net.Addr
+	endpoints map[string]func() any
+	wg        sync.WaitGroup
+}
+
+// AddEndpointStats registers a protocol endpoint's counters for the stats
+// API (`mailvault stats`).
+func (s *Server) AddEndpointStats(name string, fn func() any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.endpoints[name] = fn
+}
+
+func (s *Server) endpointStats() map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]any{}
+	for name, fn := range s.endpoints {
+		out[name] = fn()
+	}
+	return out
 }
 
 // Protocol builds a protocol listener once the archive is open; Run calls it
@@ -52,9 +71,11 @@ func Start(ctx context.Context, cfg conf.Config, log *slog.Logger, protocols []P
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Config: cfg, Provider: p, Log: log, addrs: map[string]net.Addr{}}
+	s := &Server{Config: cfg, Provider: p, Log: log, addrs: map[string]net.Addr{}, endpoints: map[string]func() any{}}
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", NewAPI(p, log.With("component", "api")))
+	api := NewAPI(p, log.With("component", "api"))
+	api.Endpoints = s.endpointStats
+	mux.Handle("/api/v1/", api)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
 	ok := false

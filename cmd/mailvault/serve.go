@@ -11,6 +11,7 @@ import (
 	"github.com/mailvault/mailvault/conf"
 	"github.com/mailvault/mailvault/mailgen"
 	"github.com/mailvault/mailvault/server"
+	"github.com/mailvault/mailvault/smtpd"
 )
 
 func cmdServe(ctx context.Context, args []string) error {
@@ -42,7 +43,18 @@ func cmdServe(ctx context.Context, args []string) error {
 }
 
 // protocols lists the protocol listeners this build serves.
-func protocols(cfg conf.Config) []server.Protocol { return nil }
+func protocols(cfg conf.Config) []server.Protocol {
+	return []server.Protocol{
+		{Name: "smtp", Addr: cfg.SMTP.Listen, New: func(s *server.Server) (server.Listener, error) {
+			srv, err := smtpd.New(s.Provider, s.Config.SMTP, s.Log.With("component", "smtpd"))
+			if err != nil {
+				return nil, err
+			}
+			s.AddEndpointStats("smtp", func() any { return srv.Stats() })
+			return srv, nil
+		}},
+	}
+}
 
 func createDemo(ctx context.Context, s *server.Server) error {
 	p := s.Provider
