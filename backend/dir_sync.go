@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,7 +29,7 @@ import (
 // Keys of the tenant's metadata file kept by directory sync.
 const (
 	dirDomainPrefix  = "dir:domain:"  // + domain -> source
-	dirGroupPrefix   = "dir:group:"   // + group name -> source
+	dirGroupPrefix   = "dir:group:"   // + group name -> "<source>:<id>"
 	dirMailboxPrefix = "dir:mailbox:" // + mailbox id (hex) -> "<source>:<id>"
 )
 
@@ -162,6 +163,7 @@ type DirectoryUser struct {
 
 // DirectoryGroup is a directory group with nested groups already expanded.
 type DirectoryGroup struct {
+	ID      string // stable id within the source; empty means the name
 	Name    string
 	Members []string // IDs of DirectoryUsers
 	Roles   []Role
@@ -208,7 +210,7 @@ func (t *Tenant) SyncDirectory(ctx context.Context, snap *DirectorySnapshot, dry
 	t.touch()
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
-	s := &dirSync{t: t, snap: snap, prefix: snap.Source + ":", now: time.Now().UTC()}
+	s := &dirSync{t: t, snap: snap, prefix: snap.Source + ":", now: time.Now().UTC(), res: DirectoryResult{Changes: []DirectoryChange{}}}
 	if err := s.load(); err != nil {
 		return nil, fmt.Errorf("directory sync %q: %w", snap.Source, err)
 	}
@@ -258,7 +260,7 @@ type dirSync struct {
 
 	domains  map[string]bool   // fed by this source
 	present  map[string]bool   // refs of the snapshot's users
-	owned    map[string]bool   // groups this source created
+	owned    map[string]string // group name -> ref, for the groups of this source
 	mbRef    map[uint64]string // archive mailbox -> directory ref
 	refMb    map[string]uint64
 	users    map[string]*User  // working copy, login -> user
@@ -276,12 +278,14 @@ type dirSync struct {
 	putMboxes map[uint64]*Mailbox
 	folders   []Folder
 	putGroups map[string]*Group // nil = delete
+	putOwned  map[string]string // group name -> ref
+	grRenames map[string]string // old group name -> new
 	putRefs   map[uint64]string // new mailbox refs
 	gone      int
 }
 
 func (s *dirSync) load() error {
-	s.domains, s.owned, s.mbRef, s.refMb = map[string]bool{}, map[string]bool{}, map[uint64]string{}, map[string]uint64{}
+	s.domains, s.owned, s.mbRef, s.refMb = map[string]bool{}, map[string]string{}, map[uint64]string{}, map[string]uint64{}
 	return s.t.db.View(func(tx *buntdb.Tx) error {
 		err := ascendPrefix(tx, dirDomainPrefix, func(d, src string) {
 			if src == s.snap.Source {
@@ -291,17 +295,16 @@ func (s *dirSync) load() error {
 		if err != nil {
 			return err
 		}
-		err = ascendPrefix(tx, dirGroupPrefix, func(g, src string) {
-			if src == s.snap.Source {
-				s.owned[g] = true
+		err = ascendPrefix(tx, dirGroupPrefix, func(g, ref string) {
+			if strings.HasPrefix(ref, s.prefix) {
+				s.owned[g] = ref
 			}
 		})
 		if err != nil {
 			return err
 		}
 		return ascendPrefix(tx, dirMailboxPrefix, func(id, ref string) {
-			var n uint64
-			if _, err := fmt.Sscanf(id, "%x", &n); err == nil {
+			if n, err := strconv.ParseUint(id, 16, 64); err == nil {
 				s.mbRef[n] = ref
 				s.refMb[ref] = n
 			}
@@ -329,6 +332,7 @@ func (s *dirSync) plan() error {
 	s.maxMbox, s.maxFold = t.maxMbox, t.maxFolder
 	s.putUsers, s.delUsers, s.renames = map[string]*User{}, map[string]bool{}, map[string]string{}
 	s.putMboxes, s.putGroups, s.putRefs = map[uint64]*Mailbox{}, map[string]*Group{}, map[uint64]string{}
+	s.putOwned, s.grRenames = map[string]string{}, map[string]string{}
 
 	entries, byID := s.entries()
 	s.departures(byID)
@@ -509,8 +513,8 @@ func (s *dirSync) renameUsers(entries []*dirEntry) {
 	}
 }
 
-// foreignArchive finds an archive mailbox owned by login of an archive mailbox that
-// belongs to another directory identity than ref.
+// foreignArchive finds an archive mailbox owned by login that belongs to
+// another directory identity than ref.
 func (s *dirSync) foreignArchive(login, ref string) (uint64, bool) {
 	for id, r := range s.mbRef {
 		if r != ref && s.mbox(id).Owner == login {
@@ -650,41 +654,55 @@ func (s *dirSync) freeAddress(a string, e *dirEntry) bool {
 }
 
 // findMailbox finds or creates the archive mailbox of an entry that has no
-// mailbox tied to its identity yet: one at its primary address nobody else
-// owns is adopted, else a new one is created.
+// mailbox tied to its identity yet: one at its primary address that belongs
+// to nobody else is adopted, else a new one is created.
 func (s *dirSync) findMailbox(e *dirEntry) bool {
 	id, held := s.addrs[e.Address]
-	if !held {
-		s.maxMbox++
-		s.newMbox++
-		id = s.maxMbox
-		mb := &Mailbox{ID: id, Kind: KindUser, Address: e.Address, Owner: e.owner(), Created: s.now}
-		s.putMboxes[id] = mb
-		s.addrs[e.Address] = id
-		for _, name := range []string{FolderInbox, FolderSent} {
-			s.maxFold++
-			f := Folder{ID: s.maxFold, Mailbox: id, Name: name, UIDValidity: uidValidity(s.now, s.maxFold)}
-			if name == FolderSent {
-				f.Special = `\Sent`
-			}
-			s.folders = append(s.folders, f)
-		}
+	if held && s.adoptable(id, e) {
 		e.mailbox = id
 		s.tie(id, e.ref)
-		s.change("create-mailbox", e.Address, "owner "+e.owner())
+		s.change("adopt-mailbox", s.mbox(id).Address, "owner "+e.owner())
 		return true
 	}
-	mb := s.mbox(id)
-	_, tied := s.mbRef[id]
-	other := mb.Owner != "" && mb.Owner != e.owner() && mb.Owner != e.Login
-	if tied || mb.Kind != KindUser || other || mb.Owner != "" && s.users[mb.Owner] != nil && s.users[mb.Owner].Directory != e.ref {
-		s.skipf("archive mailbox of %s: its address %s is held by archive mailbox %s", e.Login, e.Address, mb.Address)
+	if held && !s.freeAddress(e.Address, e) {
 		return false
+	}
+	s.maxMbox++
+	s.newMbox++
+	id = s.maxMbox
+	s.putMboxes[id] = &Mailbox{ID: id, Kind: KindUser, Address: e.Address, Owner: e.owner(), Created: s.now}
+	s.addrs[e.Address] = id
+	for _, name := range []string{FolderInbox, FolderSent} {
+		s.maxFold++
+		f := Folder{ID: s.maxFold, Mailbox: id, Name: name, UIDValidity: uidValidity(s.now, s.maxFold)}
+		if name == FolderSent {
+			f.Special = `\Sent`
+		}
+		s.folders = append(s.folders, f)
 	}
 	e.mailbox = id
 	s.tie(id, e.ref)
-	s.change("adopt-mailbox", mb.Address, "owner "+e.owner())
+	s.change("create-mailbox", e.Address, "owner "+e.owner())
 	return true
+}
+
+// adoptable reports whether an existing archive mailbox may become the
+// entry's: a user mailbox tied to no directory identity, owned by nobody
+// (created by journaling before the sync) or by the entry's own login with
+// no other user holding that login.
+func (s *dirSync) adoptable(id uint64, e *dirEntry) bool {
+	mb := s.mbox(id)
+	if _, tied := s.mbRef[id]; tied || mb.Kind != KindUser {
+		return false
+	}
+	if mb.Owner == "" {
+		return true
+	}
+	if mb.Owner != e.owner() && mb.Owner != e.Login {
+		return false
+	}
+	u := s.users[mb.Owner]
+	return u == nil || u.Directory == e.ref
 }
 
 func (s *dirSync) tie(id uint64, ref string) {
@@ -711,9 +729,14 @@ func (s *dirSync) setPrimary(e *dirEntry) {
 	s.change("set-primary", mb.Address, "was "+old)
 }
 
-// syncGroups creates, updates and deletes the groups of this source. A
-// group name held by a local group or another source is left alone.
+// syncGroups creates, updates, renames and deletes the groups of this
+// source. A group renamed in the directory keeps its grants; a group name
+// held by a local group or another source is left alone.
 func (s *dirSync) syncGroups(byID map[string]*dirEntry) {
+	nameOf := make(map[string]string, len(s.owned)) // ref -> current name
+	for name, ref := range s.owned {
+		nameOf[ref] = name
+	}
 	seen := map[string]bool{}
 	for _, dg := range s.snap.Groups {
 		name := strings.ToLower(strings.TrimSpace(dg.Name))
@@ -725,11 +748,29 @@ func (s *dirSync) syncGroups(byID map[string]*dirEntry) {
 			s.skipf("directory group %s: another directory group has the same name", name)
 			continue
 		}
-		seen[name] = true
+		ref := s.prefix + dg.ID
+		if dg.ID == "" {
+			ref = s.prefix + name
+		}
 		cur := s.groups[name]
-		if cur != nil && !s.owned[name] {
+		old, renamed := nameOf[ref]
+		renamed = renamed && old != name && !seen[old]
+		if cur != nil && s.owned[name] == "" {
 			s.skipf("directory group %s: a group of that name exists and does not come from this directory", name)
+			if renamed {
+				seen[old] = true // keep it under its old name
+			}
 			continue
+		}
+		seen[name] = true
+		if renamed && cur == nil {
+			cur = s.groups[old]
+			s.putGroups[old] = nil
+			s.grRenames[old] = name
+			s.change("rename-group", name, "was "+old)
+		}
+		if s.owned[name] != ref {
+			s.putOwned[name] = ref
 		}
 		members := make([]string, 0, len(dg.Members))
 		for _, id := range dg.Members {
@@ -742,42 +783,39 @@ func (s *dirSync) syncGroups(byID map[string]*dirEntry) {
 		roles := slices.Clone(dg.Roles)
 		slices.Sort(roles)
 		roles = slices.Compact(roles)
+		g := &Group{Name: name, Members: members, Roles: roles}
 		if cur == nil {
-			s.putGroups[name] = &Group{Name: name, Members: members, Roles: roles}
+			s.putGroups[name] = g
 			s.change("create-group", name, fmt.Sprintf("%d members, roles %s", len(members), joinRoles(roles)))
 			continue
 		}
-		old := make(map[string]bool, len(cur.Members))
+		was := make(map[string]bool, len(cur.Members))
 		for _, m := range cur.Members {
 			if n, ok := s.renames[m]; ok {
 				m = n
 			}
-			old[m] = true
+			was[m] = true
 		}
-		changed := len(old) != len(members)
 		for _, m := range members {
-			if !old[m] {
+			if !was[m] {
 				s.change("add-member", name, m)
-				changed = true
 			}
-			delete(old, m)
+			delete(was, m)
 		}
-		for _, m := range slices.Sorted(maps.Keys(old)) {
+		for _, m := range slices.Sorted(maps.Keys(was)) {
 			s.change("remove-member", name, m)
-			changed = true
 		}
 		curRoles := slices.Clone(cur.Roles)
 		slices.Sort(curRoles)
 		if !slices.Equal(curRoles, roles) {
 			s.change("set-group-roles", name, joinRoles(roles))
-			changed = true
 		}
-		if changed || !slices.Equal(cur.Members, members) {
-			s.putGroups[name] = &Group{Name: name, Members: members, Roles: roles}
+		if cur.Name != name || !slices.Equal(cur.Members, members) || !slices.Equal(curRoles, roles) {
+			s.putGroups[name] = g
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(s.owned)) {
-		if !seen[name] && s.groups[name] != nil {
+		if !seen[name] && s.grRenames[name] == "" && s.groups[name] != nil {
 			s.putGroups[name] = nil
 			s.change("delete-group", name, "no longer in the directory")
 		}
@@ -795,16 +833,16 @@ func joinRoles(roles []Role) string {
 	return strings.Join(parts, ",")
 }
 
-// followRenames carries renamed logins into grants, mailbox ownership and
-// local groups.
+// followRenames carries renamed logins and groups into grants, mailbox
+// ownership and local groups.
 func (s *dirSync) followRenames() {
-	if len(s.renames) == 0 {
+	if len(s.renames) == 0 && len(s.grRenames) == 0 {
 		return
 	}
-	rename := func(l []string) ([]string, bool) {
+	rename := func(l []string, renames map[string]string) ([]string, bool) {
 		var changed bool
 		for i, m := range l {
-			if n, ok := s.renames[m]; ok {
+			if n, ok := renames[m]; ok {
 				if !changed {
 					l = slices.Clone(l)
 					changed = true
@@ -818,21 +856,22 @@ func (s *dirSync) followRenames() {
 		if mb = s.mbox(id); mb == nil {
 			continue
 		}
-		readers, changed := rename(mb.Readers)
+		readers, rc := rename(mb.Readers, s.renames)
+		groups, gc := rename(mb.Groups, s.grRenames)
 		n, owner := s.renames[mb.Owner]
-		if changed || owner {
+		if rc || gc || owner {
 			mb := s.editMbox(id)
-			mb.Readers = readers
+			mb.Readers, mb.Groups = readers, groups
 			if owner {
 				mb.Owner = n
 			}
 		}
 	}
 	for name, g := range s.groups {
-		if _, planned := s.putGroups[name]; planned || s.owned[name] {
+		if _, planned := s.putGroups[name]; planned || s.owned[name] != "" {
 			continue
 		}
-		if members, changed := rename(g.Members); changed {
+		if members, changed := rename(g.Members, s.renames); changed {
 			s.putGroups[name] = &Group{Name: name, Members: members, Roles: g.Roles}
 		}
 	}
@@ -887,10 +926,10 @@ func (s *dirSync) commit() error {
 			if err := setJSON(tx, "group:"+name, g); err != nil {
 				return err
 			}
-			if s.owned[name] || s.groups[name] == nil {
-				if _, _, err := tx.Set(dirGroupPrefix+name, s.snap.Source, nil); err != nil {
-					return err
-				}
+		}
+		for name, ref := range s.putOwned {
+			if _, _, err := tx.Set(dirGroupPrefix+name, ref, nil); err != nil {
+				return err
 			}
 		}
 		return appendAuditTx(tx, "dirsync/"+s.snap.Source, s.now, s.res.Changes)

@@ -373,3 +373,88 @@ func TestSyncDirectoryRenameSwap(t *testing.T) {
 		t.Fatalf("swap: %v %v", res.Changes, res.Skipped)
 	}
 }
+
+func TestSyncDirectoryAdoptsAndReassigns(t *testing.T) {
+	ctx := context.Background()
+	p, tn := dirTestTenant(t, "acme.example")
+	auto := true
+	if err := p.SetTenantOptions(ctx, "acme", nil, &auto); err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.ClaimDirectoryDomains(ctx, "corp", []string{"acme.example"}); err != nil {
+		t.Fatal(err)
+	}
+	// Mail journaled before the sync created an archive for the address.
+	raw := []byte("From: x@partner.example\r\nTo: new@acme.example\r\nSubject: early\r\nMessage-ID: <e1@partner.example>\r\n\r\nbody\r\n")
+	if _, err := tn.Ingest(ctx, raw, Source{Sender: "x@partner.example", Recipients: []string{"new@acme.example"}, Journal: true}); err != nil {
+		t.Fatal(err)
+	}
+	early := mailboxOf(t, tn, "new@acme.example")
+	snap := &DirectorySnapshot{Source: "corp", Gone: GoneKeep, Users: []DirectoryUser{
+		{ID: "g-new", Login: "new@acme.example"},
+		{ID: "g-old", Login: "old@acme.example", Aliases: []string{"team@acme.example", "desk@acme.example"}},
+	}}
+	got := countActions(runDirSync(t, tn, snap))
+	if got["adopt-mailbox"] != 1 || got["create-mailbox"] != 1 {
+		t.Fatalf("first sync: %v", got)
+	}
+	if mb := mailboxOf(t, tn, "new@acme.example"); mb.ID != early.ID || mb.Owner != "new@acme.example" {
+		t.Fatalf("adopted mailbox %+v, was %+v", mb, early)
+	}
+	if n := len(tn.Readable("new@acme.example")); n != 1 {
+		t.Fatalf("new user reads %d mailboxes", n)
+	}
+	// old leaves (kept); a new person gets old's aliases, one as primary.
+	snap.Users = []DirectoryUser{snap.Users[0], {ID: "g-next", Login: "next@acme.example", Address: "desk@acme.example", Aliases: []string{"team@acme.example"}}}
+	res := runDirSync(t, tn, snap)
+	if mb := mailboxOf(t, tn, "desk@acme.example"); mb.Owner != "next@acme.example" || mb.Address != "desk@acme.example" || !slices.Equal(mb.Aliases, []string{"team@acme.example"}) {
+		t.Fatalf("next's mailbox %+v (changes %v, skipped %v)", mb, res.Changes, res.Skipped)
+	}
+	if mb := mailboxOf(t, tn, "old@acme.example"); len(mb.Aliases) != 0 || mb.Owner != "old@acme.example" {
+		t.Fatalf("departed user's archive %+v", mb)
+	}
+}
+
+func TestSyncDirectoryGroupRename(t *testing.T) {
+	ctx := context.Background()
+	_, tn := dirTestTenant(t, "acme.example")
+	if err := tn.ClaimDirectoryDomains(ctx, "corp", []string{"acme.example"}); err != nil {
+		t.Fatal(err)
+	}
+	snap := &DirectorySnapshot{Source: "corp", Gone: GoneDisable, Users: dirPeople(3),
+		Groups: []DirectoryGroup{{ID: "g1", Name: "sales", Members: []string{"guid-0", "guid-1"}}}}
+	runDirSync(t, tn, snap)
+	if err := tn.Grant(ctx, "u2@acme.example", "sales"); err != nil {
+		t.Fatal(err)
+	}
+	snap.Groups[0].Name = "sales-emea"
+	snap.Groups[0].Members = []string{"guid-1"}
+	res := runDirSync(t, tn, snap)
+	if got := countActions(res); got["rename-group"] != 1 || got["remove-member"] != 1 || got["delete-group"] != 0 || got["create-group"] != 0 {
+		t.Fatalf("group rename: %v", res.Changes)
+	}
+	if groupOf(t, tn, "sales") != nil {
+		t.Fatal("old group name still there")
+	}
+	if g := groupOf(t, tn, "sales-emea"); g == nil || !slices.Equal(g.Members, []string{"u1@acme.example"}) {
+		t.Fatalf("renamed group %+v", g)
+	}
+	if mb := mailboxOf(t, tn, "u2@acme.example"); !slices.Equal(mb.Groups, []string{"sales-emea"}) {
+		t.Fatalf("grant did not follow the group rename: %v", mb.Groups)
+	}
+	if len(tn.Readable("u1@acme.example")) != 2 {
+		t.Fatal("member of the renamed group lost the granted mailbox")
+	}
+	if again := runDirSync(t, tn, snap); len(again.Changes) != 0 {
+		t.Fatalf("re-sync after group rename: %v", again.Changes)
+	}
+	// A local group's name is not taken by a renamed directory group.
+	if err := tn.CreateGroup(ctx, "board", nil); err != nil {
+		t.Fatal(err)
+	}
+	snap.Groups[0].Name = "board"
+	res = runDirSync(t, tn, snap)
+	if len(res.Changes) != 0 || len(res.Skipped) != 1 || groupOf(t, tn, "sales-emea") == nil {
+		t.Fatalf("rename onto a local group: %v %v", res.Changes, res.Skipped)
+	}
+}

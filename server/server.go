@@ -14,6 +14,7 @@ import (
 
 	"github.com/mailvault/mailvault/backend"
 	"github.com/mailvault/mailvault/conf"
+	"github.com/mailvault/mailvault/dirsync"
 )
 
 // Listener is a protocol server started by Run (IMAP, SMTP, ...).
@@ -34,6 +35,8 @@ type Server struct {
 	addrs     map[string]net.Addr
 	endpoints map[string]func() any
 	wg        sync.WaitGroup
+
+	stopBackground context.CancelFunc
 }
 
 // AddEndpointStats registers a protocol endpoint's counters for the stats
@@ -64,18 +67,31 @@ type Protocol struct {
 
 // Start opens the archive and starts every listener.
 func Start(ctx context.Context, cfg conf.Config, log *slog.Logger, protocols []Protocol) (*Server, error) {
+	syncer := dirsync.New(log.With("component", "dirsync"))
 	p, err := backend.Open(backend.Options{
 		DataDir: cfg.DataDir, Logger: log, MaxIndexedText: cfg.Store.MaxIndexedText,
 		IdleClose: cfg.Store.IdleClose.Duration, CommitDelay: cfg.Store.CommitDelay.Duration,
+		Directory: syncer,
 	})
 	if err != nil {
 		return nil, err
 	}
+	syncer.Attach(p)
 	s := &Server{Config: cfg, Provider: p, Log: log, addrs: map[string]net.Addr{}, endpoints: map[string]func() any{}}
 	mux := http.NewServeMux()
 	api := NewAPI(p, log.With("component", "api"))
 	api.Endpoints = s.endpointStats
+	syncer.Routes(api.mux)
 	mux.Handle("/api/v1/", api)
+	schedCtx, stopSched := context.WithCancel(context.Background())
+	s.stopBackground = stopSched
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := syncer.Schedule(schedCtx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("directory sync scheduler stopped", "err", err)
+		}
+	}()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
 	ok := false
@@ -149,6 +165,9 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	for _, l := range lns {
 		errs = append(errs, l.Close())
+	}
+	if s.stopBackground != nil {
+		s.stopBackground()
 	}
 	s.wg.Wait()
 	errs = append(errs, s.Provider.Close())

@@ -32,6 +32,7 @@ func commands() []command {
 		{"group", "group add|list|member: manage groups", cmdGroup},
 		{"mailbox", "mailbox add|list|alias|grant|revoke: manage archive mailboxes", cmdMailbox},
 		{"journal", "journal show|allow|deny|credential: who may journal mail over SMTP", cmdJournal},
+		{"dirsync", "dirsync run|profiles|show|put|delete: sync users from LDAP / Active Directory", cmdDirsync},
 		{"import", "import EML files, directories, MBOX and Maildir", cmdImport},
 		{"stats", "show archive counters", cmdStats},
 		{"verify", "re-read every message and check hashes and the hash chain", cmdVerify},
