@@ -1,12 +1,17 @@
 package backend
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/tidwall/buntdb"
+
+	"github.com/mailvault/mailvault/mailparse"
 )
 
 // Bulk reads for protocol servers that list whole folders at once (IMAP
@@ -60,4 +65,52 @@ func (t *Tenant) MessageInfos(mids []uint64) ([]MessageInfo, error) {
 		out[i] = MessageInfo{MID: mid, Size: m.size, Received: time.Unix(m.received, 0).UTC(), ModSeq: m.modseq, SHA256: m.sum}
 	}
 	return out, nil
+}
+
+// Envelope returns the envelope stored in a message's summary, decoding
+// nothing else: an IMAP client listing a folder asks for envelopes of every
+// message, and the rest of the summary (MIME tree, all header fields) is
+// most of the record.
+func (t *Tenant) Envelope(ctx context.Context, mid uint64) (*mailparse.Envelope, error) {
+	rec, err := t.summaryRecord(mid)
+	if err != nil {
+		return nil, err
+	}
+	// MarshalBinary writes the envelope first: read just that value.
+	dec := json.NewDecoder(bytes.NewReader(rec))
+	if tok, err := dec.Token(); err == nil && tok == json.Delim('{') {
+		if key, err := dec.Token(); err == nil && key == "e" {
+			var env mailparse.Envelope
+			if err := dec.Decode(&env); err != nil {
+				return nil, fmt.Errorf("envelope of message %d: %w", mid, err)
+			}
+			return &env, nil
+		}
+	}
+	var s mailparse.Summary
+	if err := s.UnmarshalBinary(rec); err != nil {
+		return nil, fmt.Errorf("summary of message %d: %w", mid, err)
+	}
+	return &s.Envelope, nil
+}
+
+// summaryRecord reads and opens the sealed summary of a message, as
+// Summary does.
+func (t *Tenant) summaryRecord(mid uint64) ([]byte, error) {
+	t.mu.RLock()
+	if mid == 0 || mid > uint64(len(t.msgs)) {
+		t.mu.RUnlock()
+		return nil, fmt.Errorf("message %d: %w", mid, ErrNotFound)
+	}
+	m := t.msgs[mid-1]
+	t.mu.RUnlock()
+	sealed, err := t.sums.Read(m.sumOff)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := t.seal.Open(sealed, []byte("summary "+t.seal.BlobKey(m.sum)))
+	if err != nil {
+		return nil, fmt.Errorf("summary of message %d: %w", mid, err)
+	}
+	return rec, nil
 }

@@ -1,0 +1,380 @@
+package imapd
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailvault/mailvault/backend"
+	"github.com/mailvault/mailvault/conf"
+	"github.com/mailvault/mailvault/mailgen"
+)
+
+// TestIsolation: a user sees and opens only archive mailboxes they may
+// read, whatever names or UIDs they guess.
+func TestIsolation(t *testing.T) {
+	f := newFixture(t, 10, false)
+	alice := dialRaw(t, f.addr)
+	alice.login("alice@acme.example")
+	list := strings.Join(alice.ok(`LIST "" "*"`), "\n")
+	for _, bad := range []string{"bob@", "globex", "journal", "carol"} {
+		if strings.Contains(list, bad) {
+			t.Errorf("alice's LIST shows %s:\n%s", bad, list)
+		}
+	}
+	if !strings.Contains(list, `"Archive/sales@acme.example/INBOX"`) {
+		t.Errorf("alice's LIST lacks the granted sales@ mailbox:\n%s", list)
+	}
+	for _, name := range []string{
+		"Archive/bob@acme.example/INBOX", "Archive/BOB@acme.example/INBOX", "Archive/zed@globex.example/INBOX",
+		"Archive/journal@acme.example/INBOX", "Archive/bob@acme.example", "Archive", "../bob", "Nope",
+	} {
+		for _, cmd := range []string{"SELECT", "EXAMINE", "STATUS"} {
+			full := cmd + " " + quote(name)
+			if cmd == "STATUS" {
+				full += " (MESSAGES UIDNEXT UNSEEN SIZE)"
+			}
+			if st := alice.no(full); !strings.Contains(st, "NONEXISTENT") {
+				t.Errorf("%s: %s", full, st)
+			}
+		}
+	}
+	// Guessed UIDs beyond alice's INBOX return nothing (bob's INBOX has
+	// UIDs of its own, with the same numbers).
+	alice.ok("SELECT INBOX")
+	if u := alice.ok("UID FETCH 100000:4294967295 (UID BODY.PEEK[])"); len(u) != 0 {
+		t.Errorf("guessed UIDs returned %q", u)
+	}
+	if u := alice.ok("FETCH 1:* (UID)"); len(u) != len(f.inbox) {
+		t.Errorf("FETCH 1:* returned %d messages, want %d", len(u), len(f.inbox))
+	}
+
+	// Another tenant's user sees only their own.
+	zed := dialRaw(t, f.addr)
+	zed.login("zed@globex.example")
+	zlist := strings.Join(zed.ok(`LIST "" "*"`), "\n")
+	if strings.Contains(zlist, "acme") || strings.Contains(zlist, "Archive") {
+		t.Errorf("zed's LIST:\n%s", zlist)
+	}
+	if u := zed.ok("SELECT INBOX"); !strings.Contains(strings.Join(u, "\n"), fmt.Sprintf("* %d EXISTS", len(f.zedbox))) {
+		t.Errorf("zed's INBOX: %q", u)
+	}
+	zed.no(`SELECT "Archive/alice@acme.example/INBOX"`)
+
+	// A compliance user sees the journal mailbox, and no personal mail
+	// without a grant.
+	ctx := context.Background()
+	if _, err := f.acme.Ingest(ctx, f.inbox[0].raw, backend.Source{Journal: true, Sender: "x@partner.example", Recipients: []string{"nobody@partner.example"}}); err != nil {
+		t.Fatal(err)
+	}
+	carol := dialRaw(t, f.addr)
+	carol.login("carol@acme.example")
+	clist := strings.Join(carol.ok(`LIST "" "*"`), "\n")
+	if !strings.Contains(clist, `"Archive/journal@acme.example/INBOX"`) || strings.Contains(clist, "alice@") {
+		t.Errorf("carol's LIST:\n%s", clist)
+	}
+
+	// Revoking a grant takes effect on a session that has the folder open.
+	alice.ok(`SELECT "Archive/sales@acme.example/INBOX"`)
+	alice.ok("FETCH 1 (UID)")
+	if err := f.acme.Revoke(ctx, "sales@acme.example", "alice@acme.example"); err != nil {
+		t.Fatal(err)
+	}
+	if st := alice.no("FETCH 1 (BODY.PEEK[])"); !strings.Contains(st, "NOPERM") {
+		t.Errorf("FETCH after revoke: %s", st)
+	}
+	if list := strings.Join(alice.ok(`LIST "" "*"`), "\n"); strings.Contains(list, "sales@") {
+		t.Errorf("LIST after revoke:\n%s", list)
+	}
+}
+
+// TestReadOnly: every write is refused with a clear answer and nothing in
+// the archive changes; the user's flags change only their overlay.
+func TestReadOnly(t *testing.T) {
+	f := newFixture(t, 12, false)
+	c := dialRaw(t, f.addr)
+	c.login("alice@acme.example")
+	for _, cmd := range []string{
+		`CREATE Trash`, `CREATE "Archive/sales@acme.example/x"`, `DELETE INBOX`, `DELETE Sent`, `RENAME INBOX Old`,
+		`UNSUBSCRIBE INBOX`,
+	} {
+		if st := c.no(cmd); !strings.Contains(st, "[CANNOT]") {
+			t.Errorf("%s: %s", cmd, st)
+		}
+	}
+	c.ok("SUBSCRIBE INBOX")
+	c.no("SUBSCRIBE Trash")
+	msg := "Subject: x\r\n\r\nappended\r\n"
+	if st := c.no(fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(msg), msg)); !strings.Contains(st, "[CANNOT]") {
+		t.Errorf("APPEND: %s", st)
+	}
+	c.ok("SELECT INBOX")
+	for _, cmd := range []string{`COPY 1:* Sent`, `UID COPY 1:* Sent`, `MOVE 1 Sent`, `UID MOVE 1:* Sent`,
+		`STORE 1 +FLAGS (\Deleted)`, `UID STORE 1:* FLAGS (\Seen \Deleted)`} {
+		if st := c.no(cmd); !strings.Contains(st, "[CANNOT]") {
+			t.Errorf("%s: %s", cmd, st)
+		}
+	}
+	c.ok("EXPUNGE")
+	c.ok(fmt.Sprintf("UID EXPUNGE 1:%d", f.inbox[len(f.inbox)-1].uid))
+	u := c.ok(`STORE 2 +FLAGS (\Flagged)`)
+	if len(u) != 1 || !strings.Contains(u[0], `FLAGS (\Flagged \Seen)`) {
+		t.Errorf("STORE +FLAGS: %q", u)
+	}
+	c.ok("CLOSE")
+	// EXAMINE: nothing may change, CLOSE succeeds.
+	c.ok("EXAMINE INBOX")
+	if st := c.no(`STORE 1 +FLAGS (\Flagged)`); !strings.Contains(st, "EXAMINE") {
+		t.Errorf("STORE after EXAMINE: %s", st)
+	}
+	c.ok("FETCH 1 BODY[]") // no implicit \Seen change after EXAMINE
+	c.ok("CLOSE")
+	snapshotUnchanged(t, f)
+
+	// Flags are per user: bob's view of the same message is untouched.
+	if err := f.acme.Grant(context.Background(), "alice@acme.example", "bob@acme.example"); err != nil {
+		t.Fatal(err)
+	}
+	b := dialRaw(t, f.addr)
+	b.login("bob@acme.example")
+	b.ok(`EXAMINE "Archive/alice@acme.example/INBOX"`)
+	if u := b.ok("FETCH 2 (FLAGS)"); len(u) != 1 || !strings.HasSuffix(u[0], `FLAGS (\Seen))`) {
+		t.Errorf("bob sees alice's flags: %q", u)
+	}
+	// Implicit \Seen: reading a body after SELECT marks it, for alice only.
+	c.ok("SELECT INBOX")
+	c.ok(`STORE 3 -FLAGS.SILENT (\Seen)`)
+	if u := c.ok("SEARCH UNSEEN"); searchResult(t, u)[0] != 3 {
+		t.Errorf("UNSEEN: %q", u)
+	}
+	if u := c.ok("FETCH 3 BODY[TEXT]"); !strings.Contains(u[0], `FLAGS (\Seen)`) {
+		t.Errorf("FETCH BODY[] did not report \\Seen: %.200q", u)
+	}
+	if u := c.ok("SEARCH UNSEEN"); len(searchResult(t, u)) != 0 {
+		t.Errorf("UNSEEN after reading: %q", u)
+	}
+}
+
+// TestIdle: a message arriving while the client idles is announced.
+func TestIdle(t *testing.T) {
+	f := newFixture(t, 5, false)
+	c := dialRaw(t, f.addr)
+	c.login("alice@acme.example")
+	c.ok("SELECT INBOX")
+	fmt.Fprintf(c.conn, "i1 IDLE\r\n")
+	if l := c.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("IDLE: %q", l)
+	}
+	g := mailgen.New(99, []string{"acme.example"}, 3)
+	g.AvgSize = 2 << 10
+	for range 2 {
+		if _, err := f.acme.Ingest(context.Background(), g.Next().Raw, backend.Source{Mailbox: "alice@acme.example", Folder: "INBOX"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := fmt.Sprintf("* %d EXISTS", len(f.inbox)+2)
+	for l := c.line(); l != want; l = c.line() {
+		if !strings.HasSuffix(l, "EXISTS") {
+			t.Fatalf("during IDLE: %q", l)
+		}
+	}
+	fmt.Fprintf(c.conn, "DONE\r\n")
+	if l := c.line(); !strings.HasPrefix(l, "i1 OK") {
+		t.Fatalf("after DONE: %q", l)
+	}
+	if u := c.ok("FETCH 1:* (UID)"); len(u) != len(f.inbox)+2 {
+		t.Errorf("after IDLE FETCH 1:* gives %d messages", len(u))
+	}
+	// NOOP announces too.
+	if _, err := f.acme.Ingest(context.Background(), g.Next().Raw, backend.Source{Mailbox: "alice@acme.example", Folder: "INBOX"}); err != nil {
+		t.Fatal(err)
+	}
+	if u := c.ok("NOOP"); len(u) != 1 || u[0] != fmt.Sprintf("* %d EXISTS", len(f.inbox)+3) {
+		t.Errorf("NOOP: %q", u)
+	}
+}
+
+// TestTLS: STARTTLS and implicit TLS with the self-signed certificate
+// created at first start; plaintext login refused off loopback.
+func TestTLS(t *testing.T) {
+	f := newFixture(t, 3, false)
+	for _, name := range []string{selfCertFile, selfKeyFile} {
+		st, err := os.Stat(filepath.Join(f.dir, "data", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v", name, st.Mode().Perm())
+		}
+	}
+	cfg := &tls.Config{InsecureSkipVerify: true}
+
+	// Implicit TLS.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go f.srv.TLSListener().Serve(ln)
+	conn, err := tls.Dial("tcp", ln.Addr().String(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := rawOn(t, conn, true)
+	c.login("alice@acme.example")
+	c.ok("SELECT INBOX")
+
+	// Off loopback: no plaintext login, STARTTLS offered.
+	ip := nonLoopbackIP(t)
+	ln2, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go f.srv.Serve(ln2)
+	c = dialRaw(t, ln2.Addr().String())
+	caps := strings.Join(c.ok("CAPABILITY"), " ")
+	if !strings.Contains(caps, "LOGINDISABLED") || !strings.Contains(caps, "STARTTLS") {
+		t.Errorf("plaintext off loopback: %s", caps)
+	}
+	if st := c.no("LOGIN " + quote("alice@acme.example") + " " + quote(password)); !strings.Contains(st, "PRIVACYREQUIRED") {
+		t.Errorf("plaintext LOGIN: %s", st)
+	}
+	c.ok("STARTTLS")
+	tc := tls.Client(c.conn, cfg)
+	c = rawOn(t, tc, false)
+	c.login("alice@acme.example")
+
+	// The certificate is kept: a second server uses the same one.
+	srv2, err := New(f.p, conf.IMAP{}, filepath.Join(f.dir, "data"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv2.Close()
+	if !srv2.tlsConf.Certificates[0].Leaf.Equal(f.srv.tlsConf.Certificates[0].Leaf) {
+		t.Error("a second start created a new certificate")
+	}
+}
+
+func nonLoopbackIP(t *testing.T) string {
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			return n.IP.String()
+		}
+	}
+	t.Skip("no non-loopback IPv4 address to test plaintext refusal on")
+	return ""
+}
+
+// rawOn is dialRaw on an established connection.
+func rawOn(t *testing.T, conn net.Conn, greeting bool) *rawClient {
+	t.Cleanup(func() { conn.Close() })
+	c := &rawClient{t: t, conn: conn, r: bufio.NewReader(conn)}
+	if greeting {
+		if g := c.line(); !strings.HasPrefix(g, "* OK") {
+			t.Fatalf("greeting %q", g)
+		}
+	}
+	return c
+}
+
+// TestThrottle: failed logins slow down further attempts for the account,
+// also with the right password, and only after a few failures.
+func TestThrottle(t *testing.T) {
+	f := newFixture(t, 1, false)
+	f.srv.limiter.base = 300 * time.Millisecond
+	c := dialRaw(t, f.addr)
+	keys := []string{accountKey("bob@acme.example"), addressKey(c.conn.LocalAddr())}
+	for range f.srv.limiter.free {
+		if d := f.srv.limiter.delay(keys...); d != 0 {
+			t.Errorf("delayed %v before %d failures", d, f.srv.limiter.free)
+		}
+		c.no("LOGIN " + quote("bob@acme.example") + " wrong")
+	}
+	// Lower bounds only: a loaded machine makes everything slower.
+	for _, want := range []time.Duration{300 * time.Millisecond, 600 * time.Millisecond} {
+		if d := f.srv.limiter.delay(keys...); d != want {
+			t.Errorf("limiter asks for %v, want %v", d, want)
+		}
+		start := time.Now()
+		c.no("LOGIN " + quote("bob@acme.example") + " wrong")
+		if d := time.Since(start); d < want {
+			t.Errorf("throttled attempt took only %v, want at least %v", d, want)
+		}
+	}
+	// The right password waits as long: an attacker learns nothing sooner.
+	start := time.Now()
+	c2 := dialRaw(t, f.addr)
+	c2.login("bob@acme.example")
+	if d := time.Since(start); d < 1200*time.Millisecond {
+		t.Errorf("login after %d failures took only %v", f.srv.limiter.free+2, d)
+	}
+	// Success forgets the account's failures, not the address's: one
+	// valid account must not let an attacker reset the address.
+	if d := f.srv.limiter.delay(accountKey("bob@acme.example")); d != 0 {
+		t.Errorf("account still delayed %v after a successful login", d)
+	}
+	if d := f.srv.limiter.delay(addressKey(c2.conn.LocalAddr())); d == 0 {
+		t.Error("address no longer delayed after a successful login")
+	}
+}
+
+// TestAudit: a compliance user's login, folder opens and message reads are
+// audited, one entry per command; a reader's are not.
+func TestAudit(t *testing.T) {
+	f := newFixture(t, 8, false)
+	ctx := context.Background()
+	for _, m := range f.inbox {
+		if _, err := f.acme.Ingest(ctx, m.raw, backend.Source{Journal: true, Sender: "a@partner.example", Recipients: []string{"b@partner.example"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, err := f.acme.AuditLog(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := dialRaw(t, f.addr)
+	a.login("alice@acme.example")
+	a.ok("SELECT INBOX")
+	a.ok("FETCH 1:* (ENVELOPE BODY.PEEK[])")
+	c := dialRaw(t, f.addr)
+	c.login("carol@acme.example")
+	c.ok(`EXAMINE "Archive/journal@acme.example/INBOX"`)
+	c.ok("FETCH 1:* (UID FLAGS)") // no content: not a retrieval
+	c.ok("UID FETCH 1:* (BODY.PEEK[HEADER] BODYSTRUCTURE)")
+	after, err := f.acme.AuditLog(before[len(before)-1].Seq, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range after {
+		if e.Actor != "carol@acme.example" {
+			t.Errorf("audited %s: %+v", e.Actor, e)
+		}
+		got = append(got, e.Action+" "+e.Detail)
+	}
+	want := []string{
+		"imap-login from 127.0.0.1",
+		"imap-open journal@acme.example/INBOX",
+		fmt.Sprintf("imap-fetch journal@acme.example/INBOX uids 1:%d BODYSTRUCTURE BODY", len(f.inbox)),
+	}
+	if len(got) != len(want) {
+		t.Fatalf("audit entries:\n%s", strings.Join(got, "\n"))
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("entry %d: got %q, want %q", i, got[i], want[i])
+		}
+	}
+	if bad, err := f.acme.VerifyAudit(); err != nil || len(bad) > 0 {
+		t.Errorf("audit chain: %v %v", bad, err)
+	}
+}

@@ -1,0 +1,350 @@
+package imapd
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mailvault/mailvault/backend"
+	"github.com/mailvault/mailvault/conf"
+	"github.com/mailvault/mailvault/mailgen"
+)
+
+// BenchmarkFolder measures what a mail client does on a large archive
+// folder, over loopback with a plain socket client:
+//
+//	go test -run '^$' -bench BenchmarkFolder -benchtime 1x ./imapd/
+//
+// IMAPD_BENCH_N sets the folder size (default 20,000; the issue's figure is
+// 100,000). IMAPD_BENCH_DIR keeps the archive between runs (it is built
+// once per size). With IMAPD_BENCH_DOVECOT=1 the same workload also runs
+// against Debian's Dovecot on a Maildir of the same messages, started on a
+// loopback port, and both are printed side by side.
+func BenchmarkFolder(b *testing.B) {
+	n := 20000
+	if v := os.Getenv("IMAPD_BENCH_N"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	dir := os.Getenv("IMAPD_BENCH_DIR")
+	if dir == "" {
+		dir = b.TempDir()
+	}
+	dir = filepath.Join(dir, fmt.Sprintf("n%d", n))
+	msgs := benchMessages(n)
+	addr, people := benchArchive(b, dir, msgs)
+	type target struct{ name, addr, user, pass string }
+	targets := []target{{"mailvault", addr, "alice@acme.example", password}}
+	if os.Getenv("IMAPD_BENCH_DOVECOT") != "" {
+		targets = append(targets, target{"dovecot", startDovecot(b, dir, msgs), "alice", dovecotPassword})
+	}
+	results := map[string]map[string]float64{}
+	for _, tg := range targets {
+		results[tg.name] = runWorkload(b, tg.addr, tg.user, tg.pass, n, people)
+	}
+	var order []string
+	for k := range results["mailvault"] {
+		order = append(order, k)
+	}
+	slices.Sort(order)
+	for _, k := range order {
+		line := fmt.Sprintf("%-28s mailvault %9.2f", k, results["mailvault"][k])
+		if d, ok := results["dovecot"]; ok {
+			line += fmt.Sprintf("   dovecot %9.2f   ratio %.2f", d[k], results["mailvault"][k]/d[k])
+		}
+		fmt.Println(line) // b.Log truncates a benchmark's output
+		b.ReportMetric(results["mailvault"][k], k)
+	}
+}
+
+func benchMessages(n int) []mailgen.Message {
+	g := mailgen.New(2024, []string{"acme.example", "partner.example", "supplier.example"}, 40)
+	g.AvgSize = 3 << 10
+	msgs := make([]mailgen.Message, n)
+	for i := range msgs {
+		msgs[i] = g.Next()
+	}
+	return msgs
+}
+
+// benchArchive builds (or reopens) the archive with msgs in alice's INBOX
+// and serves it; it returns the address and the senders.
+func benchArchive(b *testing.B, dir string, msgs []mailgen.Message) (string, []string) {
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	data := filepath.Join(dir, "data")
+	_, statErr := os.Stat(filepath.Join(dir, "complete"))
+	p, err := backend.Open(backend.Options{DataDir: data, Logger: log, CommitDelay: 5 * time.Millisecond})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { p.Close() })
+	if statErr != nil {
+		start := time.Now()
+		if _, err := p.CreateTenant(ctx, "acme", []string{"acme.example"}, backend.Quotas{}); err != nil {
+			b.Fatal(err)
+		}
+		t, err := p.Tenant(ctx, "acme")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := t.CreateUser(ctx, backend.UserSpec{Login: "alice@acme.example", Password: password, Mailbox: true}); err != nil {
+			b.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		work := make(chan int)
+		for range 64 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range work {
+					m := &msgs[i]
+					if _, err := t.Ingest(ctx, m.Raw, backend.Source{Mailbox: "alice@acme.example", Folder: "INBOX", Received: m.Date}); err != nil {
+						b.Error(err)
+					}
+				}
+			}()
+		}
+		for i := range msgs {
+			work <- i
+		}
+		close(work)
+		wg.Wait()
+		if err := t.WaitIndexed(ctx); err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("archived and indexed %d messages in %v", len(msgs), time.Since(start).Round(time.Second))
+		if err := os.WriteFile(filepath.Join(dir, "complete"), nil, 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
+	srv, err := New(p, conf.IMAP{}, data, log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { srv.Close() })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go srv.Serve(ln)
+	seen := map[string]bool{}
+	var people []string
+	for _, m := range msgs {
+		if !seen[m.From.Address] {
+			seen[m.From.Address] = true
+			people = append(people, m.From.Address)
+		}
+	}
+	return ln.Addr().String(), people
+}
+
+// runWorkload returns timings in milliseconds.
+func runWorkload(b *testing.B, addr, user, pass string, n int, people []string) map[string]float64 {
+	c := dialRaw(b, addr)
+	c.ok("LOGIN " + quote(user) + " " + quote(pass))
+	out := map[string]float64{}
+	timed := func(cmd string) (time.Duration, []string) {
+		start, cpu := time.Now(), cpuTime()
+		u := c.ok(cmd)
+		if d := time.Since(start); d > 500*time.Millisecond {
+			fmt.Printf("%.60s: %v wall, %v CPU of this process (the test client, and mailvault)\n", cmd, d.Round(time.Millisecond), (cpuTime() - cpu).Round(time.Millisecond))
+		}
+		return time.Since(start), u
+	}
+	var sel []time.Duration
+	for range 5 {
+		c.do("UNSELECT") // BAD the first time: nothing selected yet
+		d, u := timed("SELECT INBOX")
+		if !slices.Contains(u, fmt.Sprintf("* %d EXISTS", n)) {
+			b.Fatalf("SELECT: %q", u)
+		}
+		sel = append(sel, d)
+	}
+	out["select-ms"] = ms(median(sel))
+	d, u := timed("UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)")
+	if len(u) != n {
+		b.Fatalf("envelope FETCH returned %d of %d", len(u), n)
+	}
+	out["fetch-envelopes-ms"] = ms(d)
+	rng := rand.New(rand.NewPCG(1, 2))
+	var uids []string
+	for range 100 {
+		uids = append(uids, strconv.Itoa(1+rng.IntN(n)))
+	}
+	d, _ = timed("UID FETCH " + strings.Join(uids, ",") + " (BODY.PEEK[])")
+	out["fetch-100-bodies-ms"] = ms(d)
+	// Words of mailgen's small vocabulary are in most messages; a
+	// reference number (token) is in one.
+	var common, rare, from []time.Duration
+	for i, w := range []string{"invoice", "Rechnung", "deadline", "Zahlung", "retention", "quarter", "Angebot", "signature", "Lieferant", "audit", "shipment", "approval"} {
+		d, _ = timed("UID SEARCH BODY " + quote(w))
+		common = append(common, d)
+		d, _ = timed(fmt.Sprintf("UID SEARCH BODY token%06d", 1+rng.IntN(n)))
+		rare = append(rare, d)
+		d, _ = timed("UID SEARCH FROM " + quote(people[i%len(people)]))
+		from = append(from, d)
+	}
+	out["search-common-word-p50-ms"] = ms(median(common))
+	out["search-rare-word-p50-ms"] = ms(median(rare))
+	out["search-from-p50-ms"] = ms(median(from))
+	return out
+}
+
+// cpuTime is the CPU time this process used so far: the machine may be
+// shared, which makes wall times of one run noisy.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func median(l []time.Duration) time.Duration {
+	s := slices.Clone(l)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// dovecotPassword has no spaces, which Dovecot's static passdb cannot take.
+const dovecotPassword = "benchmark"
+
+// nobody is the user Dovecot serves the Maildir as.
+const nobody = 65534
+
+// startDovecot serves a Maildir of msgs with Debian's Dovecot on a
+// loopback port, for comparison; it skips when Dovecot is not installed.
+func startDovecot(b *testing.B, dir string, msgs []mailgen.Message) string {
+	bin, err := exec.LookPath("dovecot")
+	if err != nil {
+		for _, p := range []string{"/usr/sbin/dovecot"} {
+			if _, err := os.Stat(p); err == nil {
+				bin = p
+			}
+		}
+	}
+	if bin == "" {
+		b.Skip("dovecot is not installed (Debian: dovecot-imapd)")
+	}
+	dv := filepath.Join(dir, "dovecot")
+	maildir := filepath.Join(dv, "Maildir")
+	if _, err := os.Stat(filepath.Join(dv, "complete")); err != nil {
+		os.RemoveAll(dv)
+		for _, sub := range []string{"cur", "new", "tmp"} {
+			if err := os.MkdirAll(filepath.Join(maildir, sub), 0o700); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for i, m := range msgs {
+			name := filepath.Join(maildir, "cur", fmt.Sprintf("%010d.M%dP1.bench:2,S", m.Date.Unix(), i))
+			if err := os.WriteFile(name, m.Raw, 0o600); err != nil {
+				b.Fatal(err)
+			}
+			os.Chtimes(name, m.Date, m.Date)
+		}
+		if err := os.WriteFile(filepath.Join(dv, "complete"), nil, 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	run := filepath.Join(dv, "run")
+	os.RemoveAll(run)
+	if err := os.MkdirAll(run, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`protocols = imap
+listen = 127.0.0.1
+base_dir = %[1]s
+state_dir = %[1]s/state
+log_path = %[1]s/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+first_valid_uid = 1
+mail_location = maildir:%[2]s:LAYOUT=fs
+passdb {
+  driver = static
+  args = password=%[3]s
+}
+userdb {
+  driver = static
+  args = uid=%[6]d gid=%[6]d home=%[4]s
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = %[5]d
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service anvil {
+  chroot =
+}
+service imap-login {
+  chroot =
+}
+`, run, maildir, dovecotPassword, dv, port, nobody)
+	// Dovecot refuses to serve mail as root: the Maildir belongs to nobody.
+	filepath.Walk(dv, func(p string, _ os.FileInfo, err error) error {
+		if err == nil {
+			os.Chown(p, nobody, nobody)
+		}
+		return nil
+	})
+	for d := filepath.Dir(dv); d != filepath.Dir(d); d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil || st.Mode().Perm()&0o001 != 0 {
+			break
+		}
+		os.Chmod(d, st.Mode().Perm()|0o001) // nobody must pass through
+	}
+	// Not in base_dir, where Dovecot links its configuration.
+	conf := filepath.Join(dv, "dovecot.conf")
+	writeFile(b, conf, cfg)
+	cmd := exec.Command(bin, "-F", "-c", conf)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if i == 100 {
+			log, _ := os.ReadFile(filepath.Join(run, "dovecot.log"))
+			b.Fatalf("dovecot did not start: %v\n%s", err, log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return addr
+}

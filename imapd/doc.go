@@ -1,0 +1,49 @@
+// Package imapd serves the archive read-only over IMAP (IMAP4rev1 and
+// IMAP4rev2, on go-imap v2's imapserver), so that any mail client can mount
+// it. It only translates the wire to calls on package backend, which owns
+// every rule of who may read what.
+//
+// Folders: the user's own archive mailbox is the personal namespace (INBOX,
+// Sent with \Sent, imported folders); every other archive mailbox the user
+// may read is in the shared namespace as Archive/<address>/<folder>, journal
+// mailboxes for compliance users only. Nothing can be created, deleted,
+// renamed, appended, copied or moved (NO [CANNOT]); EXPUNGE and CLOSE
+// succeed and remove nothing, as no message can carry \Deleted. STORE
+// changes the user's own flags (\Seen, \Flagged, \Answered, \Draft,
+// keywords), never the archived message; archived mail starts \Seen.
+// Every login, folder open and message read (ENVELOPE, BODYSTRUCTURE, body
+// sections) of a compliance user is written to the tenant's audit log, one
+// entry per command.
+//
+// ENVELOPE and BODYSTRUCTURE come from the summary stored at ingest, body
+// sections are slices of the archived bytes at the offsets recorded there;
+// no FETCH parses a message again.
+//
+// SEARCH: sequence numbers, UIDs, internal dates (SINCE, BEFORE, ON, in
+// UTC), sizes and flags come from metadata and the user's flags. Text keys
+// (FROM, TO, CC, BCC, SUBJECT, BODY, TEXT, HEADER) run on the tenant's
+// full-text index, on decoded text (RFC 2047 headers, quoted-printable and
+// base64 bodies, charsets), case-insensitively. That is not the substring
+// match RFC 9051 describes:
+//   - Text is matched by words: the words of the search string must occur
+//     in this order, the last one may be the start of a word ("invo" finds
+//     "invoice"), but a piece inside a word does not match ("voice" does not
+//     find "invoice"), and punctuation between words is ignored.
+//   - Address keys (FROM, TO, CC, BCC) match the start of an address, its
+//     local part or a piece of it (split at . _ - +), a domain or a
+//     parent domain, or a display-name word; "bob@acme.example" and
+//     "@acme.example" must match whole. TO and BCC also find the journal's
+//     envelope recipients, so BCC finds blind copies the header never
+//     showed.
+//   - A search string without any word (only punctuation, or "") matches
+//     every message; words over 128 bytes are compared by their first 128.
+//   - Message-ID, In-Reply-To and References compare whole message ids.
+//   - Parts of very large messages (bodies beyond 2 MiB, header values
+//     beyond 64 KiB) are not searchable, nor signature headers' values.
+//   - The index follows ingest by a moment: a message that has just arrived
+//     is found by text keys shortly after it is announced.
+//
+// SENTSINCE, SENTBEFORE and SENTON compare the Date: field's date in its
+// own time zone, as RFC 9051 asks: the index narrows the candidates, the
+// stored summary decides near the day boundaries.
+package imapd

@@ -1,0 +1,366 @@
+package imapd
+
+import (
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/mailvault/mailvault/backend"
+	"github.com/mailvault/mailvault/mailparse"
+)
+
+// loaded is what FETCH needs of one message.
+type loaded struct {
+	pos  int
+	info backend.MessageInfo
+	env  *mailparse.Envelope
+	sum  *mailparse.Summary
+	raw  []byte
+	err  error
+}
+
+// Fetch answers FETCH and UID FETCH from metadata, the stored Summary and,
+// for body sections, the archived bytes.
+func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	t, sel, err := s.current()
+	if err != nil {
+		return err
+	}
+	spans := s.spans(sel, numSet)
+	if len(spans) == 0 {
+		return nil
+	}
+	needRaw := len(options.BodySection) > 0 || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
+	needSum := needRaw || options.BodyStructure != nil
+	if needSum || options.Envelope {
+		var items []string
+		if options.Envelope {
+			items = append(items, "ENVELOPE")
+		}
+		if options.BodyStructure != nil {
+			items = append(items, "BODYSTRUCTURE")
+		}
+		if needRaw {
+			items = append(items, "BODY")
+		}
+		s.audit(t, "imap-fetch", fmt.Sprintf("%s uids %s %s", sel.ref.display(), uidSetOf(sel.uids, spans), strings.Join(items, " ")))
+	}
+
+	var overlay map[uint32][]string
+	setSeen := map[uint32]bool{}
+	if options.Flags || !sel.readOnly && marksSeen(options) {
+		if overlay, err = t.FlagOverlay(s.login, sel.ref.info.ID); err != nil {
+			return s.fail("fetch", err)
+		}
+	}
+	defaults := backend.DefaultFlags()
+	flagsOf := func(uid uint32) []string {
+		if fl, ok := overlay[uid]; ok {
+			return fl
+		}
+		return defaults
+	}
+	if !sel.readOnly && marksSeen(options) {
+		// Reading a body marks it \Seen (RFC 9051 6.4.5), in the user's
+		// overlay only.
+		var unseen []uint32
+		for _, sp := range spans {
+			for i := sp.lo; i < sp.hi; i++ {
+				if !slices.Contains(flagsOf(sel.uids[i]), backend.FlagSeen) {
+					unseen = append(unseen, sel.uids[i])
+				}
+			}
+		}
+		if len(unseen) > 0 {
+			changed, err := t.StoreFlags(s.ctx, s.login, sel.ref.info.ID, unseen, backend.FlagsAdd, []string{backend.FlagSeen})
+			if err != nil {
+				return s.fail("fetch", err)
+			}
+			for uid, fl := range changed {
+				overlay[uid] = fl
+				setSeen[uid] = true
+			}
+		}
+	}
+
+	var failed []uint32
+	err = s.load(t, sel, spans, options.Envelope, needSum, needRaw, func(m *loaded) error {
+		uid := sel.uids[m.pos]
+		if m.err != nil {
+			s.srv.log.Error("imap fetch: cannot read message", "tenant", s.tenant, "folder", sel.ref.display(), "uid", uid, "err", m.err)
+			failed = append(failed, uid)
+			return nil
+		}
+		return writeMessage(w, m, uid, options, flagsOf(uid), setSeen[uid])
+	})
+	if err != nil {
+		return err
+	}
+	if len(failed) > 0 {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeServerBug,
+			Text: fmt.Sprintf("%d messages could not be read (UIDs %s); the administrator should run mailvault verify", len(failed), imap.UIDSetNum(uids32(failed)...))}
+	}
+	return nil
+}
+
+func uids32(l []uint32) []imap.UID {
+	out := make([]imap.UID, len(l))
+	for i, u := range l {
+		out[i] = imap.UID(u)
+	}
+	return out
+}
+
+// marksSeen reports whether the FETCH reads a body without .PEEK.
+func marksSeen(options *imap.FetchOptions) bool {
+	for _, bs := range options.BodySection {
+		if !bs.Peek {
+			return true
+		}
+	}
+	for _, bs := range options.BinarySection {
+		if !bs.Peek {
+			return true
+		}
+	}
+	return false
+}
+
+// load reads the messages of spans in order and hands each to emit. Reading
+// summaries and blobs (decrypting, decompressing) is spread over the CPUs,
+// while emit runs in order on the caller's goroutine.
+func (s *session) load(t *backend.Tenant, sel *selection, spans []span, needEnv, needSum, needRaw bool, emit func(*loaded) error) error {
+	one := func(pos int) *loaded {
+		m := &loaded{pos: pos}
+		mid := sel.mids[pos]
+		if m.info, m.err = t.Message(mid); m.err != nil {
+			return m
+		}
+		switch {
+		case needSum:
+			if m.sum, m.err = t.Summary(s.ctx, mid); m.err != nil {
+				return m
+			}
+			m.env = &m.sum.Envelope
+		case needEnv:
+			// Listing a folder: decode only the envelope.
+			if m.env, m.err = t.Envelope(s.ctx, mid); m.err != nil {
+				return m
+			}
+		}
+		if needRaw {
+			m.raw, m.err = t.RawMessage(s.ctx, mid)
+		}
+		return m
+	}
+	var positions []int
+	for _, sp := range spans {
+		for i := sp.lo; i < sp.hi; i++ {
+			positions = append(positions, i)
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(positions))
+	if !needEnv && !needSum || workers < 2 {
+		for _, pos := range positions {
+			if err := emit(one(pos)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// Workers load chunks of consecutive positions; emit drains them in
+	// order. Whole messages can be large, so they go one at a time, while
+	// envelopes go in chunks to keep hand-offs rare. The window bounds
+	// memory to a few chunks per worker.
+	chunk := 64
+	if needRaw {
+		chunk = 1
+	}
+	type job struct {
+		pos []int
+		out chan []*loaded
+	}
+	window := make(chan chan []*loaded, 4*workers)
+	jobs := make(chan job, 4*workers)
+	stop := make(chan struct{})
+	defer close(stop)
+	for range workers {
+		go func() {
+			for j := range jobs {
+				res := make([]*loaded, len(j.pos))
+				for k, pos := range j.pos {
+					res[k] = one(pos)
+				}
+				j.out <- res
+			}
+		}()
+	}
+	go func() {
+		defer close(jobs)
+		defer close(window)
+		for lo := 0; lo < len(positions); lo += chunk {
+			out := make(chan []*loaded, 1)
+			select {
+			case window <- out:
+			case <-stop:
+				return
+			}
+			select {
+			case jobs <- job{positions[lo:min(lo+chunk, len(positions))], out}:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	for out := range window {
+		for _, m := range <-out {
+			if err := emit(m); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// writeMessage writes the FETCH response of one message; seenNow says the
+// FETCH just set \Seen, which the client must be told.
+func writeMessage(w *imapserver.FetchWriter, m *loaded, uid uint32, options *imap.FetchOptions, flags []string, seenNow bool) error {
+	// Compute every section before the response starts: the writer holds
+	// the connection until Close.
+	type section struct {
+		body   *imap.FetchItemBodySection
+		binary *imap.FetchItemBinarySection
+		data   []byte
+	}
+	var sections []section
+	for _, bs := range options.BodySection {
+		sections = append(sections, section{body: bs, data: bodySection(m.sum, m.raw, bs)})
+	}
+	for _, bs := range options.BinarySection {
+		data, err := binarySection(m.sum, m.raw, bs.Part)
+		if err != nil {
+			return err
+		}
+		if bs.Partial != nil {
+			data = partial(data, bs.Partial.Offset, bs.Partial.Size)
+		}
+		sections = append(sections, section{binary: bs, data: data})
+	}
+	var binarySizes []uint32
+	for _, bs := range options.BinarySectionSize {
+		data, err := binarySection(m.sum, m.raw, bs.Part)
+		if err != nil {
+			return err
+		}
+		binarySizes = append(binarySizes, uint32(min(len(data), 1<<32-1)))
+	}
+
+	r := w.CreateMessage(uint32(m.pos + 1))
+	if options.UID {
+		r.WriteUID(imap.UID(uid))
+	}
+	if options.Flags || seenNow {
+		r.WriteFlags(imapFlags(flags))
+	}
+	if options.InternalDate {
+		r.WriteInternalDate(m.info.Received)
+	}
+	if options.RFC822Size {
+		r.WriteRFC822Size(m.info.Size)
+	}
+	if options.Envelope {
+		r.WriteEnvelope(envelope(m.env))
+	}
+	if options.BodyStructure != nil {
+		r.WriteBodyStructure(bodyStructure(m.sum.Structure))
+	}
+	for _, sec := range sections {
+		var lw interface {
+			Write([]byte) (int, error)
+			Close() error
+		}
+		if sec.body != nil {
+			lw = r.WriteBodySection(sec.body, int64(len(sec.data)))
+		} else {
+			lw = r.WriteBinarySection(sec.binary, int64(len(sec.data)))
+		}
+		if _, err := lw.Write(sec.data); err != nil {
+			lw.Close()
+			r.Close()
+			return err
+		}
+		if err := lw.Close(); err != nil {
+			r.Close()
+			return err
+		}
+	}
+	for i, bs := range options.BinarySectionSize {
+		r.WriteBinarySectionSize(bs, binarySizes[i])
+	}
+	return r.Close()
+}
+
+func imapFlags(l []string) []imap.Flag {
+	out := make([]imap.Flag, len(l))
+	for i, f := range l {
+		out[i] = imap.Flag(f)
+	}
+	return out
+}
+
+// bodySection returns BODY[section]<partial>; a section the message does
+// not have is empty.
+func bodySection(sum *mailparse.Summary, raw []byte, bs *imap.FetchItemBodySection) []byte {
+	start, end, ok := sum.Section(bs.Part, string(bs.Specifier))
+	if !ok || end > int64(len(raw)) {
+		return nil
+	}
+	data := raw[start:end]
+	switch {
+	case len(bs.HeaderFields) > 0:
+		data = appendHeaderFields(nil, data, bs.HeaderFields, false)
+	case len(bs.HeaderFieldsNot) > 0:
+		data = appendHeaderFields(nil, data, bs.HeaderFieldsNot, true)
+	}
+	if bs.Partial != nil {
+		data = partial(data, bs.Partial.Offset, bs.Partial.Size)
+	}
+	return data
+}
+
+// binarySection returns BINARY[part]: the part's body without its transfer
+// encoding; BINARY[] is the whole message as archived.
+func binarySection(sum *mailparse.Summary, raw []byte, path []int) ([]byte, error) {
+	if len(path) == 0 {
+		return raw, nil
+	}
+	p := findPart(sum.Structure, path)
+	if p == nil || p.End > int64(len(raw)) {
+		return nil, nil
+	}
+	body := raw[p.BodyStart:p.End]
+	if p.Type == "multipart" {
+		return body, nil
+	}
+	data, ok := appendDecoded(nil, body, p.Encoding)
+	if !ok {
+		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: "UNKNOWN-CTE",
+			Text: fmt.Sprintf("Part %s has the unknown transfer encoding %q; fetch it with BODY[] instead", partPath(path), p.Encoding)}
+	}
+	return data, nil
+}
+
+func partPath(path []int) string {
+	var b strings.Builder
+	for i, n := range path {
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		fmt.Fprint(&b, n)
+	}
+	return b.String()
+}

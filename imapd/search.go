@@ -1,0 +1,385 @@
+package imapd
+
+import (
+	"math/bits"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/mailvault/mailvault/backend"
+	"github.com/mailvault/mailvault/index"
+)
+
+// Search answers SEARCH and UID SEARCH. Text keys go to the tenant's
+// full-text index, scoped to the folder; sequence numbers, UIDs, internal
+// dates and sizes come from metadata; flags from the user's overlay. Each
+// criteria level is one set of positions in the client's view, combined
+// with AND, NOT and OR.
+func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
+	t, sel, err := s.current()
+	if err != nil {
+		return nil, err
+	}
+	m := &matcher{s: s, t: t, sel: sel, n: len(sel.uids)}
+	res, err := m.eval(criteria)
+	if err != nil {
+		return nil, err
+	}
+	data := &imap.SearchData{}
+	var uidSet imap.UIDSet
+	var seqSet imap.SeqSet
+	var matched []uint32 // UIDs, for SAVE
+	first, last := -1, -1
+	count := 0
+	res.each(func(lo, hi int) {
+		if first < 0 {
+			first = lo
+		}
+		last = hi - 1
+		count += hi - lo
+		seqSet = append(seqSet, imap.SeqRange{Start: uint32(lo + 1), Stop: uint32(hi)})
+		uidSet = append(uidSet, uidSetOf(sel.uids, []span{{lo, hi}})...)
+		if options.ReturnSave {
+			matched = append(matched, sel.uids[lo:hi]...)
+		}
+	})
+	data.Count = uint32(count)
+	if kind == imapserver.NumKindUID {
+		data.All = uidSet
+		if count > 0 {
+			data.Min, data.Max = sel.uids[first], sel.uids[last]
+		}
+	} else {
+		data.All = seqSet
+		if count > 0 {
+			data.Min, data.Max = uint32(first+1), uint32(last+1)
+		}
+	}
+	if options.ReturnSave {
+		// RFC 5182: with only MIN and/or MAX requested, just those are saved.
+		if !options.ReturnAll && !options.ReturnCount && (options.ReturnMin || options.ReturnMax) && count > 0 {
+			var mm []uint32
+			if options.ReturnMin {
+				mm = append(mm, sel.uids[first])
+			}
+			if options.ReturnMax && last != first {
+				mm = append(mm, sel.uids[last])
+			}
+			matched = mm
+		}
+		s.saved = matched
+	}
+	return data, nil
+}
+
+// matcher evaluates search criteria over the selected folder's view,
+// loading metadata and flags only when a key needs them.
+type matcher struct {
+	s       *session
+	t       *backend.Tenant
+	sel     *selection
+	n       int
+	infos   []backend.MessageInfo
+	overlay map[uint32][]string
+	loaded  bool
+}
+
+func (m *matcher) eval(c *imap.SearchCriteria) (bitset, error) {
+	res := newBitset(m.n, true)
+	for _, set := range c.SeqNum {
+		res.and(m.positions(set))
+	}
+	for _, set := range c.UID {
+		res.and(m.positions(set))
+	}
+	if !c.Since.IsZero() || !c.Before.IsZero() || c.Larger > 0 || c.Smaller > 0 {
+		if err := m.loadInfos(); err != nil {
+			return nil, err
+		}
+		for i := range m.n {
+			if !res.has(i) {
+				continue
+			}
+			info := &m.infos[i]
+			day := info.Received.UTC()
+			if !c.Since.IsZero() && day.Before(c.Since) ||
+				!c.Before.IsZero() && !day.Before(c.Before) ||
+				c.Larger > 0 && info.Size <= c.Larger ||
+				c.Smaller > 0 && info.Size >= c.Smaller {
+				res.clear(i)
+			}
+		}
+	}
+	if len(c.Flag) > 0 || len(c.NotFlag) > 0 {
+		if err := m.loadFlags(); err != nil {
+			return nil, err
+		}
+		defaults := backend.DefaultFlags()
+		for i := range m.n {
+			if !res.has(i) {
+				continue
+			}
+			fl, ok := m.overlay[m.sel.uids[i]]
+			if !ok {
+				fl = defaults
+			}
+			for _, f := range c.Flag {
+				if !hasFlag(fl, f) {
+					res.clear(i)
+				}
+			}
+			for _, f := range c.NotFlag {
+				if hasFlag(fl, f) {
+					res.clear(i)
+				}
+			}
+		}
+	}
+	if q, ok := textQuery(c); ok && !res.empty() {
+		uids, err := m.t.SearchFolder(m.s.ctx, m.s.login, m.sel.ref.info.ID, q)
+		if err != nil {
+			return nil, m.s.fail("search", err)
+		}
+		res.and(m.fromUIDs(uids))
+	}
+	if (!c.SentSince.IsZero() || !c.SentBefore.IsZero()) && !res.empty() {
+		sent, err := m.sent(c.SentSince, c.SentBefore)
+		if err != nil {
+			return nil, err
+		}
+		res.and(sent)
+	}
+	for i := range c.Not {
+		if res.empty() {
+			break
+		}
+		sub, err := m.eval(&c.Not[i])
+		if err != nil {
+			return nil, err
+		}
+		res.andNot(sub)
+	}
+	for i := range c.Or {
+		if res.empty() {
+			break
+		}
+		a, err := m.eval(&c.Or[i][0])
+		if err != nil {
+			return nil, err
+		}
+		b, err := m.eval(&c.Or[i][1])
+		if err != nil {
+			return nil, err
+		}
+		a.or(b)
+		res.and(a)
+	}
+	return res, nil
+}
+
+// hasFlag compares like IMAP: system flags case-insensitively. \Recent is
+// never set: an archive has no new mail of this session.
+func hasFlag(l []string, f imap.Flag) bool {
+	return slices.ContainsFunc(l, func(x string) bool { return strings.EqualFold(x, string(f)) })
+}
+
+// textQuery translates the keys of one criteria level that the full-text
+// index answers.
+func textQuery(c *imap.SearchCriteria) (index.Query, bool) {
+	var qs []index.Query
+	for _, h := range c.Header {
+		qs = append(qs, index.Header(h.Key, h.Value))
+	}
+	for _, b := range c.Body {
+		qs = append(qs, index.Text(index.FieldBody, b))
+	}
+	for _, x := range c.Text {
+		qs = append(qs, index.Text(index.FieldText, x))
+	}
+	if len(qs) == 0 {
+		return index.Query{}, false
+	}
+	return index.And(qs...), true
+}
+
+// slack is the widest distance of a time zone from UTC: the index keeps
+// Date: as an instant, while SENTSINCE/SENTBEFORE compare the date as
+// written in its own zone.
+const slack = 14 * time.Hour
+
+// sent matches SENTSINCE/SENTBEFORE: the index gives the messages that are
+// certainly in range and those near a boundary, whose Date: is then read
+// from the stored summary.
+func (m *matcher) sent(since, before time.Time) (bitset, error) {
+	sure := index.SentRange(shift(since, slack), shift(before, -slack))
+	near := index.SentRange(shift(since, -slack), shift(before, slack))
+	folder := m.sel.ref.info.ID
+	sureUIDs, err := m.t.SearchFolder(m.s.ctx, m.s.login, folder, sure)
+	if err != nil {
+		return nil, m.s.fail("search", err)
+	}
+	res := m.fromUIDs(sureUIDs)
+	nearUIDs, err := m.t.SearchFolder(m.s.ctx, m.s.login, folder, index.And(near, index.Not(sure)))
+	if err != nil {
+		return nil, m.s.fail("search", err)
+	}
+	cand := m.fromUIDs(nearUIDs)
+	var ferr error
+	cand.each(func(lo, hi int) {
+		for i := lo; i < hi && ferr == nil; i++ {
+			sum, err := m.t.Summary(m.s.ctx, m.sel.mids[i])
+			if err != nil {
+				ferr = m.s.fail("search", err)
+				return
+			}
+			d := sum.Envelope.Date
+			if d.IsZero() {
+				continue
+			}
+			day := time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, time.UTC)
+			if (since.IsZero() || !day.Before(since)) && (before.IsZero() || day.Before(before)) {
+				res.set(i)
+			}
+		}
+	})
+	return res, ferr
+}
+
+// shift moves a bound by d; a zero (open) bound stays open.
+func shift(t time.Time, d time.Duration) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.Add(d)
+}
+
+// positions returns the view positions of a sequence or UID set.
+func (m *matcher) positions(set imap.NumSet) bitset {
+	b := newBitset(m.n, false)
+	for _, sp := range m.s.spans(m.sel, set) {
+		for i := sp.lo; i < sp.hi; i++ {
+			b.set(i)
+		}
+	}
+	return b
+}
+
+// fromUIDs maps ascending UIDs (of the whole folder) to view positions.
+func (m *matcher) fromUIDs(uids []uint32) bitset {
+	b := newBitset(m.n, false)
+	view := m.sel.uids
+	i := 0
+	for _, u := range uids {
+		for i < len(view) && view[i] < u {
+			i++
+		}
+		if i == len(view) {
+			break
+		}
+		if view[i] == u {
+			b.set(i)
+		}
+	}
+	return b
+}
+
+func (m *matcher) loadInfos() error {
+	if m.infos != nil {
+		return nil
+	}
+	infos, err := m.t.MessageInfos(m.sel.mids)
+	if err != nil {
+		return m.s.fail("search", err)
+	}
+	m.infos = infos
+	return nil
+}
+
+func (m *matcher) loadFlags() error {
+	if m.loaded {
+		return nil
+	}
+	overlay, err := m.t.FlagOverlay(m.s.login, m.sel.ref.info.ID)
+	if err != nil {
+		return m.s.fail("search", err)
+	}
+	m.overlay, m.loaded = overlay, true
+	return nil
+}
+
+// bitset is a set of view positions.
+type bitset []uint64
+
+func newBitset(n int, full bool) bitset {
+	b := make(bitset, (n+63)/64)
+	if full {
+		for i := range b {
+			b[i] = ^uint64(0)
+		}
+		if r := n % 64; r != 0 {
+			b[len(b)-1] = 1<<r - 1
+		}
+	}
+	return b
+}
+
+func (b bitset) has(i int) bool { return b[i/64]&(1<<(i%64)) != 0 }
+func (b bitset) set(i int)      { b[i/64] |= 1 << (i % 64) }
+func (b bitset) clear(i int)    { b[i/64] &^= 1 << (i % 64) }
+
+func (b bitset) and(o bitset) {
+	for i := range b {
+		b[i] &= o[i]
+	}
+}
+
+func (b bitset) andNot(o bitset) {
+	for i := range b {
+		b[i] &^= o[i]
+	}
+}
+
+func (b bitset) or(o bitset) {
+	for i := range b {
+		b[i] |= o[i]
+	}
+}
+
+func (b bitset) empty() bool {
+	for _, w := range b {
+		if w != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// each calls fn for every run [lo,hi) of consecutive members, ascending.
+func (b bitset) each(fn func(lo, hi int)) {
+	lo, hi := -1, -1
+	for wi, w := range b {
+		for w != 0 {
+			tz := bits.TrailingZeros64(w)
+			ones := bits.TrailingZeros64(^(w >> tz))
+			start := wi*64 + tz
+			if start == hi {
+				hi = start + ones
+			} else {
+				if lo >= 0 {
+					fn(lo, hi)
+				}
+				lo, hi = start, start+ones
+			}
+			if tz+ones == 64 {
+				break
+			}
+			w &^= (uint64(1)<<ones - 1) << tz
+		}
+	}
+	if lo >= 0 {
+		fn(lo, hi)
+	}
+}

@@ -1,0 +1,274 @@
+package imapd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/mailvault/mailvault/backend"
+)
+
+// session is one IMAP connection. The library calls its methods from the
+// connection's goroutine only (Idle from a second one while the first
+// waits), so it needs no lock.
+type session struct {
+	srv    *Server
+	conn   *imapserver.Conn
+	remote net.Addr
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	tenant     string
+	login      string
+	compliance bool // every access is audited
+
+	sel   *selection
+	saved []uint32 // SEARCHRES result ($), as UIDs
+}
+
+// selection is the selected folder as the client knows it: the view grows
+// only when the client was told (EXISTS), never shrinks (an archive does not
+// expunge).
+type selection struct {
+	ref      folderRef
+	readOnly bool
+	uids     []uint32 // ascending
+	mids     []uint64 // parallel to uids
+	notify   chan struct{}
+	unwatch  func()
+}
+
+var (
+	_ imapserver.SessionIMAP4rev2 = (*session)(nil)
+	_ imapserver.SessionNamespace = (*session)(nil)
+)
+
+func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &session{srv: s, conn: c, remote: c.NetConn().RemoteAddr(), ctx: ctx, cancel: cancel}, nil, nil
+}
+
+// enabled returns the capabilities the client turned on with ENABLE.
+func (s *session) enabled() imap.CapSet { return s.conn.EnabledCaps() }
+
+// Close ends the session.
+func (s *session) Close() error {
+	s.unselect()
+	s.cancel()
+	return nil
+}
+
+// Login authenticates name@domain, throttled per account and per address.
+// The library has already refused plaintext off loopback (see Server).
+func (s *session) Login(username, password string) error {
+	keys := []string{accountKey(username), addressKey(s.remote)}
+	if d := s.srv.limiter.delay(keys...); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-s.ctx.Done():
+			return s.ctx.Err()
+		case <-s.srv.done:
+			return &imap.Error{Type: imap.StatusResponseTypeBye, Text: "The server is shutting down"}
+		}
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+	defer cancel()
+	t, u, err := s.srv.p.Login(ctx, username, password)
+	if err != nil {
+		if errors.Is(err, backend.ErrAuthFailed) {
+			s.srv.limiter.fail(keys...)
+			s.srv.log.Info("imap login failed", "login", username, "remote", s.remote.String())
+			return imapserver.ErrAuthFailed
+		}
+		s.srv.log.Error("imap login", "login", username, "err", err)
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "The archive cannot check logins right now, try again later"}
+	}
+	s.srv.limiter.succeed(keys[0])
+	s.tenant, s.login = t.Name, u.Login
+	s.compliance = t.IsCompliance(u.Login)
+	s.audit(t, "imap-login", "from "+s.remote.String())
+	return nil
+}
+
+// tenantHandle returns the user's tenant, reopening it if it was closed
+// while idle.
+func (s *session) tenantHandle() (*backend.Tenant, error) {
+	t, err := s.srv.p.Tenant(s.ctx, s.tenant)
+	if err != nil {
+		return nil, s.fail("open tenant", err)
+	}
+	return t, nil
+}
+
+// audit records an access of a compliance user in the tenant's audit log.
+func (s *session) audit(t *backend.Tenant, action, detail string) {
+	if s.compliance {
+		t.Audit(s.ctx, s.login, action, detail)
+	}
+}
+
+// fail maps a backend error to an IMAP answer.
+func (s *session) fail(what string, err error) error {
+	var ie *imap.Error
+	switch {
+	case errors.As(err, &ie):
+		return err
+	case errors.Is(err, backend.ErrNotFound):
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeNonExistent, Text: "No such folder, or you may not read it"}
+	case errors.Is(err, backend.ErrDenied):
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeNoPerm, Text: err.Error()}
+	case errors.Is(err, backend.ErrTenantClosed), errors.Is(err, context.Canceled):
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "The archive is shutting down, try again later"}
+	}
+	s.srv.log.Error("imap "+what, "login", s.login, "err", err)
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeServerBug, Text: fmt.Sprintf("%s failed; the administrator finds the reason in the log", what)}
+}
+
+func readOnlyError(text string) error {
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "The archive is read-only: " + text}
+}
+
+// Create refuses: archive folders come from ingest and import only.
+func (s *session) Create(mailbox string, options *imap.CreateOptions) error {
+	return readOnlyError("folders cannot be created")
+}
+
+// Delete refuses.
+func (s *session) Delete(mailbox string) error {
+	return readOnlyError("folders cannot be deleted")
+}
+
+// Rename refuses.
+func (s *session) Rename(mailbox, newName string, options *imap.RenameOptions) error {
+	return readOnlyError("folders cannot be renamed")
+}
+
+// Subscribe accepts existing folders: every readable folder counts as
+// subscribed.
+func (s *session) Subscribe(mailbox string) error {
+	t, err := s.tenantHandle()
+	if err != nil {
+		return err
+	}
+	_, err = s.resolve(t, mailbox)
+	return err
+}
+
+// Unsubscribe refuses, as the list of subscribed folders is fixed.
+func (s *session) Unsubscribe(mailbox string) error {
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Every archive folder you may read stays subscribed"}
+}
+
+// Append refuses: mail enters the archive by journaling or import only.
+func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
+	return nil, readOnlyError("messages cannot be added by IMAP")
+}
+
+// Copy refuses.
+func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
+	return nil, readOnlyError("messages cannot be copied into archive folders; copy them to a folder of another account")
+}
+
+// Move refuses.
+func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
+	return readOnlyError("messages cannot be moved")
+}
+
+// Expunge does nothing and succeeds: no message can carry \Deleted, so
+// there is nothing to expunge, and CLOSE (which the library turns into
+// Expunge even after EXAMINE) must succeed.
+func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
+	return nil
+}
+
+// Namespace: the own archive mailbox is the personal namespace, other
+// archive mailboxes are shared.
+func (s *session) Namespace() (*imap.NamespaceData, error) {
+	return &imap.NamespaceData{
+		Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: delim}},
+		Shared:   []imap.NamespaceDescriptor{{Prefix: sharedPrefix + string(delim), Delim: delim}},
+	}, nil
+}
+
+// Unselect closes the selected folder.
+func (s *session) Unselect() error {
+	s.unselect()
+	return nil
+}
+
+func (s *session) unselect() {
+	if s.sel != nil {
+		s.sel.unwatch()
+		s.sel = nil
+	}
+}
+
+// Poll tells the client about messages that arrived since its last command.
+func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	return s.update(w)
+}
+
+// Idle waits for new messages in the selected folder and announces them.
+func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	if s.sel == nil {
+		<-stop
+		return nil
+	}
+	for {
+		select {
+		case <-stop:
+			return nil
+		case <-s.ctx.Done():
+			return nil
+		case <-s.sel.notify:
+			if err := s.update(w); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (s *session) update(w *imapserver.UpdateWriter) error {
+	sel := s.sel
+	if sel == nil {
+		return nil
+	}
+	t, err := s.tenantHandle()
+	if err != nil {
+		return err
+	}
+	snap, err := t.Snapshot(s.login, sel.ref.info.ID)
+	if err != nil {
+		// Read access was withdrawn: the view stays, commands on it fail.
+		return nil
+	}
+	if len(snap.UIDs) > len(sel.uids) {
+		if err := w.WriteNumMessages(uint32(len(snap.UIDs))); err != nil {
+			return err
+		}
+		sel.uids, sel.mids = snap.UIDs, snap.MIDs
+	}
+	return nil
+}
+
+// current checks that the user may still read the selected folder and
+// returns the tenant.
+func (s *session) current() (*backend.Tenant, *selection, error) {
+	sel := s.sel
+	if sel == nil {
+		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBad, Text: "No folder selected"}
+	}
+	t, err := s.tenantHandle()
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := t.Snapshot(s.login, sel.ref.info.ID); err != nil {
+		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeNoPerm, Text: "You may no longer read this folder"}
+	}
+	return t, sel, nil
+}

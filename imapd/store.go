@@ -1,0 +1,78 @@
+package imapd
+
+import (
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/mailvault/mailvault/backend"
+)
+
+// Store changes the user's flag overlay (\Seen, \Flagged, keywords); the
+// archived messages never change. \Deleted is refused.
+func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) error {
+	t, sel, err := s.current()
+	if err != nil {
+		return err
+	}
+	if sel.readOnly {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "The folder was opened with EXAMINE; SELECT it to change your flags"}
+	}
+	var list []string
+	for _, f := range flags.Flags {
+		switch {
+		case strings.EqualFold(string(f), string(imap.FlagDeleted)):
+			return readOnlyError(`messages cannot be marked \Deleted; \Seen, \Flagged, \Answered, \Draft and keywords can be set`)
+		case strings.EqualFold(string(f), `\Recent`):
+			continue // set by the server only
+		}
+		list = append(list, canonicalFlag(f))
+	}
+	spans := s.spans(sel, numSet)
+	var uids []uint32
+	for _, sp := range spans {
+		uids = append(uids, sel.uids[sp.lo:sp.hi]...)
+	}
+	if len(uids) == 0 {
+		return nil
+	}
+	op := backend.FlagsSet
+	switch flags.Op {
+	case imap.StoreFlagsAdd:
+		op = backend.FlagsAdd
+	case imap.StoreFlagsDel:
+		op = backend.FlagsRemove
+	}
+	changed, err := t.StoreFlags(s.ctx, s.login, sel.ref.info.ID, uids, op, list)
+	if err != nil {
+		return s.fail("store", err)
+	}
+	if flags.Silent {
+		return nil
+	}
+	i := 0
+	for _, sp := range spans {
+		for pos := sp.lo; pos < sp.hi; pos++ {
+			r := w.CreateMessage(uint32(pos + 1))
+			r.WriteUID(imap.UID(uids[i]))
+			r.WriteFlags(imapFlags(changed[uids[i]]))
+			if err := r.Close(); err != nil {
+				return err
+			}
+			i++
+		}
+	}
+	return nil
+}
+
+// canonicalFlag spells system flags as RFC 9051 does, so the overlay never
+// holds \seen and \Seen side by side.
+func canonicalFlag(f imap.Flag) string {
+	for _, sys := range []imap.Flag{imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged, imap.FlagDraft} {
+		if strings.EqualFold(string(f), string(sys)) {
+			return string(sys)
+		}
+	}
+	return string(f)
+}

@@ -1,0 +1,109 @@
+package imapd
+
+import (
+	"math"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/mailvault/mailvault/mailparse"
+)
+
+// ENVELOPE and BODYSTRUCTURE come from the Summary stored at ingest; these
+// functions only change its shape.
+
+func envelope(e *mailparse.Envelope) *imap.Envelope {
+	if e == nil {
+		return &imap.Envelope{}
+	}
+	return &imap.Envelope{
+		Date:      e.Date,
+		Subject:   e.Subject,
+		From:      addresses(e.From),
+		Sender:    addresses(e.Sender),
+		ReplyTo:   addresses(e.ReplyTo),
+		To:        addresses(e.To),
+		Cc:        addresses(e.Cc),
+		Bcc:       addresses(e.Bcc),
+		InReplyTo: e.InReplyTo,
+		MessageID: e.MessageID,
+	}
+}
+
+// addresses converts an address list. In an ENVELOPE a NIL host starts a
+// group, so parts missing in broken mail are named as Dovecot names them.
+func addresses(l []mailparse.Address) []imap.Address {
+	if len(l) == 0 {
+		return nil
+	}
+	out := make([]imap.Address, len(l))
+	for i, a := range l {
+		out[i] = imap.Address{Name: a.Name, Mailbox: a.Mailbox, Host: a.Host}
+		if out[i].Mailbox == "" {
+			out[i].Mailbox = "MISSING_MAILBOX"
+		}
+		if out[i].Host == "" {
+			out[i].Host = "MISSING_DOMAIN"
+		}
+	}
+	return out
+}
+
+// bodyStructure converts a MIME tree; the result is always extended, which
+// serves BODY and BODYSTRUCTURE alike.
+func bodyStructure(p *mailparse.Part) imap.BodyStructure {
+	if p == nil {
+		return emptyText()
+	}
+	if p.Type == "multipart" && len(p.Children) > 0 {
+		mp := &imap.BodyStructureMultiPart{
+			Subtype: p.Subtype,
+			Extended: &imap.BodyStructureMultiPartExt{
+				Params: p.Params, Disposition: disposition(p), Language: p.Language, Location: p.Location,
+			},
+		}
+		mp.Children = make([]imap.BodyStructure, len(p.Children))
+		for i, c := range p.Children {
+			mp.Children[i] = bodyStructure(c)
+		}
+		return mp
+	}
+	sp := &imap.BodyStructureSinglePart{
+		Type: p.Type, Subtype: p.Subtype, Params: p.Params, ID: p.ID, Description: p.Description,
+		Encoding: p.Encoding, Size: uint32(min(p.Size, math.MaxUint32)),
+		Extended: &imap.BodyStructureSinglePartExt{Disposition: disposition(p), Language: p.Language, Location: p.Location},
+	}
+	if p.Type == "multipart" {
+		// A multipart without parts cannot be written; mailparse never
+		// makes one, but a damaged summary must not end the connection.
+		sp.Type, sp.Subtype = "application", "octet-stream"
+	}
+	switch {
+	case p.Type == "text":
+		sp.Text = &imap.BodyStructureText{NumLines: p.Lines}
+	case p.Type == "message" && (p.Subtype == "rfc822" || p.Subtype == "global"):
+		// The grammar requires envelope and body; an embedded message that
+		// could not be parsed in place (transfer-encoded) gets empty ones.
+		msg := &imap.BodyStructureMessageRFC822{Envelope: envelope(p.MessageEnvelope), NumLines: p.Lines}
+		if p.Message != nil {
+			msg.BodyStructure = bodyStructure(p.Message)
+		} else {
+			msg.BodyStructure = emptyText()
+		}
+		sp.MessageRFC822 = msg
+	}
+	return sp
+}
+
+func emptyText() *imap.BodyStructureSinglePart {
+	return &imap.BodyStructureSinglePart{
+		Type: "text", Subtype: "plain", Encoding: "7BIT",
+		Text: &imap.BodyStructureText{}, Extended: &imap.BodyStructureSinglePartExt{},
+	}
+}
+
+func disposition(p *mailparse.Part) *imap.BodyStructureDisposition {
+	if p.Disposition == "" {
+		return nil
+	}
+	return &imap.BodyStructureDisposition{Value: p.Disposition, Params: p.DispositionParams}
+}
