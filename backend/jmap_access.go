@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -50,19 +51,9 @@ func (t *Tenant) Memberships(login string, mailbox uint64, mids []uint64) ([][]F
 				out[i] = append(out[i], FolderUID{Folder: m.folder, UID: m.uid})
 			}
 		}
-		slices.SortFunc(out[i], func(a, b FolderUID) int { return cmpU64(a.Folder, b.Folder) })
+		slices.SortFunc(out[i], func(a, b FolderUID) int { return cmp.Compare(a.Folder, b.Folder) })
 	}
 	return out, nil
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Find runs a full-text query over folders the user may read and returns
@@ -170,6 +161,6 @@ func (t *Tenant) MailboxChanges(login string, mailbox, maxMID, modseq uint64) ([
 		}
 	}
 	t.mu.RUnlock()
-	slices.SortFunc(out, func(a, b MessageChange) int { return cmpU64(a.MID, b.MID) })
+	slices.SortFunc(out, func(a, b MessageChange) int { return cmp.Compare(a.MID, b.MID) })
 	return slices.CompactFunc(out, func(a, b MessageChange) bool { return a.MID == b.MID }), nil
 }

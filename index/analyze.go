@@ -53,15 +53,15 @@ func normalizeTerm(b []byte) []byte {
 	return truncate(b, maxTermBytes)
 }
 
-// truncate cuts b to at most n bytes on a rune boundary.
-func truncate(b []byte, n int) []byte {
-	if len(b) <= n {
-		return b
+// truncate cuts s to at most n bytes on a rune boundary.
+func truncate[S ~string | ~[]byte](s S, n int) S {
+	if len(s) <= n {
+		return s
 	}
-	for n > 0 && !utf8.RuneStart(b[n]) {
+	for n > 0 && !utf8.RuneStart(s[n]) {
 		n--
 	}
-	return b[:n]
+	return s[:n]
 }
 
 // newWordAnalyzer returns the analyzer of subject, body, attachment names and

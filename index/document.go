@@ -1,11 +1,11 @@
 package index
 
 import (
+	"cmp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/blugelabs/bluge"
 	"github.com/blugelabs/bluge/analysis"
@@ -149,59 +149,39 @@ func (a *analyzers) document(d *Doc) bluge.Document {
 		bluge.NewKeywordField(fieldID, string(docID(d.MID))),
 		bluge.NewKeywordFieldBytes(fieldMeta, encodeMeta(d)).Sortable(),
 	)
-	if len(d.Members) > 0 {
-		var b []byte
-		for i, m := range d.Members {
-			if i > 0 {
-				b = append(b, valueSep)
-			}
-			b = strconv.AppendUint(b, m.Folder, 10)
+	addField := func(name string, value []byte, an bluge.Analyzer) *bluge.TermField {
+		if len(value) == 0 {
+			return nil
 		}
-		doc = append(doc, bluge.NewKeywordFieldBytes(fieldFolder, b).WithAnalyzer(a.list))
+		f := bluge.NewTextFieldBytes(name, value).WithAnalyzer(an)
+		doc = append(doc, f)
+		return f
 	}
-	addField := func(name string, value []byte, an bluge.Analyzer) {
-		if len(value) > 0 {
-			doc = append(doc, bluge.NewTextFieldBytes(name, value).WithAnalyzer(an))
-		}
-	}
+	addField(fieldFolder, joinList(d.Members, len(d.Members), func(b []byte, m Member) []byte {
+		return strconv.AppendUint(b, m.Folder, 10)
+	}), a.list)
 	addField(fieldFrom, joinAddresses(d.From), a.address)
 	addField(fieldTo, joinAddresses(d.To), a.address)
 	addField(fieldCc, joinAddresses(d.Cc), a.address)
 	addField(fieldBcc, joinAddresses(d.Bcc), a.address)
-	if len(d.Rcpt) > 0 {
-		var b []byte
-		for i, r := range d.Rcpt[:min(len(d.Rcpt), maxAddresses)] {
-			if i > 0 {
-				b = append(b, valueSep)
-			}
-			b = appendClean(b, r)
-		}
-		addField(fieldRcpt, b, a.address)
-	}
+	addField(fieldRcpt, joinList(d.Rcpt, maxAddresses, appendClean), a.address)
 	if d.Subject != "" {
-		subj := capString(d.Subject, maxSubject)
+		subj := truncate(d.Subject, maxSubject)
 		doc = append(doc, bluge.NewTextField(fieldSubject, subj).WithAnalyzer(a.words).SearchTermPositions().StoreValue())
 		if k := subjectSortKey(subj); k != "" {
 			doc = append(doc, bluge.NewKeywordField(fieldSortSubj, k).Sortable())
 		}
 	}
 	if d.Body != "" {
-		doc = append(doc, bluge.NewTextField(fieldBody, capString(d.Body, MaxBody)).WithAnalyzer(a.words))
+		doc = append(doc, bluge.NewTextField(fieldBody, truncate(d.Body, MaxBody)).WithAnalyzer(a.words))
 	}
-	if len(d.Attachments) > 0 {
-		var b []byte
-		for i, n := range d.Attachments[:min(len(d.Attachments), maxAttachments)] {
-			if i > 0 {
-				b = append(b, valueSep)
-			}
-			b = appendClean(b, n)
-		}
-		doc = append(doc, bluge.NewTextFieldBytes(fieldAttachment, b).WithAnalyzer(a.att).SearchTermPositions())
+	if f := addField(fieldAttachment, joinList(d.Attachments, maxAttachments, appendClean), a.att); f != nil {
+		f.SearchTermPositions()
 	}
 	names, values := joinHeaders(d)
 	addField(fieldHeaderName, names, a.list)
-	if len(values) > 0 {
-		doc = append(doc, bluge.NewTextFieldBytes(fieldHeader, values).WithAnalyzer(a.header).SearchTermPositions())
+	if f := addField(fieldHeader, values, a.header); f != nil {
+		f.SearchTermPositions()
 	}
 	doc = append(doc, numericField(fieldReceived, clampTime(d.Received).Unix()))
 	if !d.Sent.IsZero() {
@@ -228,20 +208,28 @@ func numericField(name string, v int64) *bluge.TermField {
 	return f
 }
 
-// joinAddresses encodes addresses for addressAnalyzer.
-func joinAddresses(as []Address) []byte {
+// joinList encodes up to limit items as the value of a multi-valued field.
+func joinList[T any](items []T, limit int, appendItem func([]byte, T) []byte) []byte {
 	var b []byte
-	for i, a := range as[:min(len(as), maxAddresses)] {
+	for i, it := range items[:min(len(items), limit)] {
 		if i > 0 {
 			b = append(b, valueSep)
 		}
+		b = appendItem(b, it)
+	}
+	return b
+}
+
+// joinAddresses encodes addresses for addressAnalyzer.
+func joinAddresses(as []Address) []byte {
+	return joinList(as, maxAddresses, func(b []byte, a Address) []byte {
 		b = appendClean(b, a.Email)
 		if a.Name != "" {
 			b = append(b, nameSep)
 			b = appendClean(b, a.Name)
 		}
-	}
-	return b
+		return b
+	})
 }
 
 // joinHeaders encodes header names for the keyword list and the values for
@@ -287,20 +275,9 @@ func appendClean(b []byte, s string) []byte {
 	return b
 }
 
-// capString cuts s to at most n bytes on a rune boundary.
-func capString(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
-
 // sortKey lower-cases s into valid UTF-8 (doc values must not hold 0xff).
 func sortKey(s string) string {
-	return capString(strings.ToLower(strings.ToValidUTF8(strings.TrimSpace(s), "")), maxSortKeyBytes)
+	return truncate(strings.ToLower(strings.ToValidUTF8(strings.TrimSpace(s), "")), maxSortKeyBytes)
 }
 
 // addressSortKey is JMAP's "from" order: the display name, else the address.
@@ -363,26 +340,16 @@ func encodeMeta(d *Doc) []byte {
 	b = appendVar(b, uint64(max(d.Size, 0)))
 	members := slices.Clone(d.Members)
 	slices.SortFunc(members, func(x, y Member) int {
-		if c := cmpUint(x.Folder, y.Folder); c != 0 {
+		if c := cmp.Compare(x.Folder, y.Folder); c != 0 {
 			return c
 		}
-		return cmpUint(uint64(x.UID), uint64(y.UID))
+		return cmp.Compare(x.UID, y.UID)
 	})
 	for _, m := range slices.Compact(members) {
 		b = appendVar(b, m.Folder)
 		b = appendVar(b, uint64(m.UID))
 	}
 	return b
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // meta is the decoded head of the packed meta; members stay encoded.

@@ -106,6 +106,8 @@ func (analyzedDoc) Analyze() {}
 
 // Put indexes docs in one batch, replacing documents with the same MID, then
 // records upTo as the watermark. Of docs with equal MIDs the last one counts.
+// Meant for one writer: concurrent calls are safe and analyze in parallel,
+// but the watermark is then the upTo of whichever call finished last.
 func (ix *Index) Put(ctx context.Context, docs []Doc, upTo uint64) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -249,8 +251,6 @@ func (ix *Index) reader() (*bluge.Reader, error) {
 }
 
 // The watermark file: 8 bytes big-endian value, 4 bytes CRC-32C of them.
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 func readWatermark(path string) (uint64, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -259,7 +259,7 @@ func readWatermark(path string) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read watermark: %w", err)
 	}
-	if len(b) != 12 || crc32.Checksum(b[:8], castagnoli) != binary.BigEndian.Uint32(b[8:]) {
+	if len(b) != 12 || crc32.Checksum(b[:8], crc32.MakeTable(crc32.Castagnoli)) != binary.BigEndian.Uint32(b[8:]) {
 		return 0, fmt.Errorf("watermark %q: corrupt", path)
 	}
 	return binary.BigEndian.Uint64(b[:8]), nil
@@ -271,7 +271,7 @@ func readWatermark(path string) (uint64, error) {
 func writeWatermark(path string, v uint64) error {
 	var b [12]byte
 	binary.BigEndian.PutUint64(b[:8], v)
-	binary.BigEndian.PutUint32(b[8:], crc32.Checksum(b[:8], castagnoli))
+	binary.BigEndian.PutUint32(b[8:], crc32.Checksum(b[:8], crc32.MakeTable(crc32.Castagnoli)))
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {

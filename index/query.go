@@ -119,13 +119,15 @@ func ReceivedRange(from, to time.Time) Query {
 	return Query{kind: kindReceived, from: f, to: t}
 }
 
+// timeBounds converts [from, to) to seconds; an end outside the indexed
+// range of dates is open, as every indexed date is clamped into it.
 func timeBounds(from, to time.Time) (int64, int64) {
 	f, t := int64(noBound), int64(noBound)
-	if !from.IsZero() {
-		f = clampTime(from).Unix()
+	if !from.IsZero() && from.After(minTime) {
+		f = min(from.Unix(), maxTime.Unix()+1)
 	}
-	if !to.IsZero() {
-		t = clampTime(to).Unix()
+	if !to.IsZero() && !to.After(maxTime) {
+		t = max(to.Unix(), minTime.Unix())
 	}
 	return f, t
 }
@@ -156,23 +158,18 @@ type compiled struct {
 	neg       bool
 }
 
-var (
-	matchAll  = compiled{all: true}
-	matchNone = compiled{none: true}
-)
-
 // compile translates q; it never hands bluge a MatchNone inside a boolean
 // query, which bluge would drop and so turn "none AND NOT x" into "NOT x".
 func (ix *Index) compile(q Query) compiled {
 	switch q.kind {
 	case kindAll:
-		return matchAll
+		return compiled{all: true}
 	case kindAnd:
 		parts := make([]compiled, 0, len(q.sub))
 		for _, s := range q.sub {
 			c := ix.compile(s)
 			if c.none {
-				return matchNone
+				return compiled{none: true}
 			}
 			if !c.all {
 				parts = append(parts, c)
@@ -184,7 +181,7 @@ func (ix *Index) compile(q Query) compiled {
 		for _, s := range q.sub {
 			c := ix.compile(s)
 			if c.all {
-				return matchAll
+				return compiled{all: true}
 			}
 			if !c.none {
 				parts = append(parts, c)
@@ -192,7 +189,7 @@ func (ix *Index) compile(q Query) compiled {
 		}
 		switch len(parts) {
 		case 0:
-			return matchNone
+			return compiled{none: true}
 		case 1:
 			return parts[0]
 		}
@@ -205,9 +202,9 @@ func (ix *Index) compile(q Query) compiled {
 		c := ix.compile(q.sub[0])
 		switch {
 		case c.all:
-			return matchNone
+			return compiled{none: true}
 		case c.none:
-			return matchAll
+			return compiled{all: true}
 		}
 		return compiled{q: c.q, neg: !c.neg}
 	case kindText:
@@ -217,7 +214,15 @@ func (ix *Index) compile(q Query) compiled {
 	case kindReceived:
 		return numericRange(fieldReceived, q.from, q.to)
 	case kindSent:
-		return numericRange(fieldSent, q.from, q.to)
+		// Even unbounded, only messages with a date match.
+		from, to := q.from, q.to
+		if from == noBound {
+			from = minTime.Unix()
+		}
+		if to == noBound {
+			to = maxTime.Unix() + 1
+		}
+		return numericRange(fieldSent, from, to)
 	case kindSize:
 		return numericRange(fieldSize, q.from, q.to)
 	case kindHasAtt:
@@ -228,7 +233,7 @@ func (ix *Index) compile(q Query) compiled {
 		return compiled{q: termsQuery{field: fieldHasAtt, terms: []string{v}}}
 	case kindMIDs:
 		if len(q.mids) == 0 {
-			return matchNone
+			return compiled{none: true}
 		}
 		terms := make([]string, len(q.mids))
 		for i, m := range q.mids {
@@ -236,28 +241,31 @@ func (ix *Index) compile(q Query) compiled {
 		}
 		return compiled{q: termsQuery{field: fieldID, terms: terms}}
 	}
-	return matchNone
+	return compiled{none: true}
 }
 
 // and combines parts that are neither all nor none.
 func and(parts []compiled) compiled {
 	switch len(parts) {
 	case 0:
-		return matchAll
+		return compiled{all: true}
 	case 1:
 		return parts[0]
 	}
-	// With exclusions only, bluge runs them against all documents; either
-	// way the result is a positive query.
 	b := bluge.NewBooleanQuery()
+	var negs []bluge.Query
 	for _, p := range parts {
 		if p.neg {
-			b.AddMustNot(p.q)
+			negs = append(negs, p.q)
 		} else {
 			b.AddMust(p.q)
 		}
 	}
-	return compiled{q: b}
+	if len(negs) == len(parts) {
+		// NOT a AND NOT b = NOT (a OR b): stays subtractable.
+		return compiled{q: bluge.NewBooleanQuery().SetMinShould(1).AddShould(negs...), neg: true}
+	}
+	return compiled{q: b.AddMustNot(negs...)}
 }
 
 // positive returns a query matching what c matches.
@@ -281,7 +289,7 @@ func scoped(scope bluge.Query, c compiled) bluge.Query {
 
 func numericRange(field string, from, to int64) compiled {
 	if from == noBound && to == noBound {
-		return matchAll
+		return compiled{all: true}
 	}
 	lo, hi := bluge.MinNumeric, bluge.MaxNumeric
 	if from != noBound {
@@ -291,7 +299,7 @@ func numericRange(field string, from, to int64) compiled {
 		hi = float64(to)
 	}
 	if lo >= hi {
-		return matchNone
+		return compiled{none: true}
 	}
 	return compiled{q: bluge.NewNumericRangeQuery(lo, hi).SetField(field)}
 }
@@ -315,15 +323,15 @@ func (ix *Index) compileText(field Field, s string) compiled {
 	case FieldText:
 		addr := ix.addressQuery(s, fieldFrom, fieldTo, fieldCc, fieldBcc, fieldRcpt)
 		if addr.all {
-			return matchAll
+			return compiled{all: true}
 		}
 		text := ix.wordQuery(s, fieldSubject, fieldBody, fieldAttachment, fieldHeader)
 		if text.all {
-			return matchAll
+			return compiled{all: true}
 		}
 		return compiled{q: bluge.NewBooleanQuery().SetMinShould(1).AddShould(addr.q, text.q)}
 	}
-	return matchNone
+	return compiled{none: true}
 }
 
 // wordQuery matches the words of s in any of fields: as a phrase, except in
@@ -331,7 +339,7 @@ func (ix *Index) compileText(field Field, s string) compiled {
 func (ix *Index) wordQuery(s string, fields ...string) compiled {
 	terms := words(ix.an.words, s)
 	if len(terms) == 0 {
-		return matchAll
+		return compiled{all: true}
 	}
 	return anyField(fields, func(f string) bluge.Query {
 		if f != fieldBody || len(terms) == 1 {
@@ -349,7 +357,7 @@ func (ix *Index) wordQuery(s string, fields ...string) compiled {
 func (ix *Index) addressQuery(s string, fields ...string) compiled {
 	ws := slices.DeleteFunc(addressWords(s), func(w string) bool { return w == "@" })
 	if len(ws) == 0 {
-		return matchAll
+		return compiled{all: true}
 	}
 	return anyField(fields, func(f string) bluge.Query {
 		parts := make([]bluge.Query, len(ws))
@@ -358,7 +366,7 @@ func (ix *Index) addressQuery(s string, fields ...string) compiled {
 				// A whole address, or "@domain".
 				parts[i] = termsQuery{field: f, terms: []string{w}}
 			} else {
-				parts[i] = phraseQuery{ix: ix, field: f, terms: []string{w}}
+				parts[i] = phraseQuery{ix: ix, field: f, terms: []string{w}, address: true}
 			}
 		}
 		if len(parts) == 1 {
@@ -381,7 +389,7 @@ func anyField(fields []string, one func(field string) bluge.Query) compiled {
 
 func (ix *Index) compileHeader(name, value string) compiled {
 	if name == "" {
-		return matchNone
+		return compiled{none: true}
 	}
 	present := compiled{q: termsQuery{field: fieldHeaderName, terms: []string{name}}}
 	if strings.TrimSpace(value) == "" {

@@ -2,10 +2,12 @@ package index
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/blugelabs/bluge"
 	"github.com/blugelabs/bluge/search"
@@ -28,7 +30,7 @@ func (ix *Index) SearchFolder(ctx context.Context, folder uint64, q Query) ([]ui
 			uids = appendUIDs(uids, m.members, folder)
 		}
 	}
-	if err := ix.collect(ctx, scoped(scope, c), []string{fieldMeta}, nil, visit, nil); err != nil {
+	if err := ix.collect(ctx, scoped(scope, c), []string{fieldMeta}, visit, nil); err != nil {
 		return nil, fmt.Errorf("search folder %d: %w", folder, err)
 	}
 	slices.Sort(uids)
@@ -91,9 +93,13 @@ func (ix *Index) Find(ctx context.Context, folders []uint64, q Query, sort []Sor
 		switch s.Field {
 		case SortReceived, SortSent, SortSize:
 		case SortFrom:
-			fields = append(fields, fieldSortFrom)
+			if !slices.Contains(fields, fieldSortFrom) {
+				fields = append(fields, fieldSortFrom)
+			}
 		case SortSubject:
-			fields = append(fields, fieldSortSubj)
+			if !slices.Contains(fields, fieldSortSubj) {
+				fields = append(fields, fieldSortSubj)
+			}
 		default:
 			return nil, 0, fmt.Errorf("find: unknown sort field %q", s.Field)
 		}
@@ -110,16 +116,16 @@ func (ix *Index) Find(ctx context.Context, folders []uint64, q Query, sort []Sor
 	slices.Sort(scope.terms)
 	scope.terms = slices.Compact(scope.terms)
 
-	cmp := func(a, b *hitKey) int {
+	order := func(a, b *hitKey) int {
 		for _, s := range sort {
 			var c int
 			switch s.Field {
 			case SortReceived:
-				c = cmpUint(a.received, b.received)
+				c = cmp.Compare(a.received, b.received)
 			case SortSent:
-				c = cmpUint(a.sent, b.sent)
+				c = cmp.Compare(a.sent, b.sent)
 			case SortSize:
-				c = cmpUint(a.size, b.size)
+				c = cmp.Compare(a.size, b.size)
 			case SortFrom:
 				c = bytes.Compare(a.from, b.from)
 			case SortSubject:
@@ -132,22 +138,25 @@ func (ix *Index) Find(ctx context.Context, folders []uint64, q Query, sort []Sor
 				return c
 			}
 		}
-		return cmpUint(a.mid, b.mid)
+		return cmp.Compare(a.mid, b.mid)
 	}
 	keep := offset + limit
 	if limit < 0 {
 		keep = -1
 	}
-	top := topN{keep: keep, cmp: cmp}
+	top := topN{keep: keep, cmp: order}
 	var cur hitKey
-	reset := func() {
-		cur = hitKey{from: cur.from[:0], subject: cur.subject[:0]}
-	}
 	visit := func(field string, term []byte) {
 		switch field {
-		case fieldMeta:
+		case fieldMeta: // first: the fields are visited in order
 			if m, ok := decodeMeta(term); ok {
 				cur.mid, cur.received, cur.sent, cur.size = m.mid, m.received, m.sent, m.size
+			}
+			if len(cur.from) > 0 {
+				cur.from = cur.from[:0]
+			}
+			if len(cur.subject) > 0 {
+				cur.subject = cur.subject[:0]
 			}
 		case fieldSortFrom:
 			cur.from = append(cur.from, term...)
@@ -159,7 +168,7 @@ func (ix *Index) Find(ctx context.Context, folders []uint64, q Query, sort []Sor
 		total++
 		top.offer(&cur)
 	}
-	if err := ix.collect(ctx, scoped(scope, c), fields, reset, visit, hit); err != nil {
+	if err := ix.collect(ctx, scoped(scope, c), fields, visit, hit); err != nil {
 		return nil, 0, fmt.Errorf("find: %w", err)
 	}
 	keys := top.sorted()
@@ -173,37 +182,47 @@ func (ix *Index) Find(ctx context.Context, folders []uint64, q Query, sort []Sor
 	return mids, total, nil
 }
 
-// topN keeps the keep smallest keys (all when keep < 0) in a max-heap.
+// topN keeps the keep smallest keys (all when keep < 0). The heap holds
+// indexes into keys, worst on top, so that sifting moves no keys.
 type topN struct {
 	keep int
 	cmp  func(a, b *hitKey) int
-	heap []hitKey
+	keys []hitKey
+	heap []int32
 }
 
 func (t *topN) offer(k *hitKey) {
 	switch {
-	case t.keep < 0 || len(t.heap) < t.keep:
-		t.heap = append(t.heap, hitKey{})
-		t.heap[len(t.heap)-1].copyFrom(k)
+	case t.keep < 0 || len(t.keys) < t.keep:
+		t.keys = append(t.keys, hitKey{})
+		t.keys[len(t.keys)-1].copyFrom(k)
 		if t.keep >= 0 {
+			t.heap = append(t.heap, int32(len(t.keys)-1))
 			t.up(len(t.heap) - 1)
 		}
-	case t.keep > 0 && t.cmp(k, &t.heap[0]) < 0:
-		t.heap[0].copyFrom(k) // reuses the evicted key's buffers
+	case t.keep > 0 && t.cmp(k, &t.keys[t.heap[0]]) < 0:
+		t.keys[t.heap[0]].copyFrom(k) // reuses the evicted key's buffers
 		t.down(0)
 	}
 }
 
 func (k *hitKey) copyFrom(o *hitKey) {
 	k.mid, k.received, k.sent, k.size = o.mid, o.received, o.sent, o.size
-	k.from = append(k.from[:0], o.from...)
-	k.subject = append(k.subject[:0], o.subject...)
+	if len(o.from)+len(k.from) > 0 {
+		k.from = append(k.from[:0], o.from...)
+	}
+	if len(o.subject)+len(k.subject) > 0 {
+		k.subject = append(k.subject[:0], o.subject...)
+	}
 }
+
+// worse tells whether heap entry i sorts after entry j.
+func (t *topN) worse(i, j int) bool { return t.cmp(&t.keys[t.heap[i]], &t.keys[t.heap[j]]) > 0 }
 
 func (t *topN) up(i int) {
 	for i > 0 {
 		p := (i - 1) / 2
-		if t.cmp(&t.heap[p], &t.heap[i]) >= 0 {
+		if !t.worse(i, p) {
 			return
 		}
 		t.heap[p], t.heap[i] = t.heap[i], t.heap[p]
@@ -213,36 +232,36 @@ func (t *topN) up(i int) {
 
 func (t *topN) down(i int) {
 	for {
-		l, big := 2*i+1, i
-		if l < len(t.heap) && t.cmp(&t.heap[l], &t.heap[big]) > 0 {
-			big = l
+		l, worst := 2*i+1, i
+		if l < len(t.heap) && t.worse(l, worst) {
+			worst = l
 		}
-		if r := l + 1; r < len(t.heap) && t.cmp(&t.heap[r], &t.heap[big]) > 0 {
-			big = r
+		if r := l + 1; r < len(t.heap) && t.worse(r, worst) {
+			worst = r
 		}
-		if big == i {
+		if worst == i {
 			return
 		}
-		t.heap[i], t.heap[big] = t.heap[big], t.heap[i]
-		i = big
+		t.heap[i], t.heap[worst] = t.heap[worst], t.heap[i]
+		i = worst
 	}
 }
 
 func (t *topN) sorted() []hitKey {
-	slices.SortFunc(t.heap, func(a, b hitKey) int { return t.cmp(&a, &b) })
-	return t.heap
+	slices.SortFunc(t.keys, func(a, b hitKey) int { return t.cmp(&a, &b) })
+	return t.keys
 }
 
-// collect runs q on a snapshot; for every hit it calls reset, visit for each
-// doc value of fields, then hit. Nil callbacks are skipped.
-func (ix *Index) collect(ctx context.Context, q bluge.Query, fields []string, reset func(), visit segment.DocumentValueVisitor, hit func()) (err error) {
+// collect runs q on a snapshot; for every hit it calls visit for each doc
+// value of fields, in the order of fields, then hit (unless nil).
+func (ix *Index) collect(ctx context.Context, q bluge.Query, fields []string, visit segment.DocumentValueVisitor, hit func()) (err error) {
 	defer ix.recoverPanic(&err, "search")
 	r, err := ix.reader()
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	req := &collectRequest{query: q, fields: fields, reset: reset, visit: visit, hit: hit}
+	req := &collectRequest{query: q, fields: fields, visit: visit, hit: hit}
 	_, err = r.Search(ctx, req)
 	return err
 }
@@ -253,7 +272,6 @@ func (ix *Index) collect(ctx context.Context, q bluge.Query, fields []string, re
 type collectRequest struct {
 	query  bluge.Query
 	fields []string
-	reset  func()
 	visit  segment.DocumentValueVisitor
 	hit    func()
 	reader search.Reader
@@ -298,13 +316,8 @@ func (c *collectRequest) Collect(ctx context.Context, _ search.Aggregations, s s
 		if dm == nil {
 			return doneIterator{}, nil
 		}
-		if c.reset != nil {
-			c.reset()
-		}
-		if c.visit != nil {
-			if err := dvr.VisitDocumentValues(dm.Number, c.visit); err != nil {
-				return nil, err
-			}
+		if err := dvr.VisitDocumentValues(dm.Number, c.visit); err != nil {
+			return nil, err
 		}
 		if c.hit != nil {
 			c.hit()
@@ -344,10 +357,13 @@ type phraseQuery struct {
 	ix    *Index
 	field string
 	terms []string
+	// address: a word without "@" need not expand to the full-address and
+	// domain terms: the local part, which starts the same, is always there.
+	address bool
 }
 
 func (q phraseQuery) Searcher(r search.Reader, opts search.SearcherOptions) (search.Searcher, error) {
-	last, err := q.ix.expand(r, q.field, q.terms[len(q.terms)-1])
+	last, err := q.ix.expand(r, q.field, q.terms[len(q.terms)-1], q.address)
 	if err != nil {
 		return nil, err
 	}
@@ -362,9 +378,10 @@ func (q phraseQuery) Searcher(r search.Reader, opts search.SearcherOptions) (sea
 	return searcher.NewMultiPhraseSearcher(r, phrase, q.field, similarity.ConstantScorer(1), opts)
 }
 
-// expand returns the terms of field starting with prefix. Beyond
-// maxExpansion of them the prefix matches whole terms only.
-func (ix *Index) expand(r search.Reader, field, prefix string) (terms []string, err error) {
+// expand returns the terms of field starting with prefix, without those
+// holding "@" if noAt. Beyond maxExpansion of them the prefix matches whole
+// terms only.
+func (ix *Index) expand(r search.Reader, field, prefix string, noAt bool) (terms []string, err error) {
 	it, err := r.DictionaryIterator(field, nil, []byte(prefix), prefixEnd(prefix))
 	if err != nil {
 		return nil, fmt.Errorf("expand %q: %w", prefix, err)
@@ -377,6 +394,9 @@ func (ix *Index) expand(r search.Reader, field, prefix string) (terms []string, 
 		}
 		if e == nil {
 			break
+		}
+		if noAt && strings.IndexByte(e.Term(), '@') >= 0 {
+			continue
 		}
 		if len(terms) == maxExpansion {
 			ix.log.Debug("index: prefix too common, matching whole words", "field", field, "prefix", prefix)

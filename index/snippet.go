@@ -27,11 +27,13 @@ func (ix *Index) Snippet(ctx context.Context, mid uint64, q Query, body string) 
 		return "", "", err
 	}
 	subjectPhrases, bodyPhrases := ix.highlightPhrases(q, false, nil, nil)
-	if spans := matchSpans(ix.an.words, stored, subjectPhrases, true); len(spans) > 0 {
-		subject = markup(stored, 0, spans, -1)
+	if len(subjectPhrases) > 0 {
+		if spans := matchSpans(ix.an.words, stored, subjectPhrases, true); len(spans) > 0 {
+			subject = markup(stored, 0, spans, -1)
+		}
 	}
 	if len(bodyPhrases) > 0 {
-		body = capString(body, MaxBody)
+		body = truncate(body, MaxBody)
 		if spans := matchSpans(ix.an.words, body, bodyPhrases, false); len(spans) > 0 {
 			preview = markup(body, previewStart(body, spans[0].start), spans, maxPreview)
 		}
@@ -173,13 +175,14 @@ func termMatches(term []byte, w string, prefix bool) bool {
 	return string(term) == w
 }
 
-// previewStart backs up from the first match to show some context, starting
-// at a word.
+// previewStart backs up from the first match to show some context, more
+// when the text after the match leaves room, starting at a word.
 func previewStart(text string, match int) int {
-	if match <= previewBefore {
+	back := max(previewBefore, maxPreview-(len(text)-match))
+	if match <= back {
 		return 0
 	}
-	start := match - previewBefore
+	start := match - back
 	for start < match && !utf8.RuneStart(text[start]) {
 		start++
 	}
