@@ -59,7 +59,7 @@ func (t *Tenant) catchUpIndex() {
 // indexer feeds the full-text index in batches.
 func (t *Tenant) indexer() {
 	defer t.wg.Done()
-	const maxBatch = 1000
+	const maxBatch = 4000
 	var batch []indexJob
 	for {
 		select {
@@ -71,7 +71,7 @@ func (t *Tenant) indexer() {
 		// Gather for a while: every Bluge batch is a segment and an fsync,
 		// and many small segments make the merger burn the CPU that ingest
 		// needs.
-		deadline := time.After(250 * time.Millisecond)
+		deadline := time.After(time.Second)
 	drain:
 		for len(batch) < maxBatch {
 			select {
