@@ -6,7 +6,12 @@
 // Folders: the user's own archive mailbox is the personal namespace (INBOX,
 // Sent with \Sent, imported folders); every other archive mailbox the user
 // may read is in the shared namespace as Archive/<address>/<folder>, journal
-// mailboxes for compliance users only. Nothing can be created, deleted,
+// mailboxes for compliance users only. A name under Archive/ that names no
+// readable archive mailbox is looked up among the own folders, so an
+// imported folder called Archive stays reachable. Plaintext logins are
+// accepted on loopback only; elsewhere the client must use STARTTLS or the
+// implicit-TLS port. Failed logins slow down further attempts for the
+// account and the client address. Nothing can be created, deleted,
 // renamed, appended, copied or moved (NO [CANNOT]); EXPUNGE and CLOSE
 // succeed and remove nothing, as no message can carry \Deleted. STORE
 // changes the user's own flags (\Seen, \Flagged, \Answered, \Draft,

@@ -74,6 +74,9 @@ func partial(b []byte, offset, size int64) []byte {
 // findPart returns the part that the section part numbers path names,
 // following the numbering of mailparse.Summary.Section, or nil.
 func findPart(root *mailparse.Part, path []int) *mailparse.Part {
+	if root == nil {
+		return nil
+	}
 	var part *mailparse.Part
 	msg := root // the message the next number indexes into, if any
 	for _, n := range path {

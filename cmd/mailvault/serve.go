@@ -9,6 +9,7 @@ import (
 
 	"github.com/mailvault/mailvault/backend"
 	"github.com/mailvault/mailvault/conf"
+	"github.com/mailvault/mailvault/imapd"
 	"github.com/mailvault/mailvault/mailgen"
 	"github.com/mailvault/mailvault/server"
 	"github.com/mailvault/mailvault/smtpd"
@@ -44,7 +45,34 @@ func cmdServe(ctx context.Context, args []string) error {
 
 // protocols lists the protocol listeners this build serves.
 func protocols(cfg conf.Config) []server.Protocol {
+	// The plain (STARTTLS) and the implicit-TLS listener share one IMAP
+	// server.
+	var imapSrv *imapd.Server
+	newIMAP := func(s *server.Server) (*imapd.Server, error) {
+		if imapSrv == nil {
+			srv, err := imapd.New(s.Provider, s.Config.IMAP, s.Config.DataDir, s.Log.With("component", "imapd"))
+			if err != nil {
+				return nil, err
+			}
+			imapSrv = srv
+		}
+		return imapSrv, nil
+	}
 	return []server.Protocol{
+		{Name: "imap", Addr: cfg.IMAP.Listen, New: func(s *server.Server) (server.Listener, error) {
+			srv, err := newIMAP(s)
+			if err != nil {
+				return nil, err
+			}
+			return srv, nil
+		}},
+		{Name: "imaps", Addr: cfg.IMAP.ListenTLS, New: func(s *server.Server) (server.Listener, error) {
+			srv, err := newIMAP(s)
+			if err != nil {
+				return nil, err
+			}
+			return srv.TLSListener(), nil
+		}},
 		{Name: "smtp", Addr: cfg.SMTP.Listen, New: func(s *server.Server) (server.Listener, error) {
 			srv, err := smtpd.New(s.Provider, s.Config.SMTP, s.Log.With("component", "smtpd"))
 			if err != nil {
