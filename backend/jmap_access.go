@@ -102,13 +102,15 @@ func (t *Tenant) Snippet(ctx context.Context, login string, mailbox, mid uint64,
 	return subject, preview, err
 }
 
-// FolderMark summarises the members of a folder for state strings: how
-// many were seen, the highest MID and the highest ModSeq among them. Folders
-// only grow, so a mark advances by looking at the new members only.
+// FolderMark summarises the members of a folder for state strings and
+// query planning: how many were seen, the highest MID and ModSeq among
+// them, and their range of arrival times (unix seconds). Folders only grow,
+// so a mark advances by looking at the new members only.
 type FolderMark struct {
-	Members   int
-	MaxMID    uint64
-	MaxModSeq uint64
+	Members                  int
+	MaxMID                   uint64
+	MaxModSeq                uint64
+	MinReceived, MaxReceived int64
 }
 
 // AdvanceMark extends m over the members added to the folder since m was
@@ -125,9 +127,15 @@ func (t *Tenant) AdvanceMark(login string, folder uint64, m FolderMark) (FolderM
 	if m.Members > len(f.mids) {
 		m = FolderMark{}
 	}
-	for _, mid := range f.mids[m.Members:] {
+	for i, mid := range f.mids[m.Members:] {
+		msg := &t.msgs[mid-1]
 		m.MaxMID = max(m.MaxMID, mid)
-		m.MaxModSeq = max(m.MaxModSeq, t.msgs[mid-1].modseq)
+		m.MaxModSeq = max(m.MaxModSeq, msg.modseq)
+		if m.Members == 0 && i == 0 {
+			m.MinReceived, m.MaxReceived = msg.received, msg.received
+		}
+		m.MinReceived = min(m.MinReceived, msg.received)
+		m.MaxReceived = max(m.MaxReceived, msg.received)
 	}
 	m.Members = len(f.mids)
 	return m, nil

@@ -37,6 +37,7 @@ type Server struct {
 	wg        sync.WaitGroup
 
 	stopBackground context.CancelFunc
+	handlers       []Handler
 }
 
 // AddEndpointStats registers a protocol endpoint's counters for the stats
@@ -65,8 +66,22 @@ type Protocol struct {
 	New  func(s *Server) (Listener, error)
 }
 
+// HTTPService is served on the HTTP listener beside the management API
+// (JMAP).
+type HTTPService struct {
+	Patterns []string
+	New      func(s *Server) (Handler, error)
+}
+
+// Handler is an HTTP service that holds connections open (event streams)
+// and is closed before the HTTP server shuts down.
+type Handler interface {
+	http.Handler
+	Close() error
+}
+
 // Start opens the archive and starts every listener.
-func Start(ctx context.Context, cfg conf.Config, log *slog.Logger, protocols []Protocol) (*Server, error) {
+func Start(ctx context.Context, cfg conf.Config, log *slog.Logger, protocols []Protocol, services ...HTTPService) (*Server, error) {
 	syncer := dirsync.New(log.With("component", "dirsync"))
 	p, err := backend.Open(backend.Options{
 		DataDir: cfg.DataDir, Logger: log, MaxIndexedText: cfg.Store.MaxIndexedText,
@@ -100,6 +115,16 @@ func Start(ctx context.Context, cfg conf.Config, log *slog.Logger, protocols []P
 			s.Close()
 		}
 	}()
+	for _, svc := range services {
+		h, err := svc.New(s)
+		if err != nil {
+			return nil, err
+		}
+		s.handlers = append(s.handlers, h)
+		for _, pat := range svc.Patterns {
+			mux.Handle(pat, h)
+		}
+	}
 	if err := s.listen("http", cfg.HTTP.Listen, func(ln net.Listener) error { return s.httpSrv.Serve(ln) }); err != nil {
 		return nil, err
 	}
@@ -157,6 +182,9 @@ func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var errs []error
+	for _, h := range s.handlers {
+		errs = append(errs, h.Close())
+	}
 	if s.httpSrv != nil {
 		errs = append(errs, s.httpSrv.Shutdown(ctx))
 	}

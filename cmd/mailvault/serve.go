@@ -10,6 +10,7 @@ import (
 	"github.com/mailvault/mailvault/backend"
 	"github.com/mailvault/mailvault/conf"
 	"github.com/mailvault/mailvault/imapd"
+	"github.com/mailvault/mailvault/jmap"
 	"github.com/mailvault/mailvault/mailgen"
 	"github.com/mailvault/mailvault/server"
 	"github.com/mailvault/mailvault/smtpd"
@@ -27,7 +28,12 @@ func cmdServe(ctx context.Context, args []string) error {
 		return err
 	}
 	log := newLogger(cfg.LogLevel, os.Stderr)
-	s, err := server.Start(ctx, cfg, log, protocols(cfg))
+	s, err := server.Start(ctx, cfg, log, protocols(cfg), server.HTTPService{
+		Patterns: []string{jmap.Prefix, jmap.WellKnownPath},
+		New: func(s *server.Server) (server.Handler, error) {
+			return jmap.New(s.Provider, s.Config.HTTP.PublicURL, s.Log.With("component", "jmap")), nil
+		},
+	})
 	if err != nil {
 		return err
 	}
