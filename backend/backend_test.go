@@ -548,3 +548,45 @@ func TestTornFinalCommit(t *testing.T) {
 		t.Fatalf("verify after new mail: %v %+v", err, rep)
 	}
 }
+
+// TestFlagOverlayLogged: a flag change made through IMAP's StoreFlags moves
+// the user's flag change log that JMAP states are built on, and never
+// touches the archived message or another user's flags.
+func TestFlagOverlayLogged(t *testing.T) {
+	p := openProvider(t, t.TempDir())
+	defer p.Close()
+	tn := newTenant(t, p, "acme", "acme.example")
+	ctx := context.Background()
+	if _, err := tn.CreateUser(ctx, UserSpec{Login: "bob@acme.example", Password: "x", Mailbox: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.Grant(ctx, "alice@acme.example", "bob@acme.example"); err != nil {
+		t.Fatal(err)
+	}
+	raw := []byte("From: x@y.example\r\nTo: alice@acme.example\r\n\r\nhi\r\n")
+	res, err := tn.Ingest(ctx, raw, Source{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fid := folderID(t, tn, "alice@acme.example", FolderInbox)
+	before, _ := tn.FlagSeq("alice@acme.example")
+	got, err := tn.StoreFlags(ctx, "alice@acme.example", fid, []uint32{res.Placed[0].UID}, FlagsAdd, []string{`\Flagged`, "$label1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got[res.Placed[0].UID]) != `[$label1 \Flagged \Seen]` {
+		t.Fatalf("flags after STORE: %v", got)
+	}
+	after, _ := tn.FlagSeq("alice@acme.example")
+	mids, _, ok, err := tn.FlagChanges("alice@acme.example", before)
+	if err != nil || !ok || after != before+1 || len(mids) != 1 || mids[0] != res.MID {
+		t.Fatalf("flag log: seq %d -> %d, changes %v ok=%v err=%v", before, after, mids, ok, err)
+	}
+	bobs, err := tn.Flags("bob@acme.example", fid, []uint32{res.Placed[0].UID})
+	if err != nil || fmt.Sprint(bobs[res.Placed[0].UID]) != `[\Seen]` {
+		t.Fatalf("bob's flags changed with alice's: %v %v", bobs, err)
+	}
+	if back, err := tn.RawMessage(ctx, res.MID); err != nil || !bytes.Equal(back, raw) {
+		t.Fatalf("archived message changed by a flag: %v", err)
+	}
+}

@@ -74,6 +74,15 @@ func (t *Tenant) StoreFlags(ctx context.Context, login string, folder uint64, ui
 	t.mu.RLock()
 	fs := t.folders[folder]
 	ok := fs != nil && t.canReadLocked(login, t.mailboxes[fs.Mailbox])
+	var mids []uint64
+	if ok {
+		mids = make([]uint64, 0, len(uids))
+		for _, uid := range uids {
+			if i, found := slices.BinarySearch(fs.uids, uid); found {
+				mids = append(mids, fs.mids[i])
+			}
+		}
+	}
 	t.mu.RUnlock()
 	if !ok {
 		return nil, fmt.Errorf("folder %d: %w", folder, ErrNotFound)
@@ -103,7 +112,7 @@ func (t *Tenant) StoreFlags(ctx context.Context, login string, folder uint64, ui
 				return err
 			}
 		}
-		return nil
+		return logFlagChangesTx(tx, login, mids)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store flags: %w", err)

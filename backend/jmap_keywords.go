@@ -39,17 +39,19 @@ func (t *Tenant) SetMessageFlags(ctx context.Context, login string, mailbox, mid
 			return err
 		}
 	}
-	t.wmu.Lock()
-	defer t.wmu.Unlock()
-	err = t.db.Update(func(tx *buntdb.Tx) error {
-		seq, err := readFlagSeq(tx, login)
-		if err != nil {
-			return err
-		}
+	return nil
+}
+
+// logFlagChangesTx appends the MIDs to the user's flag change log; every
+// flag change, by IMAP STORE or JMAP Email/set, goes through it, so JMAP
+// states move whichever protocol changed a keyword.
+func logFlagChangesTx(tx *buntdb.Tx, login string, mids []uint64) error {
+	seq, err := readFlagSeq(tx, login)
+	if err != nil {
+		return err
+	}
+	for _, mid := range mids {
 		seq++
-		if _, _, err := tx.Set(flagSeqKey(login), strconv.FormatUint(seq, 10), nil); err != nil {
-			return err
-		}
 		if _, _, err := tx.Set(flagLogKey(login, seq), strconv.FormatUint(mid, 10), nil); err != nil {
 			return err
 		}
@@ -58,12 +60,9 @@ func (t *Tenant) SetMessageFlags(ctx context.Context, login string, mailbox, mid
 				return err
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("log flag change: %w", err)
 	}
-	return nil
+	_, _, err = tx.Set(flagSeqKey(login), strconv.FormatUint(seq, 10), nil)
+	return err
 }
 
 func readFlagSeq(tx *buntdb.Tx, login string) (uint64, error) {
@@ -77,8 +76,7 @@ func readFlagSeq(tx *buntdb.Tx, login string) (uint64, error) {
 	return strconv.ParseUint(v, 10, 64)
 }
 
-// FlagSeq returns the number of flag changes the user made through
-// SetMessageFlags.
+// FlagSeq returns the number of flag changes the user made.
 func (t *Tenant) FlagSeq(login string) (uint64, error) {
 	var seq uint64
 	err := t.db.View(func(tx *buntdb.Tx) error {
