@@ -76,6 +76,9 @@ const (
 
 // hitKey holds what a hit is sorted by.
 type hitKey struct {
+	// primary is the first sort key when it is a number, made ascending:
+	// most comparisons end there, without the general comparator.
+	primary                   uint64
 	mid, received, sent, size uint64
 	from, subject             []byte
 }
@@ -152,6 +155,18 @@ func (ix *Index) Find(ctx context.Context, folders []uint64, q Query, sort []Sor
 			if m, ok := decodeMeta(term); ok {
 				cur.mid, cur.received, cur.sent, cur.size = m.mid, m.received, m.sent, m.size
 			}
+			cur.primary = 0 // string sorts compare in order
+			switch sort[0].Field {
+			case SortReceived:
+				cur.primary = cur.received
+			case SortSent:
+				cur.primary = cur.sent
+			case SortSize:
+				cur.primary = cur.size
+			}
+			if sort[0].Desc {
+				cur.primary = ^cur.primary
+			}
 			if len(cur.from) > 0 {
 				cur.from = cur.from[:0]
 			}
@@ -200,14 +215,21 @@ func (t *topN) offer(k *hitKey) {
 			t.heap = append(t.heap, int32(len(t.keys)-1))
 			t.up(len(t.heap) - 1)
 		}
-	case t.keep > 0 && t.cmp(k, &t.keys[t.heap[0]]) < 0:
+	case t.keep > 0 && t.compare(k, &t.keys[t.heap[0]]) < 0:
 		t.keys[t.heap[0]].copyFrom(k) // reuses the evicted key's buffers
 		t.down(0)
 	}
 }
 
+func (t *topN) compare(a, b *hitKey) int {
+	if a.primary != b.primary {
+		return cmp.Compare(a.primary, b.primary)
+	}
+	return t.cmp(a, b)
+}
+
 func (k *hitKey) copyFrom(o *hitKey) {
-	k.mid, k.received, k.sent, k.size = o.mid, o.received, o.sent, o.size
+	k.primary, k.mid, k.received, k.sent, k.size = o.primary, o.mid, o.received, o.sent, o.size
 	if len(o.from)+len(k.from) > 0 {
 		k.from = append(k.from[:0], o.from...)
 	}
@@ -217,7 +239,7 @@ func (k *hitKey) copyFrom(o *hitKey) {
 }
 
 // worse tells whether heap entry i sorts after entry j.
-func (t *topN) worse(i, j int) bool { return t.cmp(&t.keys[t.heap[i]], &t.keys[t.heap[j]]) > 0 }
+func (t *topN) worse(i, j int) bool { return t.compare(&t.keys[t.heap[i]], &t.keys[t.heap[j]]) > 0 }
 
 func (t *topN) up(i int) {
 	for i > 0 {
@@ -248,7 +270,7 @@ func (t *topN) down(i int) {
 }
 
 func (t *topN) sorted() []hitKey {
-	slices.SortFunc(t.keys, func(a, b hitKey) int { return t.cmp(&a, &b) })
+	slices.SortFunc(t.keys, func(a, b hitKey) int { return t.compare(&a, &b) })
 	return t.keys
 }
 
