@@ -103,7 +103,7 @@ func (t *Tenant) Ingest(ctx context.Context, raw []byte, src Source) (IngestResu
 		if err != nil {
 			return IngestResult{}, fmt.Errorf("encode summary: %w", err)
 		}
-		j.sealed = t.seal.Seal(rec, []byte("summary "+key))
+		j.sealed = t.seal.SealUncompressed(rec, []byte("summary "+key))
 	}
 	var err error
 	if j.targets, j.rcpts, err = t.assign(ctx, j.summary, src); err != nil {

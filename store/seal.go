@@ -79,10 +79,17 @@ func (s *Sealer) BlobKey(sum [32]byte) string {
 // Seal compresses (when that saves space) and encrypts plain. aad binds the
 // ciphertext to its purpose (e.g. the blob key), so sealed data cannot be
 // swapped between places unnoticed.
-func (s *Sealer) Seal(plain, aad []byte) []byte {
+func (s *Sealer) Seal(plain, aad []byte) []byte { return s.seal(plain, aad, true) }
+
+// SealUncompressed only encrypts: for small records read far more often
+// than written (message summaries listed by every FETCH ENVELOPE), where
+// decompression would cost more than the bytes it saves.
+func (s *Sealer) SealUncompressed(plain, aad []byte) []byte { return s.seal(plain, aad, false) }
+
+func (s *Sealer) seal(plain, aad []byte, compress bool) []byte {
 	flags := byte(0)
 	body := plain
-	if len(plain) > 64 {
+	if compress && len(plain) > 64 {
 		c := s.enc.EncodeAll(plain, make([]byte, 0, len(plain)/2))
 		if len(c) < len(plain) {
 			body, flags = c, flagZstd
