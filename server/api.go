@@ -565,14 +565,14 @@ type BatchRecord struct {
 
 // Batch stream format, one record per message:
 //
-//	MV1 <length> <folder, URL-escaped, or -> <unix seconds or 0>\n<length bytes>\n
+//	MV1 <length> <"f:" + folder URL-escaped, or -> <unix seconds or 0>\n<length bytes>\n
 const batchMagic = "MV1"
 
 // WriteBatchRecord writes one record of an import stream.
 func WriteBatchRecord(w io.Writer, rec BatchRecord) error {
 	folder := "-"
 	if rec.Folder != "" {
-		folder = url.PathEscape(rec.Folder)
+		folder = "f:" + url.PathEscape(rec.Folder)
 	}
 	var date int64
 	if !rec.Date.IsZero() {
@@ -607,7 +607,8 @@ func ReadBatchRecord(br *bufio.Reader) (BatchRecord, error) {
 		return rec, fmt.Errorf("bad record length %q", f[1])
 	}
 	if f[2] != "-" {
-		if rec.Folder, err = url.PathUnescape(f[2]); err != nil {
+		esc, ok := strings.CutPrefix(f[2], "f:")
+		if rec.Folder, err = url.PathUnescape(esc); err != nil || !ok {
 			return rec, fmt.Errorf("bad folder %q", f[2])
 		}
 	}

@@ -1,0 +1,157 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestSealRoundTripAndTamper(t *testing.T) {
+	s, err := NewSealer(NewKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, plain := range [][]byte{nil, []byte("short"), bytes.Repeat([]byte("compressible mail body "), 500)} {
+		for _, sealed := range [][]byte{s.Seal(plain, []byte("k1")), s.SealUncompressed(plain, []byte("k1"))} {
+			got, err := s.Open(sealed, []byte("k1"))
+			if err != nil || !bytes.Equal(got, plain) {
+				t.Fatalf("round trip of %d bytes: %v", len(plain), err)
+			}
+			if _, err := s.Open(sealed, []byte("k2")); !errors.Is(err, ErrCorrupt) {
+				t.Fatal("sealed data moved to another key name was accepted")
+			}
+			for _, i := range []int{0, 5, len(sealed) / 2, len(sealed) - 1} {
+				bad := bytes.Clone(sealed)
+				bad[i] ^= 0x40
+				if _, err := s.Open(bad, []byte("k1")); err == nil {
+					t.Fatalf("flipped byte %d of %d not detected", i, len(sealed))
+				}
+			}
+		}
+	}
+	big := bytes.Repeat([]byte("x"), 10000)
+	if len(s.Seal(big, nil)) >= len(big) {
+		t.Fatal("compressible data not compressed")
+	}
+}
+
+func TestWrapKeyBoundToTenant(t *testing.T) {
+	master, data := NewKey(), NewKey()
+	w, err := WrapKey(master, data, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := UnwrapKey(master, w, "acme"); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("unwrap: %v", err)
+	}
+	if _, err := UnwrapKey(master, w, "globex"); err == nil {
+		t.Fatal("a wrapped key opened for another tenant")
+	}
+	if _, err := UnwrapKey(NewKey(), w, "acme"); err == nil {
+		t.Fatal("a wrapped key opened with another master key")
+	}
+}
+
+func TestMasterKeyFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "master.key")
+	k1, created, err := LoadOrCreateMasterKey(p)
+	if err != nil || !created {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("master key mode %v", fi.Mode())
+	}
+	k2, created, err := LoadOrCreateMasterKey(p)
+	if err != nil || created || !bytes.Equal(k1, k2) {
+		t.Fatal("master key not read back")
+	}
+	os.WriteFile(p, []byte("not hex"), 0o600)
+	if _, _, err := LoadOrCreateMasterKey(p); err == nil {
+		t.Fatal("a damaged master key file was accepted")
+	}
+}
+
+func TestRecordLog(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "log")
+	l, err := OpenRecordLog(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offs, err := l.Append([][]byte{[]byte("one"), {}, []byte("three")})
+	if err != nil || l.Sync() != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	// A torn append at a crash: garbage after the last record.
+	f, _ := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	f.Write([]byte{0xff, 0xff, 0, 0, 1})
+	f.Close()
+	l, err = OpenRecordLog(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	more, err := l.Append([][]byte{[]byte("four")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"one", "", "three"} {
+		if got, err := l.Read(offs[i]); err != nil || string(got) != want {
+			t.Fatalf("record %d: %q %v", i, got, err)
+		}
+	}
+	if got, err := l.Read(more[0]); err != nil || string(got) != "four" {
+		t.Fatalf("record after torn tail: %q %v", got, err)
+	}
+	// Flip a byte inside a record: the checksum names it.
+	f, _ = os.OpenFile(p, os.O_WRONLY, 0)
+	f.WriteAt([]byte{'X'}, offs[2]+recHeader+1)
+	f.Close()
+	if _, err := l.Read(offs[2]); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("altered record read without error: %v", err)
+	}
+}
+
+func TestFSBlobsAndLock(t *testing.T) {
+	dir := t.TempDir()
+	b, err := NewFSBlobs(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	key := "0123456789abcdef0123456789abcdef"
+	if err := b.Put(ctx, key, []byte("data")); err != nil || b.Sync(ctx) != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.Get(ctx, key); err != nil || string(got) != "data" {
+		t.Fatal(err)
+	}
+	if _, err := b.Get(ctx, "ffffffffffffffff"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing blob: %v", err)
+	}
+	if err := b.Put(ctx, "../../etc/passwd", nil); err == nil {
+		t.Fatal("a key with a path was accepted")
+	}
+	var keys []string
+	b.List(ctx, func(k string) error { keys = append(keys, k); return nil })
+	if len(keys) != 1 || keys[0] != key {
+		t.Fatalf("list %v", keys)
+	}
+	l, err := LockDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LockDir(dir); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second lock: %v", err)
+	}
+	l.Unlock()
+	l2, err := LockDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2.Unlock()
+}
