@@ -235,21 +235,9 @@ func (t *Tenant) RawMessage(ctx context.Context, mid uint64) ([]byte, error) {
 // Summary returns the parsed summary stored at ingest (envelope, MIME
 // structure with offsets, headers); Text is not stored and stays empty.
 func (t *Tenant) Summary(ctx context.Context, mid uint64) (*mailparse.Summary, error) {
-	t.mu.RLock()
-	if mid == 0 || mid > uint64(len(t.msgs)) {
-		t.mu.RUnlock()
-		return nil, fmt.Errorf("message %d: %w", mid, ErrNotFound)
-	}
-	m := t.msgs[mid-1]
-	t.mu.RUnlock()
-	sealed, err := t.sums.Read(m.sumOff)
+	rec, err := t.summaryRecord(mid)
 	if err != nil {
 		return nil, err
-	}
-	key := t.seal.BlobKey(m.sum)
-	rec, err := t.seal.Open(sealed, []byte("summary "+key))
-	if err != nil {
-		return nil, fmt.Errorf("summary of message %d: %w", mid, err)
 	}
 	var s mailparse.Summary
 	if err := s.UnmarshalBinary(rec); err != nil {

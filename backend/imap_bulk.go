@@ -94,8 +94,8 @@ func (t *Tenant) Envelope(ctx context.Context, mid uint64) (*mailparse.Envelope,
 	return &s.Envelope, nil
 }
 
-// summaryRecord reads and opens the sealed summary of a message, as
-// Summary does.
+// summaryRecord reads and opens the sealed summary of a message (for
+// Summary and Envelope).
 func (t *Tenant) summaryRecord(mid uint64) ([]byte, error) {
 	t.mu.RLock()
 	if mid == 0 || mid > uint64(len(t.msgs)) {
