@@ -269,9 +269,13 @@ func (t *topN) down(i int) {
 	}
 }
 
-func (t *topN) sorted() []hitKey {
-	slices.SortFunc(t.keys, func(a, b hitKey) int { return t.compare(&a, &b) })
-	return t.keys
+func (t *topN) sorted() []*hitKey {
+	keys := make([]*hitKey, len(t.keys))
+	for i := range t.keys {
+		keys[i] = &t.keys[i]
+	}
+	slices.SortFunc(keys, t.compare)
+	return keys
 }
 
 // collect runs q on a snapshot; for every hit it calls visit for each doc
