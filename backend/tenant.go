@@ -70,6 +70,7 @@ type Tenant struct {
 	wg      sync.WaitGroup
 	closeMu sync.RWMutex // held for reading while a job is queued, so none is queued after close
 	closed  bool
+	holders atomic.Int64
 	stats   ingestStats
 }
 
@@ -388,8 +389,16 @@ func (t *Tenant) tornTail(byMID map[uint64]msgMeta, maxMID uint64) uint64 {
 
 func (t *Tenant) touch() { t.lastUse.Store(time.Now().UnixNano()) }
 
+// Hold keeps the tenant open (not closed for idleness) until release is
+// called; long-lived sessions such as IMAP connections hold their tenant.
+func (t *Tenant) Hold() (release func()) {
+	t.holders.Add(1)
+	var once sync.Once
+	return func() { once.Do(func() { t.holders.Add(-1); t.touch() }) }
+}
+
 func (t *Tenant) idleSince(d time.Duration) bool {
-	if len(t.commitQ) > 0 || len(t.indexQ) > 0 {
+	if len(t.commitQ) > 0 || len(t.indexQ) > 0 || t.holders.Load() > 0 {
 		return false
 	}
 	t.mu.RLock()
