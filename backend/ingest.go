@@ -54,7 +54,6 @@ type target struct {
 
 type job struct {
 	sum      [32]byte
-	raw      []byte
 	size     int64
 	received int64
 	summary  *mailparse.Summary
@@ -80,7 +79,7 @@ func (t *Tenant) Ingest(ctx context.Context, raw []byte, src Source) (IngestResu
 		return IngestResult{}, err
 	}
 	sum := sha256.Sum256(raw)
-	j := &job{sum: sum, raw: raw, size: int64(len(raw)), done: make(chan error, 1)}
+	j := &job{sum: sum, size: int64(len(raw)), done: make(chan error, 1)}
 	j.received = time.Now().Unix()
 	if !src.Received.IsZero() {
 		j.received = src.Received.Unix()
@@ -93,6 +92,13 @@ func (t *Tenant) Ingest(ctx context.Context, raw []byte, src Source) (IngestResu
 		return IngestResult{}, fmt.Errorf("%w: tenant %q byte quota %d reached", ErrQuota, t.Name, q)
 	}
 	j.summary = mailparse.Parse(raw, mailparse.Options{MaxText: t.p.opt.MaxIndexedText})
+	// Assign before writing anything, so a message that cannot be placed
+	// leaves no blob behind.
+	var err error
+	if j.targets, j.rcpts, err = t.assign(ctx, j.summary, src); err != nil {
+		t.stats.failed.Add(1)
+		return IngestResult{}, err
+	}
 	if !exists {
 		key := t.seal.BlobKey(sum)
 		if err := t.blobs.Put(ctx, key, t.seal.Seal(raw, []byte(key))); err != nil {
@@ -104,11 +110,6 @@ func (t *Tenant) Ingest(ctx context.Context, raw []byte, src Source) (IngestResu
 			return IngestResult{}, fmt.Errorf("encode summary: %w", err)
 		}
 		j.sealed = t.seal.SealUncompressed(rec, []byte("summary "+key))
-	}
-	var err error
-	if j.targets, j.rcpts, err = t.assign(ctx, j.summary, src); err != nil {
-		t.stats.failed.Add(1)
-		return IngestResult{}, err
 	}
 	t.closeMu.RLock()
 	if t.closed {
