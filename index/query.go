@@ -92,9 +92,10 @@ func Not(q Query) Query { return Query{kind: kindNot, sub: []Query{q}} }
 
 // Text matches s in field. Address fields: each word of s must match the
 // start of an address term (see addressAnalyzer); a word with "@" must be a
-// whole address, or, starting with "@", a domain. Other fields: the words of
-// s in this order, the last one possibly a prefix of the indexed word. A
-// string without words matches everything.
+// whole address, or, starting with "@", a domain. Subject, attachment names
+// and header values: the words of s in this order, the last one possibly the
+// start of an indexed word. Body: the same words, anywhere in it. A string
+// without words matches everything.
 func Text(field Field, s string) Query { return Query{kind: kindText, field: field, text: s} }
 
 // Header matches header name containing value, as Text does on the words
