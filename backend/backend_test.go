@@ -301,25 +301,28 @@ func TestVerifyNamesTampering(t *testing.T) {
 	if err != nil || !rep.Clean() {
 		t.Fatalf("fresh archive not clean: %v %+v", err, rep)
 	}
-	blobPath := func(i int) string {
-		k := tn.seal.BlobKey(sums[i])
-		return filepath.Join(data, "tenants", "acme", "blobs", k[:2], k[2:4], k)
+	// Flip a byte inside the data of message 4's blob, and remove message
+	// 9's blob.
+	packs := tn.blobs.(*store.PackBlobs)
+	path, off, n, ok := packs.Locate(tn.seal.BlobKey(sums[3]))
+	if !ok {
+		t.Fatal("blob of message 4 not found")
 	}
-	flip, gone := blobPath(3), blobPath(8)
+	if err := tn.blobs.Delete(ctx, tn.seal.BlobKey(sums[8])); err != nil {
+		t.Fatal(err)
+	}
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(flip)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b[len(b)/2] ^= 0x01
-	if err := os.WriteFile(flip, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(gone); err != nil {
-		t.Fatal(err)
-	}
+	b := make([]byte, 1)
+	f.ReadAt(b, off+int64(n/2))
+	b[0] ^= 0x01
+	f.WriteAt(b, off+int64(n/2))
+	f.Close()
 	// Remove the record of message 12 behind the archive's back.
 	db, err := buntdb.Open(filepath.Join(data, "tenants", "acme", "meta.db"))
 	if err != nil {

@@ -128,7 +128,7 @@ func openTenant(ctx context.Context, p *Provider, info *TenantInfo, key []byte) 
 			t.closeFiles()
 		}
 	}()
-	if t.blobs, err = store.NewFSBlobs(filepath.Join(dir, "blobs")); err != nil {
+	if t.blobs, err = store.OpenPackBlobs(filepath.Join(dir, "packs"), t.log); err != nil {
 		return nil, err
 	}
 	if t.db, err = store.OpenKV(filepath.Join(dir, "meta.db")); err != nil {
@@ -443,6 +443,9 @@ func (t *Tenant) closeFiles() error {
 	}
 	if t.db != nil {
 		errs = append(errs, t.db.Close())
+	}
+	if t.blobs != nil {
+		errs = append(errs, t.blobs.Close())
 	}
 	t.seal.Close()
 	return errors.Join(errs...)

@@ -70,6 +70,10 @@ func (t *Tenant) Verify(ctx context.Context, progress func(done, total int)) (*V
 			rep.Problems = append(rep.Problems, Problem{MID: mid, Kind: "blob-missing", Detail: "blob " + key + " is gone"})
 			continue
 		}
+		if errors.Is(err, store.ErrCorrupt) {
+			rep.Problems = append(rep.Problems, Problem{MID: mid, Kind: "blob-corrupt", Detail: err.Error()})
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -37,12 +38,20 @@ func TestIngestFailedReplies(t *testing.T) {
 	}
 }
 
-// TestFailuresAreRetried shows the answers a journaling MTA acts on: a
-// storage failure is 451 (retry) and the retry succeeds once storage is
-// back; a full quota is 452; an oversized message is 552.
+// TestFailuresAreRetried shows the answers a journaling MTA acts on: a full
+// disk is 452 4.3.1 (retry) and the retry succeeds once there is space; a
+// full quota is 452 4.2.2; an oversized message is 552. The archive runs on
+// a small tmpfs, which needs root to mount.
 func TestFailuresAreRetried(t *testing.T) {
 	needTool(t, "swaks")
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs needs root")
+	}
 	dataDir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", dataDir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dataDir).Run() })
 	p := openProvider(t, dataDir)
 	defer p.Close()
 	acme := createTenant(t, p, tenantSpec{name: "acme", domains: []string{"acme.example"}, networks: []string{"127.0.0.1"}})
@@ -51,20 +60,19 @@ func TestFailuresAreRetried(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "m.eml")
 	os.WriteFile(file, []byte("From: a@acme.example\r\nSubject: retry\r\n\r\n"+strings.Repeat("body ", 300)+"\r\n"), 0o644)
 
-	// Break the blob store: the message cannot be stored.
-	blobs := filepath.Join(dataDir, "tenants", "acme", "blobs")
-	if err := os.RemoveAll(blobs); err != nil {
+	// Fill the disk: the message cannot be stored.
+	ballast := filepath.Join(dataDir, "ballast")
+	f, err := os.Create(ballast)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(blobs, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	f.Write(make([]byte, 8<<20)) // fails with ENOSPC once the disk is full
+	f.Close()
 	out := swaks(t, addr, "--from", "a@acme.example", "--to", "journal@acme.example", "--data", "@"+file)
-	if serverReply(out, "451 4.3.0") == "" {
-		t.Fatalf("storage failure not answered 451:\n%s", out)
+	if serverReply(out, "452 4.3.1") == "" {
+		t.Fatalf("full disk not answered 452 4.3.1:\n%s", out)
 	}
-	os.Remove(blobs)
-	os.Mkdir(blobs, 0o700)
+	os.Remove(ballast)
 	out = swaks(t, addr, "--from", "a@acme.example", "--to", "journal@acme.example", "--data", "@"+file)
 	if serverReply(out, "250 2.0.0") == "" {
 		t.Fatalf("retry not accepted:\n%s", out)

@@ -31,6 +31,7 @@ type Blobs interface {
 	List(ctx context.Context, fn func(key string) error) error
 	// Sync makes every Put that returned before the call durable.
 	Sync(ctx context.Context) error
+	Close() error
 }
 
 // FSBlobs keeps each blob in its own file below a directory, fanned out by
@@ -88,6 +89,9 @@ func (b *FSBlobs) Put(ctx context.Context, key string, data []byte) error {
 	}
 	return nil
 }
+
+// Close releases nothing: files are opened per call.
+func (b *FSBlobs) Close() error { return nil }
 
 // Get reads a blob.
 func (b *FSBlobs) Get(ctx context.Context, key string) ([]byte, error) {

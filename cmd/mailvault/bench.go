@@ -184,7 +184,7 @@ func BenchIngest(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	}
 	res.RSSPerMsg = float64(rss()-rssBefore) / float64(o.N)
 	tdir := filepath.Join(dir, "tenants", "bench")
-	res.BlobBytes = dirSize(filepath.Join(tdir, "blobs"))
+	res.BlobBytes = dirSize(filepath.Join(tdir, "packs"))
 	res.IndexBytes = dirSize(filepath.Join(tdir, "index"))
 	res.MetaBytes = dirSize(filepath.Join(tdir, "meta.db"))
 	res.SummaryLogBytes = dirSize(filepath.Join(tdir, "summaries.log"))
