@@ -2,7 +2,6 @@ package imapd
 
 import (
 	"bytes"
-	"encoding/base64"
 	"strings"
 
 	"github.com/mailvault/mailvault/mailparse"
@@ -107,100 +106,12 @@ func findPart(root *mailparse.Part, path []int) *mailparse.Part {
 	return part
 }
 
-// appendDecoded appends body decoded from its Content-Transfer-Encoding
-// (upper case, as mailparse stores it). Broken input is decoded as far as
-// it goes, as mail readers do; ok is false for an encoding that is not
-// known (RFC 3516: UNKNOWN-CTE).
+// appendDecoded appends body decoded from its Content-Transfer-Encoding;
+// ok is false for an encoding that is not known (RFC 3516: UNKNOWN-CTE).
 func appendDecoded(dst, body []byte, encoding string) (out []byte, ok bool) {
-	switch encoding {
-	case "", "7BIT", "8BIT", "BINARY":
-		return append(dst, body...), true
-	case "BASE64":
-		return appendBase64(dst, body), true
-	case "QUOTED-PRINTABLE":
-		return appendQP(dst, body), true
+	out, known, _ := mailparse.AppendTransferDecoded(dst, body, encoding)
+	if !known {
+		return dst, false
 	}
-	return dst, false
-}
-
-// appendBase64 decodes the base64 alphabet characters of src, skipping line
-// breaks and garbage and stopping at padding.
-func appendBase64(dst, src []byte) []byte {
-	var quad [4]byte
-	n := 0
-	for _, c := range src {
-		if c == '=' {
-			break
-		}
-		if !isBase64(c) {
-			continue
-		}
-		quad[n] = c
-		n++
-		if n == 4 {
-			dst = decodeQuad(dst, quad[:4])
-			n = 0
-		}
-	}
-	if n >= 2 {
-		dst = decodeQuad(dst, quad[:n])
-	}
-	return dst
-}
-
-func decodeQuad(dst, q []byte) []byte {
-	var out [3]byte
-	n, _ := base64.RawStdEncoding.Decode(out[:], q)
-	return append(dst, out[:n]...)
-}
-
-func isBase64(c byte) bool {
-	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/'
-}
-
-// appendQP decodes quoted-printable; broken escapes stay as they are.
-func appendQP(dst, src []byte) []byte {
-	for len(src) > 0 {
-		i := bytes.IndexByte(src, '=')
-		if i < 0 {
-			return append(dst, src...)
-		}
-		dst = append(dst, src[:i]...)
-		src = src[i+1:]
-		if len(src) >= 2 {
-			if hi, lo := unhex(src[0]), unhex(src[1]); hi >= 0 && lo >= 0 {
-				dst = append(dst, byte(hi<<4|lo))
-				src = src[2:]
-				continue
-			}
-		}
-		// A soft line break is "=", optional whitespace, a line break.
-		j := 0
-		for j < len(src) && (src[j] == ' ' || src[j] == '\t') {
-			j++
-		}
-		switch {
-		case j == len(src):
-			src = nil
-		case src[j] == '\n':
-			src = src[j+1:]
-		case src[j] == '\r' && j+1 < len(src) && src[j+1] == '\n':
-			src = src[j+2:]
-		default:
-			dst = append(dst, '=')
-		}
-	}
-	return dst
-}
-
-func unhex(c byte) int {
-	switch {
-	case '0' <= c && c <= '9':
-		return int(c - '0')
-	case 'A' <= c && c <= 'F':
-		return int(c - 'A' + 10)
-	case 'a' <= c && c <= 'f':
-		return int(c - 'a' + 10)
-	}
-	return -1
+	return out, true
 }
