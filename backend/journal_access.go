@@ -257,6 +257,6 @@ func (t *Tenant) IsJournalAddress(addr string) bool {
 	return ok && t.mailboxes[id].Kind == KindJournal
 }
 
-// JournalCertDir is where the journal endpoint keeps its TLS certificate
-// and key inside the data directory.
-func (p *Provider) JournalCertDir() string { return filepath.Join(p.opt.DataDir, "tls") }
+// TLSDir is where the listeners keep the TLS certificate and key of the
+// server (self-signed at first start unless configured).
+func (p *Provider) TLSDir() string { return filepath.Join(p.opt.DataDir, "tls") }

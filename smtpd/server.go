@@ -14,6 +14,7 @@ import (
 
 	"github.com/mailvault/mailvault/backend"
 	"github.com/mailvault/mailvault/conf"
+	"github.com/mailvault/mailvault/tlscert"
 )
 
 const (
@@ -48,14 +49,18 @@ type Server struct {
 }
 
 // New builds the endpoint. TLS material comes from the data directory (see
-// LoadTLS).
+// tlscert.Load); journaling servers mostly accept a self-signed certificate
+// (opportunistic TLS).
 func New(p *backend.Provider, cfg conf.SMTP, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	tlsConfig, err := LoadTLS(p.JournalCertDir(), cfg.Hostname)
+	tlsConfig, created, err := tlscert.Load(p.TLSDir(), cfg.Hostname)
 	if err != nil {
 		return nil, fmt.Errorf("smtp journal endpoint: %w", err)
+	}
+	if created {
+		log.Warn("created a self-signed TLS certificate; replace it with a real pair to have clients verify the server", "dir", p.TLSDir())
 	}
 	s := &Server{p: p, cfg: cfg, log: log}
 	s.ctx, s.cancel = context.WithCancel(context.Background())

@@ -1,4 +1,4 @@
-package smtpd
+package tlscert
 
 import (
 	"crypto/ecdsa"
@@ -27,24 +27,31 @@ const (
 	KeyFileName  = "key.pem"
 )
 
-// LoadTLS returns the TLS configuration for STARTTLS: the certificate and
-// key in dir, which an operator may replace with a real pair, or else a
-// self-signed pair for hostname that is created there on first start. A
-// replaced or renewed pair is picked up at the next handshake, without a
-// restart. Journaling servers mostly accept self-signed certificates
-// (opportunistic TLS); pinning them is the operator's choice.
-func LoadTLS(dir, hostname string) (*tls.Config, error) {
+// Load returns a TLS configuration with the certificate and key in dir,
+// which an operator may replace with a real pair, or else a self-signed
+// pair for hostname that is created there on first start (created says
+// so). A replaced or renewed pair is picked up at the next handshake,
+// without a restart.
+func Load(dir, hostname string) (cfg *tls.Config, created bool, err error) {
 	certFile, keyFile := filepath.Join(dir, CertFileName), filepath.Join(dir, KeyFileName)
 	_, cerr := os.Stat(certFile)
 	_, kerr := os.Stat(keyFile)
 	switch {
 	case errors.Is(cerr, fs.ErrNotExist) && errors.Is(kerr, fs.ErrNotExist):
 		if err := createSelfSigned(certFile, keyFile, hostname); err != nil {
-			return nil, err
+			return nil, false, err
 		}
+		created = true
 	case cerr != nil || kerr != nil:
-		return nil, fmt.Errorf("tls certificate: need both %s and %s: %w", certFile, keyFile, errors.Join(cerr, kerr))
+		return nil, false, fmt.Errorf("tls certificate: need both %s and %s: %w", certFile, keyFile, errors.Join(cerr, kerr))
 	}
+	cfg, err = LoadFiles(certFile, keyFile)
+	return cfg, created, err
+}
+
+// LoadFiles returns a TLS configuration for a configured certificate and
+// key, re-read when the files change.
+func LoadFiles(certFile, keyFile string) (*tls.Config, error) {
 	l := &certLoader{certFile: certFile, keyFile: keyFile}
 	if _, err := l.get(); err != nil {
 		return nil, err
