@@ -47,16 +47,45 @@ func NewAPI(p *backend.Provider, log *slog.Logger) *API {
 	h("POST /api/v1/tenants/{t}/domains", a.addDomain)
 	h("GET /api/v1/tenants/{t}/users", a.listUsers)
 	h("POST /api/v1/tenants/{t}/users", a.createUser)
-	h("PUT /api/v1/tenants/{t}/users/{login}/password", a.setPassword)
-	h("DELETE /api/v1/tenants/{t}/users/{login}", a.deleteUser)
+	h("PUT /api/v1/tenants/{t}/users/{login}/password", tenantAction(a, func(r *http.Request, t *backend.Tenant, req struct {
+		Password string `json:"password"`
+	}) error {
+		if err := t.SetPassword(r.Context(), r.PathValue("login"), req.Password); err != nil {
+			return err
+		}
+		t.Audit(r.Context(), "provider", "user-password", r.PathValue("login"))
+		return nil
+	}))
+	h("DELETE /api/v1/tenants/{t}/users/{login}", tenantAction(a, func(r *http.Request, t *backend.Tenant, _ noBody) error {
+		if err := t.DeleteUser(r.Context(), r.PathValue("login")); err != nil {
+			return err
+		}
+		t.Audit(r.Context(), "provider", "user-delete", r.PathValue("login"))
+		return nil
+	}))
 	h("GET /api/v1/tenants/{t}/groups", a.listGroups)
 	h("POST /api/v1/tenants/{t}/groups", a.createGroup)
-	h("POST /api/v1/tenants/{t}/groups/{g}/members", a.groupMember)
+	h("POST /api/v1/tenants/{t}/groups/{g}/members", tenantAction(a, func(r *http.Request, t *backend.Tenant, req struct {
+		Login  string `json:"login"`
+		Remove bool   `json:"remove,omitempty"`
+	}) error {
+		return t.SetGroupMember(r.Context(), r.PathValue("g"), req.Login, !req.Remove)
+	}))
 	h("GET /api/v1/tenants/{t}/mailboxes", a.listMailboxes)
 	h("POST /api/v1/tenants/{t}/mailboxes", a.createMailbox)
-	h("POST /api/v1/tenants/{t}/mailboxes/{m}/aliases", a.addAlias)
-	h("POST /api/v1/tenants/{t}/mailboxes/{m}/grants", a.grant)
-	h("DELETE /api/v1/tenants/{t}/mailboxes/{m}/grants/{who}", a.revoke)
+	h("POST /api/v1/tenants/{t}/mailboxes/{m}/aliases", tenantAction(a, func(r *http.Request, t *backend.Tenant, req struct {
+		Alias string `json:"alias"`
+	}) error {
+		return t.AddAlias(r.Context(), r.PathValue("m"), req.Alias)
+	}))
+	h("POST /api/v1/tenants/{t}/mailboxes/{m}/grants", tenantAction(a, func(r *http.Request, t *backend.Tenant, req struct {
+		Who string `json:"who"`
+	}) error {
+		return t.Grant(r.Context(), r.PathValue("m"), req.Who)
+	}))
+	h("DELETE /api/v1/tenants/{t}/mailboxes/{m}/grants/{who}", tenantAction(a, func(r *http.Request, t *backend.Tenant, _ noBody) error {
+		return t.Revoke(r.Context(), r.PathValue("m"), r.PathValue("who"))
+	}))
 	h("POST /api/v1/tenants/{t}/messages", a.ingestOne)
 	h("POST /api/v1/tenants/{t}/import", a.importBatch)
 	h("GET /api/v1/tenants/{t}/stats", a.tenantStats)
@@ -65,11 +94,51 @@ func NewAPI(p *backend.Provider, log *slog.Logger) *API {
 	h("GET /api/v1/tenants/{t}/audit", a.audit)
 	h("GET /api/v1/stats", a.allStats)
 	h("GET /api/v1/tenants/{t}/journal", a.journalAccess)
-	h("POST /api/v1/tenants/{t}/journal/networks", a.journalNetwork)
-	h("DELETE /api/v1/tenants/{t}/journal/networks/{net...}", a.journalNetworkDelete)
-	h("PUT /api/v1/tenants/{t}/journal/credentials/{login}", a.journalCredential)
-	h("DELETE /api/v1/tenants/{t}/journal/credentials/{login}", a.journalCredentialDelete)
+	h("POST /api/v1/tenants/{t}/journal/networks", tenantAction(a, func(r *http.Request, t *backend.Tenant, req struct {
+		Network string `json:"network"`
+	}) error {
+		if err := t.AllowJournalNetwork(r.Context(), req.Network); err != nil {
+			return fmt.Errorf("%w: %v", errBadRequest, err)
+		}
+		return nil
+	}))
+	h("DELETE /api/v1/tenants/{t}/journal/networks/{net...}", tenantAction(a, func(r *http.Request, t *backend.Tenant, _ noBody) error {
+		return t.DisallowJournalNetwork(r.Context(), r.PathValue("net"))
+	}))
+	h("PUT /api/v1/tenants/{t}/journal/credentials/{login}", tenantAction(a, func(r *http.Request, t *backend.Tenant, req struct {
+		Password string `json:"password"`
+	}) error {
+		return t.SetJournalCredential(r.Context(), r.PathValue("login"), req.Password)
+	}))
+	h("DELETE /api/v1/tenants/{t}/journal/credentials/{login}", tenantAction(a, func(r *http.Request, t *backend.Tenant, _ noBody) error {
+		return t.DeleteJournalCredential(r.Context(), r.PathValue("login"))
+	}))
 	return a
+}
+
+// noBody marks a request without a JSON body.
+type noBody struct{}
+
+// tenantAction decodes the JSON body into a Req (unless it is noBody), runs
+// fn on the request's tenant and answers 204 No Content.
+func tenantAction[Req any](a *API, fn func(r *http.Request, t *backend.Tenant, req Req) error) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var req Req
+		if _, none := any(req).(noBody); !none {
+			if err := decode(r, &req); err != nil {
+				return err
+			}
+		}
+		t, err := a.tenant(r)
+		if err != nil {
+			return err
+		}
+		if err := fn(r, t, req); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
 }
 
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -265,38 +334,6 @@ func parseRoles(in []string) ([]backend.Role, error) {
 	return out, nil
 }
 
-func (a *API) setPassword(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		Password string `json:"password"`
-	}
-	if err := decode(r, &req); err != nil {
-		return err
-	}
-	t, err := a.tenant(r)
-	if err != nil {
-		return err
-	}
-	if err := t.SetPassword(r.Context(), r.PathValue("login"), req.Password); err != nil {
-		return err
-	}
-	t.Audit(r.Context(), "provider", "user-password", r.PathValue("login"))
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) error {
-	t, err := a.tenant(r)
-	if err != nil {
-		return err
-	}
-	if err := t.DeleteUser(r.Context(), r.PathValue("login")); err != nil {
-		return err
-	}
-	t.Audit(r.Context(), "provider", "user-delete", r.PathValue("login"))
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
 func (a *API) listGroups(w http.ResponseWriter, r *http.Request) error {
 	t, err := a.tenant(r)
 	if err != nil {
@@ -326,25 +363,6 @@ func (a *API) createGroup(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"name": req.Name, "roles": roles})
-	return nil
-}
-
-func (a *API) groupMember(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		Login  string `json:"login"`
-		Remove bool   `json:"remove,omitempty"`
-	}
-	if err := decode(r, &req); err != nil {
-		return err
-	}
-	t, err := a.tenant(r)
-	if err != nil {
-		return err
-	}
-	if err := t.SetGroupMember(r.Context(), r.PathValue("g"), req.Login, !req.Remove); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
@@ -379,54 +397,6 @@ func (a *API) createMailbox(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusCreated, mb)
-	return nil
-}
-
-func (a *API) addAlias(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		Alias string `json:"alias"`
-	}
-	if err := decode(r, &req); err != nil {
-		return err
-	}
-	t, err := a.tenant(r)
-	if err != nil {
-		return err
-	}
-	if err := t.AddAlias(r.Context(), r.PathValue("m"), req.Alias); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-func (a *API) grant(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		Who string `json:"who"`
-	}
-	if err := decode(r, &req); err != nil {
-		return err
-	}
-	t, err := a.tenant(r)
-	if err != nil {
-		return err
-	}
-	if err := t.Grant(r.Context(), r.PathValue("m"), req.Who); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-func (a *API) revoke(w http.ResponseWriter, r *http.Request) error {
-	t, err := a.tenant(r)
-	if err != nil {
-		return err
-	}
-	if err := t.Revoke(r.Context(), r.PathValue("m"), r.PathValue("who")); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
@@ -671,66 +641,6 @@ func (a *API) journalAccess(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, 200, acc)
-	return nil
-}
-
-func (a *API) journalNetwork(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		Network string `json:"network"`
-	}
-	if err := decode(r, &req); err != nil {
-		return err
-	}
-	t, err := a.tenant(r)
-	if err != nil {
-		return err
-	}
-	if err := t.AllowJournalNetwork(r.Context(), req.Network); err != nil {
-		return fmt.Errorf("%w: %v", errBadRequest, err)
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-func (a *API) journalNetworkDelete(w http.ResponseWriter, r *http.Request) error {
-	t, err := a.tenant(r)
-	if err != nil {
-		return err
-	}
-	if err := t.DisallowJournalNetwork(r.Context(), r.PathValue("net")); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-func (a *API) journalCredential(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		Password string `json:"password"`
-	}
-	if err := decode(r, &req); err != nil {
-		return err
-	}
-	t, err := a.tenant(r)
-	if err != nil {
-		return err
-	}
-	if err := t.SetJournalCredential(r.Context(), r.PathValue("login"), req.Password); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-func (a *API) journalCredentialDelete(w http.ResponseWriter, r *http.Request) error {
-	t, err := a.tenant(r)
-	if err != nil {
-		return err
-	}
-	if err := t.DeleteJournalCredential(r.Context(), r.PathValue("login")); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

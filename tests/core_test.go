@@ -363,3 +363,56 @@ func TestDemo(t *testing.T) {
 	}
 	_ = fs.ErrNotExist
 }
+
+// TestAdministrationCommands runs the remaining administration commands
+// and checks each effect through the server's own answers.
+func TestAdministrationCommands(t *testing.T) {
+	in := newInstance(t)
+	in.start()
+	in.mustCLI("tenant", "create", "acme", "-domain", "acme.example")
+	in.mustCLI("user", "add", "-tenant", "acme", "bob@acme.example", "-password", "old-secret")
+	in.mustCLI("mailbox", "add", "-tenant", "acme", "sales@acme.example")
+	in.mustCLI("mailbox", "grant", "-tenant", "acme", "sales@acme.example", "bob@acme.example")
+	if !strings.Contains(in.mustCLI("mailbox", "list", "-tenant", "acme"), "[bob@acme.example]") {
+		t.Fatal("grant not shown")
+	}
+	in.mustCLI("mailbox", "revoke", "-tenant", "acme", "sales@acme.example", "bob@acme.example")
+	if strings.Contains(in.mustCLI("mailbox", "list", "-tenant", "acme"), "[bob@acme.example]") {
+		t.Fatal("revoke not applied")
+	}
+	in.mustCLI("mailbox", "alias", "-tenant", "acme", "sales@acme.example", "vertrieb@acme.example")
+	if !strings.Contains(in.mustCLI("mailbox", "list", "-tenant", "acme"), "vertrieb@acme.example") {
+		t.Fatal("alias not added")
+	}
+	in.mustCLI("user", "passwd", "-tenant", "acme", "bob@acme.example", "-password", "new-secret")
+	in.mustCLI("journal", "allow", "-tenant", "acme", "192.0.2.0/24")
+	in.mustCLI("journal", "credential", "-tenant", "acme", "relay@acme.example", "-password", "relay-secret")
+	show := in.mustCLI("journal", "show", "-tenant", "acme")
+	if !strings.Contains(show, "192.0.2.0/24") || !strings.Contains(show, "relay@acme.example") || strings.Contains(show, "relay-secret") {
+		t.Fatalf("journal access:\n%s", show)
+	}
+	in.mustCLI("journal", "deny", "-tenant", "acme", "192.0.2.0/24")
+	in.mustCLI("journal", "remove-credential", "-tenant", "acme", "relay@acme.example")
+	if show := in.mustCLI("journal", "show", "-tenant", "acme"); strings.Contains(show, "192.0.2.0/24") || strings.Contains(show, "relay@") {
+		t.Fatalf("journal access after removal:\n%s", show)
+	}
+	in.mustCLI("user", "delete", "-tenant", "acme", "bob@acme.example")
+	if strings.Contains(in.mustCLI("user", "list", "-tenant", "acme"), "bob@") {
+		t.Fatal("deleted user still listed")
+	}
+	// The archive mailbox of a deleted user stays.
+	if !strings.Contains(in.mustCLI("mailbox", "list", "-tenant", "acme"), "bob@acme.example") {
+		t.Fatal("the deleted user's archive mailbox is gone")
+	}
+	audit := in.mustCLI("audit", "-tenant", "acme")
+	for _, want := range []string{"user-password", "user-delete", "revoke"} {
+		if !strings.Contains(audit, want) {
+			t.Errorf("audit log lacks %s:\n%s", want, audit)
+		}
+	}
+	in.stop()
+	p := openData(t, in.dataDir)
+	if _, _, err := p.Login(context.Background(), "bob@acme.example", "new-secret"); err == nil {
+		t.Fatal("a deleted user can still log in")
+	}
+}
