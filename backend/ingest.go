@@ -339,8 +339,8 @@ func (t *Tenant) commit(batch []*job) error {
 			mid uint64
 			mem member
 		}
-		inFolder = map[member]bool{} // (folder, mid-as-uid-key) pairs added in this batch
-		touched  = map[uint64]bool{} // existing mids whose modseq changes
+		inFolder = map[[2]uint64]bool{} // (folder, MID) pairs added in this batch
+		touched  = map[uint64]bool{}    // existing mids whose modseq changes
 	)
 	folderID := t.nextFolderID()
 	t.mu.RLock()
@@ -391,10 +391,10 @@ func (t *Tenant) commit(batch []*job) error {
 				}
 				fid = nf.ID
 			}
-			if t.memberLocked(mid, fid) || inFolder[member{fid, uint32(mid)}] {
+			if t.memberLocked(mid, fid) || inFolder[[2]uint64{fid, mid}] {
 				continue
 			}
-			inFolder[member{fid, uint32(mid)}] = true
+			inFolder[[2]uint64{fid, mid}] = true
 			n, ok := uidNext[fid]
 			if !ok {
 				n = 1
