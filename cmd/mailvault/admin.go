@@ -183,20 +183,16 @@ func cmdDomain(ctx context.Context, args []string) error {
 		return err
 	}
 	fs := newFlags("domain "+op, "domain add -tenant T DOMAIN")
-	cf := addClientFlags(fs)
-	tenant := fs.String("tenant", "", "tenant name (required)")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
+	tf := addTenantFlags(fs)
+	tenant := tf.tenant
 	if op != "add" {
 		return fmt.Errorf("unknown sub-command %q: want add", op)
 	}
-	if *tenant == "" || len(pos) < 1 {
-		return fmt.Errorf("usage: mailvault domain add -tenant T DOMAIN")
-	}
-	c, err := cf.client()
+	c, pos, err := tf.connect(fs, args)
 	if err != nil {
+		return err
+	}
+	if err := need(pos, 1, "domain"); err != nil {
 		return err
 	}
 	if err := c.Do("POST", tenantPath(*tenant, "domains"), map[string]string{"domain": pos[0]}, nil); err != nil {
@@ -218,21 +214,14 @@ func cmdUser(ctx context.Context, args []string) error {
 		return err
 	}
 	fs := newFlags("user "+op, "user add -tenant T LOGIN [-password P] [-role R]... [-alias A]... [-no-mailbox] | list -tenant T | passwd -tenant T LOGIN [-password P] | delete -tenant T LOGIN")
-	cf := addClientFlags(fs)
-	tenant := fs.String("tenant", "", "tenant name (required)")
+	tf := addTenantFlags(fs)
+	tenant := tf.tenant
 	password := fs.String("password", "", "password (default: a generated one, printed once)")
 	var roles, aliases multiFlag
 	fs.Var(&roles, "role", "role: admin, reader, compliance or auditor (repeatable; default reader)")
 	fs.Var(&aliases, "alias", "alias address of the user's archive mailbox (repeatable)")
 	noMailbox := fs.Bool("no-mailbox", false, "do not create the user's own archive mailbox")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if *tenant == "" {
-		return fmt.Errorf("-tenant is required")
-	}
-	c, err := cf.client()
+	c, pos, err := tf.connect(fs, args)
 	if err != nil {
 		return err
 	}
@@ -258,7 +247,7 @@ func cmdUser(ctx context.Context, args []string) error {
 		if err := c.Do("GET", tenantPath(*tenant, "users"), nil, &out); err != nil {
 			return err
 		}
-		if *cf.json {
+		if *tf.json {
 			printJSON(out)
 			return nil
 		}
@@ -303,19 +292,12 @@ func cmdGroup(ctx context.Context, args []string) error {
 		return err
 	}
 	fs := newFlags("group "+op, "group add -tenant T NAME [-role R]... | list -tenant T | member -tenant T GROUP LOGIN [-remove]")
-	cf := addClientFlags(fs)
-	tenant := fs.String("tenant", "", "tenant name (required)")
+	tf := addTenantFlags(fs)
+	tenant := tf.tenant
 	var roles multiFlag
 	fs.Var(&roles, "role", "role the group gives its members (repeatable)")
 	remove := fs.Bool("remove", false, "remove the member instead of adding")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if *tenant == "" {
-		return fmt.Errorf("-tenant is required")
-	}
-	c, err := cf.client()
+	c, pos, err := tf.connect(fs, args)
 	if err != nil {
 		return err
 	}
@@ -354,20 +336,13 @@ func cmdMailbox(ctx context.Context, args []string) error {
 		return err
 	}
 	fs := newFlags("mailbox "+op, "mailbox add -tenant T ADDRESS [-kind user|shared|journal] [-alias A]... [-owner LOGIN] | list -tenant T | alias -tenant T MAILBOX ALIAS | grant -tenant T MAILBOX USER-OR-GROUP | revoke -tenant T MAILBOX USER-OR-GROUP")
-	cf := addClientFlags(fs)
-	tenant := fs.String("tenant", "", "tenant name (required)")
+	tf := addTenantFlags(fs)
+	tenant := tf.tenant
 	kind := fs.String("kind", "shared", "mailbox kind: user, shared or journal")
 	owner := fs.String("owner", "", "login of the user whose own archive this is")
 	var aliases multiFlag
 	fs.Var(&aliases, "alias", "alias address (repeatable)")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if *tenant == "" {
-		return fmt.Errorf("-tenant is required")
-	}
-	c, err := cf.client()
+	c, pos, err := tf.connect(fs, args)
 	if err != nil {
 		return err
 	}
@@ -386,7 +361,7 @@ func cmdMailbox(ctx context.Context, args []string) error {
 		if err := c.Do("GET", tenantPath(*tenant, "mailboxes"), nil, &out); err != nil {
 			return err
 		}
-		if *cf.json {
+		if *tf.json {
 			printJSON(out)
 			return nil
 		}
@@ -451,15 +426,9 @@ func cmdStats(ctx context.Context, args []string) error {
 
 func cmdVerify(ctx context.Context, args []string) error {
 	fs := newFlags("verify", "verify -tenant T")
-	cf := addClientFlags(fs)
-	tenant := fs.String("tenant", "", "tenant name (required)")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	if *tenant == "" {
-		return fmt.Errorf("-tenant is required")
-	}
-	c, err := cf.client()
+	tf := addTenantFlags(fs)
+	tenant := tf.tenant
+	c, _, err := tf.connect(fs, args)
 	if err != nil {
 		return err
 	}
@@ -481,7 +450,7 @@ func cmdVerify(ctx context.Context, args []string) error {
 	if err := c.Do("POST", tenantPath(*tenant, "verify"), nil, &out); err != nil {
 		return err
 	}
-	if *cf.json {
+	if *tf.json {
 		printJSON(out)
 	} else {
 		r := out.Report
@@ -508,15 +477,9 @@ func cmdVerify(ctx context.Context, args []string) error {
 
 func cmdReindex(ctx context.Context, args []string) error {
 	fs := newFlags("reindex", "reindex -tenant T")
-	cf := addClientFlags(fs)
-	tenant := fs.String("tenant", "", "tenant name (required)")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	if *tenant == "" {
-		return fmt.Errorf("-tenant is required")
-	}
-	c, err := cf.client()
+	tf := addTenantFlags(fs)
+	tenant := tf.tenant
+	c, _, err := tf.connect(fs, args)
 	if err != nil {
 		return err
 	}
@@ -530,16 +493,10 @@ func cmdReindex(ctx context.Context, args []string) error {
 
 func cmdAudit(ctx context.Context, args []string) error {
 	fs := newFlags("audit", "audit -tenant T [-after SEQ]")
-	cf := addClientFlags(fs)
-	tenant := fs.String("tenant", "", "tenant name (required)")
+	tf := addTenantFlags(fs)
+	tenant := tf.tenant
 	after := fs.Uint64("after", 0, "show entries after this sequence number")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	if *tenant == "" {
-		return fmt.Errorf("-tenant is required")
-	}
-	c, err := cf.client()
+	c, _, err := tf.connect(fs, args)
 	if err != nil {
 		return err
 	}
@@ -547,7 +504,7 @@ func cmdAudit(ctx context.Context, args []string) error {
 	if err := c.Do("GET", fmt.Sprintf("%s?after=%d", tenantPath(*tenant, "audit"), *after), nil, &out); err != nil {
 		return err
 	}
-	if *cf.json {
+	if *tf.json {
 		printJSON(out)
 		return nil
 	}
@@ -555,4 +512,28 @@ func cmdAudit(ctx context.Context, args []string) error {
 		fmt.Printf("%v %v %v %v %v\n", e["seq"], e["time"], e["actor"], e["action"], e["detail"])
 	}
 	return nil
+}
+
+// tenantFlags are the flags of a command that works on one tenant.
+type tenantFlags struct {
+	clientFlags
+	tenant *string
+}
+
+func addTenantFlags(fs *flag.FlagSet) tenantFlags {
+	return tenantFlags{clientFlags: addClientFlags(fs), tenant: fs.String("tenant", "", "tenant name (required)")}
+}
+
+// connect parses the command line (-tenant is required) and returns the
+// management API client and the positional arguments.
+func (tf tenantFlags) connect(fs *flag.FlagSet, args []string) (*server.Client, []string, error) {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if *tf.tenant == "" {
+		return nil, nil, fmt.Errorf("-tenant is required")
+	}
+	c, err := tf.client()
+	return c, pos, err
 }

@@ -15,19 +15,12 @@ func cmdDirsync(ctx context.Context, args []string) error {
 		return err
 	}
 	fs := newFlags("dirsync "+op, "dirsync run -tenant T [-profile P] [-dry-run] | profiles -tenant T | show -tenant T PROFILE | put -tenant T PROFILE -file PROFILE.json | delete -tenant T PROFILE")
-	cf := addClientFlags(fs)
-	tenant := fs.String("tenant", "", "tenant name (required)")
+	tf := addTenantFlags(fs)
+	tenant := tf.tenant
 	profile := fs.String("profile", "", "run only this profile (default: every profile of the tenant)")
 	dryRun := fs.Bool("dry-run", false, "print the changes a run would make, change nothing")
 	file := fs.String("file", "", "profile as JSON (see docs/directory.md)")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if *tenant == "" {
-		return fmt.Errorf("-tenant is required")
-	}
-	c, err := cf.client()
+	c, pos, err := tf.connect(fs, args)
 	if err != nil {
 		return err
 	}
@@ -49,7 +42,7 @@ func cmdDirsync(ctx context.Context, args []string) error {
 		}
 		failed := 0
 		for _, r := range reports {
-			if *cf.json {
+			if *tf.json {
 				printJSON(r)
 			} else if err := r.WriteText(os.Stdout); err != nil {
 				return err

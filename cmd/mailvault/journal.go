@@ -12,17 +12,10 @@ func cmdJournal(ctx context.Context, args []string) error {
 		return err
 	}
 	fs := newFlags("journal "+op, "journal show -tenant T | allow -tenant T CIDR | deny -tenant T CIDR | credential -tenant T LOGIN [-password P] | remove-credential -tenant T LOGIN")
-	cf := addClientFlags(fs)
-	tenant := fs.String("tenant", "", "tenant name (required)")
+	tf := addTenantFlags(fs)
+	tenant := tf.tenant
 	password := fs.String("password", "", "password of the journal login (default: a generated one, printed once)")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if *tenant == "" {
-		return fmt.Errorf("-tenant is required")
-	}
-	c, err := cf.client()
+	c, pos, err := tf.connect(fs, args)
 	if err != nil {
 		return err
 	}
