@@ -91,7 +91,11 @@ func (t *Tenant) Ingest(ctx context.Context, raw []byte, src Source) (IngestResu
 	if q := t.Info().Quotas.Bytes; !exists && q > 0 && t.storedBytes()+j.size > q {
 		return IngestResult{}, fmt.Errorf("%w: tenant %q byte quota %d reached", ErrQuota, t.Name, q)
 	}
-	j.summary = mailparse.Parse(raw, mailparse.Options{MaxText: t.p.opt.MaxIndexedText})
+	opt := mailparse.Options{MaxText: t.p.opt.MaxIndexedText}
+	if exists {
+		opt.MaxText = -1 // only the addresses are needed to place a duplicate
+	}
+	j.summary = mailparse.Parse(raw, opt)
 	// Assign before writing anything, so a message that cannot be placed
 	// leaves no blob behind.
 	var err error
