@@ -91,13 +91,11 @@ const (
 	fieldSubject    = "subj" // stored, for snippets
 	fieldBody       = "body"
 	fieldAttachment = "att"
-	fieldHeader     = "hdr" // see headerAnalyzer
-	fieldHeaderName = "hn"  // lower-case names of the headers present
-	fieldReceived   = "recv"
-	fieldSent       = "sent" // absent when unknown
-	fieldSize       = "size"
-	fieldHasAtt     = "ha" // "1" or "0"
-	fieldSortFrom   = "fs" // sort keys, doc values
+	fieldHeader     = "hdr"  // see headerAnalyzer
+	fieldHeaderName = "hn"   // lower-case names of the headers present
+	fieldReceived   = "recv" // numeric; sent time and size are read from the meta
+	fieldHasAtt     = "ha"   // "1" or "0"
+	fieldSortFrom   = "fs"   // sort keys, doc values
 	fieldSortSubj   = "ss"
 )
 
@@ -184,10 +182,6 @@ func (a *analyzers) document(d *Doc) bluge.Document {
 		f.SearchTermPositions()
 	}
 	doc = append(doc, numericField(fieldReceived, clampTime(d.Received).Unix()))
-	if !d.Sent.IsZero() {
-		doc = append(doc, numericField(fieldSent, clampTime(d.Sent).Unix()))
-	}
-	doc = append(doc, numericField(fieldSize, d.Size))
 	hasAtt := "0"
 	if d.HasAttachment {
 		hasAtt = "1"

@@ -29,6 +29,10 @@ const maxExpansion = 1024
 // process can search.
 var setClauseCap sync.Once
 
+// minSegmentDocs is the smallest part of a batch worth a segment of its
+// own: smaller segments only make more work for the merger.
+const minSegmentDocs = 500
+
 const watermarkFile = "watermark" // inside the bluge directory, which ignores it
 
 // ErrClosed is returned after Close.
@@ -121,14 +125,32 @@ func (ix *Index) Put(ctx context.Context, docs []Doc, upTo uint64) error {
 	}
 	ix.writeMu.Lock()
 	defer ix.writeMu.Unlock()
-	if len(built) > 0 {
-		batch := bluge.NewBatch()
-		for _, d := range built {
-			batch.Update(d.id, d)
-		}
-		if err := ix.batch(batch); err != nil {
-			return fmt.Errorf("index %d messages: %w", len(built), err)
-		}
+	// Bluge builds a segment on one thread; large batches are split so that
+	// every core builds one. The MIDs are unique, so the parts commute.
+	parts := 1
+	if len(built) >= 2*minSegmentDocs {
+		parts = min(runtime.GOMAXPROCS(0), len(built)/minSegmentDocs)
+	}
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for i := range parts {
+		chunk := built[i*len(built)/parts : (i+1)*len(built)/parts]
+		wg.Go(func() {
+			if len(chunk) == 0 {
+				return
+			}
+			batch := bluge.NewBatch()
+			for _, d := range chunk {
+				batch.Update(d.id, d)
+			}
+			if err := ix.batch(batch); err != nil {
+				errs[i] = fmt.Errorf("index %d messages: %w", len(chunk), err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 	if err := writeWatermark(filepath.Join(ix.dir, watermarkFile), upTo); err != nil {
 		return err

@@ -223,9 +223,29 @@ func (ix *Index) compile(q Query) compiled {
 		if to == noBound {
 			to = maxTime.Unix() + 1
 		}
-		return numericRange(fieldSent, from, to)
+		if from >= to {
+			return compiled{none: true}
+		}
+		// The packed meta holds the sent time +1 in seconds since minTime.
+		return compiled{q: metaRangeQuery{sent: true, lo: uint64(from-minTime.Unix()) + 1, hi: uint64(to-minTime.Unix()) + 1}}
 	case kindSize:
-		return numericRange(fieldSize, q.from, q.to)
+		lo, hi := uint64(0), uint64(math.MaxUint64)
+		if q.from != noBound {
+			lo = uint64(max(q.from, 0))
+		}
+		if q.to != noBound {
+			if q.to <= 0 {
+				return compiled{none: true}
+			}
+			hi = uint64(q.to)
+		}
+		switch {
+		case lo >= hi:
+			return compiled{none: true}
+		case lo == 0 && hi == math.MaxUint64:
+			return compiled{all: true}
+		}
+		return compiled{q: metaRangeQuery{lo: lo, hi: hi}}
 	case kindHasAtt:
 		v := "0"
 		if q.flag {

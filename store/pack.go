@@ -172,27 +172,27 @@ func (b *PackBlobs) Put(ctx context.Context, key string, data []byte) error {
 	if int64(len(data)) >= int64(packTombstone) {
 		return fmt.Errorf("put blob %s: %d bytes is too large", key, len(data))
 	}
-	rec := make([]byte, packHeader+len(data))
-	copy(rec, packMagic)
-	copy(rec[4:36], k[:])
-	binary.LittleEndian.PutUint32(rec[36:40], uint32(len(data)))
-	binary.LittleEndian.PutUint32(rec[40:44], crc32.Checksum(data, castagnoli))
-	copy(rec[packHeader:], data)
+	var h [packHeader]byte
+	copy(h[:], packMagic)
+	copy(h[4:36], k[:])
+	binary.LittleEndian.PutUint32(h[36:40], uint32(len(data)))
+	binary.LittleEndian.PutUint32(h[40:44], crc32.Checksum(data, castagnoli))
+	n := int64(packHeader + len(data))
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.size > 0 && b.size+int64(len(rec)) > b.maxBytes {
+	if b.size > 0 && b.size+n > b.maxBytes {
 		if err := b.newPack(); err != nil {
 			return err
 		}
 	}
 	pack := uint32(len(b.files) - 1)
-	if _, err := b.files[pack].WriteAt(rec, b.size); err != nil {
+	if err := writeAtv(b.files[pack], b.size, h[:], data); err != nil {
 		// The bytes past size are garbage now; the next Put overwrites
 		// them and a restart cuts them off.
 		return fmt.Errorf("put blob %s: %w", key, err)
 	}
 	b.index[k] = packLoc{pack: pack, n: uint32(len(data)), off: b.size + packHeader}
-	b.size += int64(len(rec))
+	b.size += n
 	return nil
 }
 

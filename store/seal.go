@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -36,7 +37,12 @@ type Sealer struct {
 	mac  []byte // key for blob names, derived from the data key
 	enc  *zstd.Encoder
 	dec  *zstd.Decoder
+
+	scratch sync.Pool // *[]byte for compressed bodies
 }
+
+// maxPooledScratch keeps the buffers of rare huge messages out of the pool.
+const maxPooledScratch = 4 << 20
 
 // NewSealer returns a Sealer for a 32-byte data key.
 func NewSealer(key []byte) (*Sealer, error) {
@@ -90,10 +96,25 @@ func (s *Sealer) seal(plain, aad []byte, compress bool) []byte {
 	flags := byte(0)
 	body := plain
 	if compress && len(plain) > 64 {
-		c := s.enc.EncodeAll(plain, make([]byte, 0, len(plain)/2))
+		// Compress into pooled scratch large enough for zstd's worst case,
+		// so the only allocation per message is the exact-size result.
+		scratch, _ := s.scratch.Get().(*[]byte)
+		if scratch == nil {
+			scratch = new([]byte)
+		}
+		if need := len(plain) + len(plain)>>7 + 512; cap(*scratch) < need {
+			*scratch = make([]byte, 0, need)
+		}
+		c := s.enc.EncodeAll(plain, (*scratch)[:0])
 		if len(c) < len(plain) {
 			body, flags = c, flagZstd
 		}
+		defer func() {
+			if cap(c) <= maxPooledScratch {
+				*scratch = c[:0]
+				s.scratch.Put(scratch)
+			}
+		}()
 	}
 	out := make([]byte, sealHeaderSize, sealHeaderSize+len(body)+s.aead.Overhead())
 	copy(out, sealMagic)
