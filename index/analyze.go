@@ -8,7 +8,6 @@ import (
 
 	"github.com/blugelabs/bluge/analysis"
 	"github.com/blugelabs/bluge/analysis/token"
-	"github.com/blugelabs/bluge/analysis/tokenizer"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -69,7 +68,7 @@ func truncate[S ~string | ~[]byte](s S, n int) S {
 // stop words: IMAP asks for substrings, so "die" must find "die".
 func newWordAnalyzer() *analysis.Analyzer {
 	return &analysis.Analyzer{
-		Tokenizer:    tokenizer.NewUnicodeTokenizer(),
+		Tokenizer:    newWordTokenizer(),
 		TokenFilters: []analysis.TokenFilter{token.NewLowerCaseFilter(), normalizeFilter{}},
 	}
 }
