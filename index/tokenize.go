@@ -48,16 +48,11 @@ var wbClass = func() (c [128]uint8) {
 }()
 
 func (t wordTokenizer) Tokenize(input []byte) analysis.TokenStream {
-	out := make(analysis.TokenStream, 0, len(input)/6+1)
-	var backing []analysis.Token
+	// Tokens are collected by value and pointed to at the end: two
+	// allocations per field instead of one per token.
+	toks := make([]analysis.Token, 0, len(input)/6+1)
 	emit := func(start, end int) {
-		if len(backing) == 0 {
-			backing = make([]analysis.Token, min(64+len(input)/8, 1024))
-		}
-		tok := &backing[0]
-		backing = backing[1:]
-		*tok = analysis.Token{Term: input[start:end], Start: start, End: end, PositionIncr: 1, Type: analysis.AlphaNumeric}
-		out = append(out, tok)
+		toks = append(toks, analysis.Token{Term: input[start:end], Start: start, End: end, PositionIncr: 1, Type: analysis.AlphaNumeric})
 	}
 	for i := 0; i < len(input); {
 		if c := input[i]; c < 128 && wbClass[c] == wbSpace {
@@ -80,51 +75,58 @@ func (t wordTokenizer) Tokenize(input []byte) analysis.TokenStream {
 			for _, tok := range t.unicode.Tokenize(input[i:end]) {
 				tok.Start += i
 				tok.End += i
-				out = append(out, tok)
+				toks = append(toks, *tok)
 			}
 		}
 		i = end
+	}
+	out := make(analysis.TokenStream, len(toks))
+	for i := range toks {
+		out[i] = &toks[i]
 	}
 	return out
 }
 
 // asciiWords emits the words of s[from:], which holds ASCII without white
-// space, by the UAX #29 rules WB5 to WB13b.
+// space, by the UAX #29 rules WB5 to WB13b. Each byte is classified once:
+// a, b, c, d slide over the classes around the position between b and c.
 func asciiWords(s []byte, from int, emit func(start, end int)) {
 	class := func(i int) uint8 {
-		if i < from || i >= len(s) {
-			return wbOther
+		if i < len(s) {
+			return wbClass[s[i]]
 		}
-		return wbClass[s[i]]
+		return wbOther
 	}
-	start := from
-	for i := from + 1; i <= len(s); i++ {
-		if i < len(s) && !wordBreak(class(i-2), class(i-1), class(i), class(i+1)) {
-			continue
-		}
-		// A segment is a word when it holds a letter, digit or _.
-		for _, c := range s[start:i] {
-			if k := wbClass[c]; k == wbLetter || k == wbNumeric || k == wbExtendNL {
+	a, b, c := uint8(wbOther), class(from), class(from+1)
+	start, word := from, isWordClass(b)
+	for i := from + 1; i < len(s); i++ {
+		d := class(i + 1)
+		if wordBreak(a, b, c, d) {
+			if word {
 				emit(start, i)
-				break
 			}
+			start, word = i, false
 		}
-		start = i
+		word = word || isWordClass(c)
+		a, b, c = b, c, d
+	}
+	if word {
+		emit(start, len(s))
 	}
 }
+
+// isWordClass tells the classes that make a segment a word.
+func isWordClass(k uint8) bool { return k == wbLetter || k == wbNumeric || k == wbExtendNL }
 
 // wordBreak tells whether there is a word boundary between b and c, where a
 // precedes b and d follows c.
 func wordBreak(a, b, c, d uint8) bool {
-	isMidL := func(x uint8) bool { return x == wbMidLetter || x == wbMidNumLet }
-	isMidN := func(x uint8) bool { return x == wbMidNum || x == wbMidNumLet }
 	switch {
-	case b == wbLetter && c == wbLetter: // WB5
-	case b == wbLetter && isMidL(c) && d == wbLetter: // WB6
-	case a == wbLetter && isMidL(b) && c == wbLetter: // WB7
-	case (b == wbLetter || b == wbNumeric) && (c == wbLetter || c == wbNumeric): // WB8-10
-	case a == wbNumeric && isMidN(b) && c == wbNumeric: // WB11
-	case b == wbNumeric && isMidN(c) && d == wbNumeric: // WB12
+	case (b == wbLetter || b == wbNumeric) && (c == wbLetter || c == wbNumeric): // WB5, WB8-10
+	case b == wbLetter && (c == wbMidLetter || c == wbMidNumLet) && d == wbLetter: // WB6
+	case a == wbLetter && (b == wbMidLetter || b == wbMidNumLet) && c == wbLetter: // WB7
+	case a == wbNumeric && (b == wbMidNum || b == wbMidNumLet) && c == wbNumeric: // WB11
+	case b == wbNumeric && (c == wbMidNum || c == wbMidNumLet) && d == wbNumeric: // WB12
 	case (b == wbLetter || b == wbNumeric || b == wbExtendNL) && c == wbExtendNL: // WB13a
 	case b == wbExtendNL && (c == wbLetter || c == wbNumeric): // WB13b
 	default:

@@ -78,3 +78,12 @@ func FuzzWordTokenizer(f *testing.F) {
 		sameTokens(t, s)
 	})
 }
+
+func BenchmarkWordTokenizer(b *testing.B) {
+	text := []byte(strings.Repeat("Dear team, please find attached the invoice 2026-11 (EUR 1,234.50) for Köln; don't forget the deadline: k:a v1.2.3 foo_bar.\r\n", 20))
+	tk := newWordTokenizer()
+	b.SetBytes(int64(len(text)))
+	for b.Loop() {
+		tk.Tokenize(text)
+	}
+}
