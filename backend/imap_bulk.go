@@ -1,9 +1,7 @@
 package backend
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -67,31 +65,74 @@ func (t *Tenant) MessageInfos(mids []uint64) ([]MessageInfo, error) {
 	return out, nil
 }
 
+// ListedMessage is what a folder listing shows of one message.
+type ListedMessage struct {
+	MessageInfo
+	Envelope *mailparse.Envelope
+	// Err says why this message could not be read; the others still are.
+	Err error
+}
+
+// ListMessages returns the metadata and envelopes of mids, in order: what
+// a client listing a folder asks for (IMAP FETCH 1:* ENVELOPE). It reads
+// the summaries in log order, in few large reads, instead of two reads per
+// message. Like Message, it is for MIDs taken from a snapshot the caller
+// was allowed to take. Only an ended ctx fails the whole call.
+func (t *Tenant) ListMessages(ctx context.Context, mids []uint64) ([]ListedMessage, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]ListedMessage, len(mids))
+	var at []int // indexes in out of the summaries to read
+	var offs []int64
+	t.mu.RLock()
+	for i, mid := range mids {
+		if mid == 0 || mid > uint64(len(t.msgs)) {
+			out[i].MID = mid
+			out[i].Err = fmt.Errorf("message %d: %w", mid, ErrNotFound)
+			continue
+		}
+		m := &t.msgs[mid-1]
+		out[i].MessageInfo = MessageInfo{MID: mid, Size: m.size, Received: time.Unix(m.received, 0).UTC(), ModSeq: m.modseq, SHA256: m.sum}
+		at = append(at, i)
+		offs = append(offs, m.sumOff)
+	}
+	t.mu.RUnlock()
+	err := t.sums.ReadBatch(offs, func(k int, sealed []byte, err error) error {
+		l := &out[at[k]]
+		if err != nil {
+			l.Err = fmt.Errorf("summary of message %d: %w", l.MID, err)
+			return nil
+		}
+		rec, err := t.openSummary(l.MID, l.SHA256, sealed)
+		if err != nil {
+			l.Err = err
+			return nil
+		}
+		if l.Envelope, err = decodeEnvelope(rec); err != nil {
+			l.Err = fmt.Errorf("envelope of message %d: %w", l.MID, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Envelope returns the envelope stored in a message's summary, decoding
-// nothing else: an IMAP client listing a folder asks for envelopes of every
-// message, and the rest of the summary (MIME tree, all header fields) is
+// nothing else: the rest of the summary (MIME tree, all header fields) is
 // most of the record.
 func (t *Tenant) Envelope(ctx context.Context, mid uint64) (*mailparse.Envelope, error) {
 	rec, err := t.summaryRecord(mid)
 	if err != nil {
 		return nil, err
 	}
-	// MarshalBinary writes the envelope first: read just that value.
-	dec := json.NewDecoder(bytes.NewReader(rec))
-	if tok, err := dec.Token(); err == nil && tok == json.Delim('{') {
-		if key, err := dec.Token(); err == nil && key == "e" {
-			var env mailparse.Envelope
-			if err := dec.Decode(&env); err != nil {
-				return nil, fmt.Errorf("envelope of message %d: %w", mid, err)
-			}
-			return &env, nil
-		}
+	env, err := decodeEnvelope(rec)
+	if err != nil {
+		return nil, fmt.Errorf("envelope of message %d: %w", mid, err)
 	}
-	var s mailparse.Summary
-	if err := s.UnmarshalBinary(rec); err != nil {
-		return nil, fmt.Errorf("summary of message %d: %w", mid, err)
-	}
-	return &s.Envelope, nil
+	return env, nil
 }
 
 // summaryRecord reads and opens the sealed summary of a message (for
@@ -108,7 +149,13 @@ func (t *Tenant) summaryRecord(mid uint64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec, err := t.seal.Open(sealed, []byte("summary "+t.seal.BlobKey(m.sum)))
+	return t.openSummary(mid, m.sum, sealed)
+}
+
+// openSummary authenticates and decrypts a summary record, which is bound
+// to the message's content hash.
+func (t *Tenant) openSummary(mid uint64, sum [32]byte, sealed []byte) ([]byte, error) {
+	rec, err := t.seal.Open(sealed, []byte("summary "+t.seal.BlobKey(sum)))
 	if err != nil {
 		return nil, fmt.Errorf("summary of message %d: %w", mid, err)
 	}

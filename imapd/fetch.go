@@ -17,7 +17,7 @@ import (
 type loaded struct {
 	pos  int
 	info backend.MessageInfo
-	env  *mailparse.Envelope
+	env  *imap.Envelope
 	sum  *mailparse.Summary
 	raw  []byte
 	err  error
@@ -140,16 +140,12 @@ func (s *session) load(t *backend.Tenant, sel *selection, spans []span, needEnv,
 		if m.info, m.err = t.Message(mid); m.err != nil {
 			return m
 		}
-		switch {
-		case needSum:
+		if needSum {
 			if m.sum, m.err = t.Summary(s.ctx, mid); m.err != nil {
 				return m
 			}
-			m.env = &m.sum.Envelope
-		case needEnv:
-			// Listing a folder: decode only the envelope.
-			if m.env, m.err = t.Envelope(s.ctx, mid); m.err != nil {
-				return m
+			if needEnv {
+				m.env = envelope(&m.sum.Envelope)
 			}
 		}
 		if needRaw {
@@ -157,45 +153,84 @@ func (s *session) load(t *backend.Tenant, sel *selection, spans []span, needEnv,
 		}
 		return m
 	}
+	// Listing a folder (envelopes, no body or structure): the backend reads
+	// the envelopes of a chunk in one pass over the summary log.
+	listing := needEnv && !needSum
+	loadChunk := func(pos []int) ([]*loaded, error) {
+		res := make([]*loaded, len(pos))
+		if !listing {
+			for k, p := range pos {
+				res[k] = one(p)
+			}
+			return res, nil
+		}
+		mids := make([]uint64, len(pos))
+		for k, p := range pos {
+			mids[k] = sel.mids[p]
+		}
+		list, err := t.ListMessages(s.ctx, mids)
+		if err != nil {
+			return nil, err
+		}
+		for k, p := range pos {
+			l := &list[k]
+			res[k] = &loaded{pos: p, info: l.MessageInfo, err: l.Err}
+			if l.Err == nil {
+				// Converted here, off the connection's goroutine.
+				res[k].env = envelope(l.Envelope)
+			}
+		}
+		return res, nil
+	}
 	var positions []int
 	for _, sp := range spans {
 		for i := sp.lo; i < sp.hi; i++ {
 			positions = append(positions, i)
 		}
 	}
-	workers := min(runtime.GOMAXPROCS(0), len(positions))
+	// Whole messages can be large, so they go one at a time; envelopes go
+	// in chunks, large enough for long sequential reads of the summary log
+	// and rare hand-offs. The window below bounds memory to a few chunks
+	// per worker.
+	chunk := 64
+	switch {
+	case needRaw:
+		chunk = 1
+	case listing:
+		chunk = 256
+	}
+	workers := min(runtime.GOMAXPROCS(0), (len(positions)+chunk-1)/chunk)
 	if !needEnv && !needSum || workers < 2 {
-		for _, pos := range positions {
-			if err := emit(one(pos)); err != nil {
-				return err
+		for lo := 0; lo < len(positions); lo += chunk {
+			res, err := loadChunk(positions[lo:min(lo+chunk, len(positions))])
+			if err != nil {
+				return s.fail("fetch", err)
+			}
+			for _, m := range res {
+				if err := emit(m); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
 	}
-	// Workers load chunks of consecutive positions; emit drains them in
-	// order. Whole messages can be large, so they go one at a time, while
-	// envelopes go in chunks to keep hand-offs rare. The window bounds
-	// memory to a few chunks per worker.
-	chunk := 64
-	if needRaw {
-		chunk = 1
+	type result struct {
+		msgs []*loaded
+		err  error
 	}
 	type job struct {
 		pos []int
-		out chan []*loaded
+		out chan result
 	}
-	window := make(chan chan []*loaded, 4*workers)
+	window := make(chan chan result, 4*workers)
 	jobs := make(chan job, 4*workers)
 	stop := make(chan struct{})
 	defer close(stop)
 	for range workers {
 		go func() {
 			for j := range jobs {
-				res := make([]*loaded, len(j.pos))
-				for k, pos := range j.pos {
-					res[k] = one(pos)
-				}
-				j.out <- res
+				msgs, err := loadChunk(j.pos)
+				j.out <- result{msgs, err}
 			}
 		}()
 	}
@@ -203,7 +238,7 @@ func (s *session) load(t *backend.Tenant, sel *selection, spans []span, needEnv,
 		defer close(jobs)
 		defer close(window)
 		for lo := 0; lo < len(positions); lo += chunk {
-			out := make(chan []*loaded, 1)
+			out := make(chan result, 1)
 			select {
 			case window <- out:
 			case <-stop:
@@ -217,7 +252,11 @@ func (s *session) load(t *backend.Tenant, sel *selection, spans []span, needEnv,
 		}
 	}()
 	for out := range window {
-		for _, m := range <-out {
+		res := <-out
+		if res.err != nil {
+			return s.fail("fetch", res.err)
+		}
+		for _, m := range res.msgs {
 			if err := emit(m); err != nil {
 				return err
 			}
@@ -273,7 +312,7 @@ func writeMessage(w *imapserver.FetchWriter, m *loaded, uid uint32, options *ima
 		r.WriteRFC822Size(m.info.Size)
 	}
 	if options.Envelope {
-		r.WriteEnvelope(envelope(m.env))
+		r.WriteEnvelope(m.env)
 	}
 	if options.BodyStructure != nil {
 		r.WriteBodyStructure(bodyStructure(m.sum.Structure))
