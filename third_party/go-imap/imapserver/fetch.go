@@ -87,7 +87,7 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 		options.UID = true
 	}
 
-	w := &FetchWriter{conn: c, options: writerOptions}
+	w := &FetchWriter{conn: c, options: writerOptions, buffered: true}
 	if err := c.session.Fetch(w, numSet, &options); err != nil {
 		return err
 	}
@@ -326,6 +326,9 @@ func maybeReadPartial(dec *imapwire.Decoder) (*imap.SectionPartial, error) {
 type FetchWriter struct {
 	conn    *Conn
 	options fetchWriterOptions
+	// buffered: the responses answer a command, whose status response
+	// flushes them (mailvault patch, see third_party/README.md).
+	buffered bool
 }
 
 // CreateMessage writes a FETCH response for a message.
@@ -334,13 +337,14 @@ type FetchWriter struct {
 func (cmd *FetchWriter) CreateMessage(seqNum uint32) *FetchResponseWriter {
 	enc := newResponseEncoder(cmd.conn)
 	enc.Atom("*").SP().Number(seqNum).SP().Atom("FETCH").SP().Special('(')
-	return &FetchResponseWriter{enc: enc, options: cmd.options}
+	return &FetchResponseWriter{enc: enc, options: cmd.options, buffered: cmd.buffered}
 }
 
 // FetchResponseWriter writes a single FETCH response for a message.
 type FetchResponseWriter struct {
-	enc     *responseEncoder
-	options fetchWriterOptions
+	enc      *responseEncoder
+	options  fetchWriterOptions
+	buffered bool
 
 	hasItem bool
 }
@@ -496,11 +500,22 @@ func (w *FetchResponseWriter) writeBodyStructure(bs imap.BodyStructure, extended
 }
 
 // Close closes the FETCH message writer.
+//
+// The response of a FETCH or STORE command stays in the connection's
+// buffer until it is full or the command's status response is written,
+// which flushes: a FETCH of many messages costs one write per buffer, not
+// one per message. (mailvault patch, see third_party/README.md)
 func (w *FetchResponseWriter) Close() error {
 	if w.enc == nil {
 		return fmt.Errorf("imapserver: FetchResponseWriter already closed")
 	}
-	err := w.enc.Special(')').CRLF()
+	w.enc.Special(')')
+	var err error
+	if w.buffered {
+		err = w.enc.CRLFNoFlush()
+	} else {
+		err = w.enc.CRLF()
+	}
 	w.enc.end()
 	w.enc = nil
 	return err

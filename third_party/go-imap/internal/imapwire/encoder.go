@@ -72,6 +72,14 @@ func (enc *Encoder) CRLF() error {
 	return enc.w.Flush()
 }
 
+// CRLFNoFlush writes a "\r\n" sequence and leaves it in the buffered
+// writer, for a line that more lines of the same command follow; the
+// command's final line flushes. (mailvault patch, see third_party/README.md)
+func (enc *Encoder) CRLFNoFlush() error {
+	enc.writeString("\r\n")
+	return enc.err
+}
+
 func (enc *Encoder) Atom(s string) *Encoder {
 	return enc.writeString(s)
 }
