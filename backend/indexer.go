@@ -56,10 +56,16 @@ func (t *Tenant) catchUpIndex() {
 	}()
 }
 
-// indexer feeds the full-text index in batches.
+// indexer feeds the full-text index in batches, in two stages: this
+// goroutine gathers a batch and analyzes it on all cores while
+// indexCommitter writes the previous one, which is single-threaded in bluge.
 func (t *Tenant) indexer() {
 	defer t.wg.Done()
 	const maxBatch = 4000
+	prepared := make(chan preparedBatch) // unbuffered: at most one waits
+	t.wg.Add(1)
+	go t.indexCommitter(prepared)
+	defer close(prepared)
 	var batch []indexJob
 	for {
 		select {
@@ -83,9 +89,10 @@ func (t *Tenant) indexer() {
 				return
 			}
 		}
+		var pb preparedBatch
 		for attempt := 0; ; attempt++ {
-			err := t.indexBatch(batch)
-			if err == nil {
+			var err error
+			if pb, err = t.prepareBatch(batch); err == nil {
 				break
 			}
 			t.log.Error("index batch failed; will retry", "messages", len(batch), "err", err)
@@ -96,10 +103,40 @@ func (t *Tenant) indexer() {
 			}
 		}
 		clear(batch) // drop references to parsed summaries until the next batch
+		select {
+		case prepared <- pb:
+		case <-t.done:
+			return
+		}
 	}
 }
 
-func (t *Tenant) indexBatch(batch []indexJob) error {
+type preparedBatch struct {
+	b    *index.Prepared
+	upTo uint64
+}
+
+// indexCommitter writes prepared batches in order, retrying failures.
+func (t *Tenant) indexCommitter(prepared <-chan preparedBatch) {
+	defer t.wg.Done()
+	for pb := range prepared {
+		for attempt := 0; ; attempt++ {
+			err := t.ix.Commit(context.Background(), pb.b, pb.upTo)
+			if err == nil {
+				break
+			}
+			t.log.Error("index batch failed; will retry", "messages", pb.b.Len(), "err", err)
+			select {
+			case <-time.After(time.Second << min(attempt, 5)):
+			case <-t.done:
+				return
+			}
+		}
+	}
+}
+
+// prepareBatch builds and analyzes the documents of a batch.
+func (t *Tenant) prepareBatch(batch []indexJob) (preparedBatch, error) {
 	ctx := context.Background()
 	docs := make([]index.Doc, 0, len(batch))
 	var upTo uint64
@@ -114,7 +151,8 @@ func (t *Tenant) indexBatch(batch []indexJob) error {
 		}
 		docs = append(docs, d)
 	}
-	return t.ix.Put(ctx, docs, upTo)
+	b, err := t.ix.Prepare(ctx, docs)
+	return preparedBatch{b, upTo}, err
 }
 
 func (t *Tenant) indexDoc(ctx context.Context, mid uint64, s *mailparse.Summary) (index.Doc, error) {

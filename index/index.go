@@ -29,10 +29,6 @@ const maxExpansion = 1024
 // process can search.
 var setClauseCap sync.Once
 
-// minSegmentDocs is the smallest part of a batch worth a segment of its
-// own: smaller segments only make more work for the merger.
-const minSegmentDocs = 500
-
 const watermarkFile = "watermark" // inside the bluge directory, which ignores it
 
 // ErrClosed is returned after Close.
@@ -110,47 +106,54 @@ func (analyzedDoc) Analyze() {}
 
 // Put indexes docs in one batch, replacing documents with the same MID, then
 // records upTo as the watermark. Of docs with equal MIDs the last one counts.
-// Meant for one writer: concurrent calls are safe and analyze in parallel,
-// but the watermark is then the upTo of whichever call finished last.
 func (ix *Index) Put(ctx context.Context, docs []Doc, upTo uint64) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	built, err := ix.analyze(dedupByMID(docs))
+	b, err := ix.Prepare(ctx, docs)
 	if err != nil {
 		return err
 	}
+	return ix.Commit(ctx, b, upTo)
+}
+
+// Prepared is a batch of documents analyzed by Prepare, for Commit.
+type Prepared struct {
+	docs []analyzedDoc
+}
+
+// Len is the number of documents in the batch.
+func (b *Prepared) Len() int { return len(b.docs) }
+
+// Prepare analyzes docs on all cores. It may run while Commit writes an
+// earlier batch: an indexer that pipelines the two keeps both cores busy
+// without splitting batches into more segments for the merger.
+func (ix *Index) Prepare(ctx context.Context, docs []Doc) (*Prepared, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	built, err := ix.analyze(dedupByMID(docs))
+	if err != nil {
+		return nil, err
+	}
+	return &Prepared{docs: built}, nil
+}
+
+// Commit writes a prepared batch as one segment, replacing documents with
+// the same MIDs, then records upTo as the watermark. Commits must come in
+// the order of their upTo; a failed Commit may be retried with the same
+// batch.
+func (ix *Index) Commit(ctx context.Context, b *Prepared, upTo uint64) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	ix.writeMu.Lock()
 	defer ix.writeMu.Unlock()
-	// Bluge builds a segment on one thread; large batches are split so that
-	// every core builds one. The MIDs are unique, so the parts commute.
-	parts := 1
-	if len(built) >= 2*minSegmentDocs {
-		parts = min(runtime.GOMAXPROCS(0), len(built)/minSegmentDocs)
-	}
-	errs := make([]error, parts)
-	var wg sync.WaitGroup
-	for i := range parts {
-		chunk := built[i*len(built)/parts : (i+1)*len(built)/parts]
-		wg.Go(func() {
-			if len(chunk) == 0 {
-				return
-			}
-			batch := bluge.NewBatch()
-			for _, d := range chunk {
-				batch.Update(d.id, d)
-			}
-			if err := ix.batch(batch); err != nil {
-				errs[i] = fmt.Errorf("index %d messages: %w", len(chunk), err)
-			}
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
+	if len(b.docs) > 0 {
+		batch := bluge.NewBatch()
+		for _, d := range b.docs {
+			batch.Update(d.id, d)
+		}
+		if err := ix.batch(batch); err != nil {
+			return fmt.Errorf("index %d messages: %w", len(b.docs), err)
+		}
 	}
 	if err := writeWatermark(filepath.Join(ix.dir, watermarkFile), upTo); err != nil {
 		return err
