@@ -91,6 +91,9 @@ func objectEnd(b []byte, i int) (int, bool) {
 type envScanner struct {
 	s string
 	i int
+	// slab backs every address list of the envelope: one allocation
+	// instead of one or more per list.
+	slab []mailparse.Address
 }
 
 func (sc *envScanner) next(c byte) bool {
@@ -157,9 +160,14 @@ func (sc *envScanner) addresses() ([]mailparse.Address, bool) {
 	if !sc.next('[') {
 		return nil, false
 	}
-	out := []mailparse.Address{}
+	if sc.slab == nil {
+		sc.slab = make([]mailparse.Address, 0, 8)
+	}
+	start := len(sc.slab)
+	// Full slice expressions: an append to one list must not overwrite
+	// the next.
 	if sc.next(']') {
-		return out, true
+		return sc.slab[start:start:start], true
 	}
 	for {
 		var a mailparse.Address
@@ -175,9 +183,9 @@ func (sc *envScanner) addresses() ([]mailparse.Address, bool) {
 		if !ok1 || !ok2 || !ok3 || !sc.next(']') {
 			return nil, false
 		}
-		out = append(out, a)
+		sc.slab = append(sc.slab, a)
 		if sc.next(']') {
-			return out, true
+			return sc.slab[start:len(sc.slab):len(sc.slab)], true
 		}
 		if !sc.next(',') {
 			return nil, false

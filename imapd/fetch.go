@@ -172,13 +172,15 @@ func (s *session) load(t *backend.Tenant, sel *selection, spans []span, needEnv,
 		if err != nil {
 			return nil, err
 		}
+		all := make([]loaded, len(pos))
 		for k, p := range pos {
 			l := &list[k]
-			res[k] = &loaded{pos: p, info: l.MessageInfo, err: l.Err}
+			all[k] = loaded{pos: p, info: l.MessageInfo, err: l.Err}
 			if l.Err == nil {
 				// Converted here, off the connection's goroutine.
-				res[k].env = envelope(l.Envelope)
+				all[k].env = envelope(l.Envelope)
 			}
+			res[k] = &all[k]
 		}
 		return res, nil
 	}

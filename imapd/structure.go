@@ -2,6 +2,7 @@ package imapd
 
 import (
 	"math"
+	"slices"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -15,18 +16,25 @@ func envelope(e *mailparse.Envelope) *imap.Envelope {
 	if e == nil {
 		return &imap.Envelope{}
 	}
-	return &imap.Envelope{
+	env := &imap.Envelope{
 		Date:      e.Date,
 		Subject:   e.Subject,
 		From:      addresses(e.From),
-		Sender:    addresses(e.Sender),
-		ReplyTo:   addresses(e.ReplyTo),
 		To:        addresses(e.To),
 		Cc:        addresses(e.Cc),
 		Bcc:       addresses(e.Bcc),
 		InReplyTo: e.InReplyTo,
 		MessageID: e.MessageID,
 	}
+	// The library writes From for a nil Sender or Reply-To, as they mostly
+	// are From: no need to convert the list three times.
+	if !slices.Equal(e.Sender, e.From) {
+		env.Sender = addresses(e.Sender)
+	}
+	if !slices.Equal(e.ReplyTo, e.From) {
+		env.ReplyTo = addresses(e.ReplyTo)
+	}
+	return env
 }
 
 // addresses converts an address list. In an ENVELOPE a NIL host starts a

@@ -103,6 +103,11 @@ const (
 	batchTail = 4 << 10
 )
 
+// batchBufs holds ReadBatch's buffers: a fresh one of this size is new
+// memory the kernel must fault in during the read, which cost more than
+// the read itself.
+var batchBufs = sync.Pool{New: func() any { return new([]byte) }}
+
 // ReadBatch reads the records at offs in ascending offset order and calls fn
 // with each: i is its index in offs, rec is valid only during the call, and
 // err says why that one record could not be read. Listing many records
@@ -115,7 +120,10 @@ func (l *RecordLog) ReadBatch(offs []int64, fn func(i int, rec []byte, err error
 	}
 	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(offs[a], offs[b]) })
 	size := l.Size()
-	var buf []byte
+	bp := batchBufs.Get().(*[]byte)
+	defer batchBufs.Put(bp)
+	buf := *bp
+	defer func() { *bp = buf[:0] }()
 	for g := 0; g < len(order); {
 		start := offs[order[g]]
 		e := g + 1

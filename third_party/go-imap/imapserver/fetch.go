@@ -87,7 +87,7 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 		options.UID = true
 	}
 
-	w := &FetchWriter{conn: c, options: writerOptions, buffered: true}
+	w := &FetchWriter{conn: c, options: writerOptions, buffered: true} // mailvault patch, see third_party/README.md
 	if err := c.session.Fetch(w, numSet, &options); err != nil {
 		return err
 	}

@@ -68,7 +68,7 @@ func (c *Conn) handleStore(dec *imapwire.Decoder, numKind NumKind) error {
 		return err
 	}
 
-	w := &FetchWriter{conn: c, buffered: true}
+	w := &FetchWriter{conn: c, buffered: true} // mailvault patch, see third_party/README.md
 	options := imap.StoreOptions{}
 	return c.session.Store(w, numSet, &imap.StoreFlags{
 		Op:     op,
