@@ -29,25 +29,31 @@ import (
 //	go test -run '^$' -bench BenchmarkFolder -benchtime 1x ./imapd/
 //
 // IMAPD_BENCH_N sets the folder size (default 20,000; the figure is
-// 100,000). IMAPD_BENCH_DIR keeps the archive between runs (it is built
-// once per size). With IMAPD_BENCH_DOVECOT=1 the same workload also runs
-// against Debian's Dovecot on a Maildir of the same messages, started on a
-// loopback port, and both are printed side by side.
+// 100,000). IMAPD_BENCH_TENANT_N sets the number of messages in the tenant
+// (default: the folder's); the others, small ones, go to other archive
+// mailboxes, mixed in with the folder's as mail arrives, so that searches
+// run on an index of the whole tenant (the figure is 1,000,000).
+// IMAPD_BENCH_DIR keeps the archive between runs (it is built once per
+// pair of sizes). With IMAPD_BENCH_DOVECOT=1 the same workload also runs
+// against Debian's Dovecot on a Maildir of the folder's messages, started
+// on a loopback port, and both are printed side by side.
 func BenchmarkFolder(b *testing.B) {
-	n := 20000
-	if v := os.Getenv("IMAPD_BENCH_N"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil {
-			b.Fatal(err)
-		}
+	n := benchEnvInt(b, "IMAPD_BENCH_N", 20000)
+	tenantN := benchEnvInt(b, "IMAPD_BENCH_TENANT_N", n)
+	if tenantN < n {
+		b.Fatalf("IMAPD_BENCH_TENANT_N %d is less than IMAPD_BENCH_N %d", tenantN, n)
 	}
 	dir := os.Getenv("IMAPD_BENCH_DIR")
 	if dir == "" {
 		dir = b.TempDir()
 	}
-	dir = filepath.Join(dir, fmt.Sprintf("n%d", n))
+	name := fmt.Sprintf("n%d", n)
+	if tenantN > n {
+		name += fmt.Sprintf("-t%d", tenantN)
+	}
+	dir = filepath.Join(dir, name)
 	msgs := benchMessages(n)
-	addr, people := benchArchive(b, dir, msgs)
+	addr, people := benchArchive(b, dir, msgs, tenantN-n)
 	type target struct{ name, addr, user, pass string }
 	targets := []target{{"mailvault", addr, "alice@acme.example", password}}
 	if os.Getenv("IMAPD_BENCH_DOVECOT") != "" {
@@ -72,6 +78,22 @@ func BenchmarkFolder(b *testing.B) {
 	}
 }
 
+func benchEnvInt(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		b.Fatalf("%s: %v", name, err)
+	}
+	return n
+}
+
+// benchOthers is the number of archive mailboxes the tenant's other mail
+// goes to.
+const benchOthers = 9
+
 func benchMessages(n int) []mailgen.Message {
 	g := mailgen.New(2024, []string{"acme.example", "partner.example", "supplier.example"}, 40)
 	g.AvgSize = 3 << 10
@@ -83,8 +105,9 @@ func benchMessages(n int) []mailgen.Message {
 }
 
 // benchArchive builds (or reopens) the archive with msgs in alice's INBOX
-// and serves it; it returns the address and the senders.
-func benchArchive(b *testing.B, dir string, msgs []mailgen.Message) (string, []string) {
+// and others more messages in the INBOXes of benchOthers other mailboxes,
+// and serves it; it returns the address and the senders of msgs.
+func benchArchive(b *testing.B, dir string, msgs []mailgen.Message, others int) (string, []string) {
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	data := filepath.Join(dir, "data")
@@ -103,32 +126,55 @@ func benchArchive(b *testing.B, dir string, msgs []mailgen.Message) (string, []s
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := t.CreateUser(ctx, backend.UserSpec{Login: "alice@acme.example", Password: password, Mailbox: true}); err != nil {
-			b.Fatal(err)
+		owners := []string{"alice@acme.example"}
+		if others > 0 {
+			for i := range benchOthers {
+				owners = append(owners, fmt.Sprintf("other%d@acme.example", i+1))
+			}
+		}
+		for _, login := range owners {
+			if _, err := t.CreateUser(ctx, backend.UserSpec{Login: login, Password: password, Mailbox: true}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		type item struct {
+			m     mailgen.Message
+			owner string
 		}
 		var wg sync.WaitGroup
-		work := make(chan int)
+		work := make(chan item, 256)
 		for range 64 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for i := range work {
-					m := &msgs[i]
-					if _, err := t.Ingest(ctx, m.Raw, backend.Source{Mailbox: "alice@acme.example", Folder: "INBOX", Received: m.Date}); err != nil {
+				for it := range work {
+					if _, err := t.Ingest(ctx, it.m.Raw, backend.Source{Mailbox: it.owner, Folder: "INBOX", Received: it.m.Date}); err != nil {
 						b.Error(err)
 					}
 				}
 			}()
 		}
+		// The other mail is generated as it is sent, not kept: at a
+		// million messages it would not fit in memory. It is spread evenly
+		// between the folder's messages.
+		g := mailgen.New(2025, []string{"acme.example", "partner.example", "supplier.example"}, 40)
+		g.AvgSize = 1 << 10
+		sent := 0
 		for i := range msgs {
-			work <- i
+			for ; sent < (i+1)*others/len(msgs); sent++ {
+				work <- item{g.Next(), owners[1+sent%benchOthers]}
+			}
+			work <- item{msgs[i], owners[0]}
+		}
+		for ; sent < others; sent++ {
+			work <- item{g.Next(), owners[1+sent%benchOthers]}
 		}
 		close(work)
 		wg.Wait()
 		if err := t.WaitIndexed(ctx); err != nil {
 			b.Fatal(err)
 		}
-		b.Logf("archived and indexed %d messages in %v", len(msgs), time.Since(start).Round(time.Second))
+		b.Logf("archived and indexed %d messages (%d in the folder) in %v", len(msgs)+others, len(msgs), time.Since(start).Round(time.Second))
 		if err := os.WriteFile(filepath.Join(dir, "complete"), nil, 0o600); err != nil {
 			b.Fatal(err)
 		}

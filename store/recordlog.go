@@ -98,7 +98,7 @@ func (l *RecordLog) Read(off int64) ([]byte, error) {
 // less than another system call. batchTail is read past the last record of
 // a read, enough for most records; a longer one is read on its own.
 const (
-	batchGap  = 32 << 10
+	batchGap  = 16 << 10
 	batchSpan = 1 << 20
 	batchTail = 4 << 10
 )
