@@ -11,6 +11,7 @@ import (
 
 	"github.com/mailvault/mailvault/backend"
 	"github.com/mailvault/mailvault/index"
+	"github.com/mailvault/mailvault/mailparse"
 )
 
 // Search answers SEARCH and UID SEARCH. Text keys go to the tenant's
@@ -145,6 +146,16 @@ func (m *matcher) eval(c *imap.SearchCriteria) (bitset, error) {
 		}
 		res.and(m.fromUIDs(uids))
 	}
+	for _, h := range c.Header {
+		if h.Value == "" || index.HeaderValueIndexed(strings.ToLower(h.Key)) || res.empty() {
+			continue
+		}
+		// The index found the messages that have the header; its value
+		// is checked in the stored headers, as a substring.
+		if err := m.headerValue(res, h.Key, h.Value); err != nil {
+			return nil, err
+		}
+	}
 	if (!c.SentSince.IsZero() || !c.SentBefore.IsZero()) && !res.empty() {
 		sent, err := m.sent(c.SentSince, c.SentBefore)
 		if err != nil {
@@ -246,6 +257,30 @@ func (m *matcher) sent(since, before time.Time) (bitset, error) {
 		}
 	})
 	return res, ferr
+}
+
+// headerValue keeps the messages of res that have a header name whose value
+// contains value, case-insensitively.
+func (m *matcher) headerValue(res bitset, name, value string) error {
+	value = strings.ToLower(value)
+	keep := newBitset(m.n, false)
+	var ferr error
+	res.each(func(lo, hi int) {
+		for i := lo; i < hi && ferr == nil; i++ {
+			sum, err := m.t.Summary(m.s.ctx, m.sel.mids[i])
+			if err != nil {
+				ferr = m.s.fail("search", err)
+				return
+			}
+			if slices.ContainsFunc(sum.Headers, func(h mailparse.Header) bool {
+				return strings.EqualFold(h.Name, name) && strings.Contains(strings.ToLower(h.Value), value)
+			}) {
+				keep.set(i)
+			}
+		}
+	})
+	res.and(keep)
+	return ferr
 }
 
 // shift moves a bound by d; a zero (open) bound stays open.

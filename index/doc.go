@@ -25,10 +25,16 @@
 //     only. 1024 is also bluge's process-wide
 //     searcher.DisjunctionMaxClauseCount, which Open sets.
 //   - A search string without words matches everything.
-//   - Words over 128 bytes count by their first 128. Not indexed: values of
-//     signature and blob headers (DKIM-Signature, ARC-Seal, ...; their
-//     presence is), header values beyond 64 KiB, bodies beyond 2 MiB, more
-//     than 1000 addresses per field.
+//   - Header values are indexed except those HeaderValueIndexed names:
+//     signatures and blobs (DKIM-Signature, ARC-Seal, ...), trace headers
+//     (Received, Authentication-Results, ...), Date and the MIME structure
+//     headers (Content-Type, MIME-Version, ...). Their presence is indexed;
+//     Header with a value matches every message that has the header, and
+//     the caller checks the value (imapd reads the stored headers; JMAP
+//     refuses such a filter). TEXT does not find their words.
+//   - Words over 128 bytes count by their first 128. Not indexed: header
+//     values beyond 64 KiB, bodies beyond 2 MiB, more than 1000 addresses
+//     per field.
 //   - Dates are clamped to the years 1900..2200, with one-second resolution.
 //
 // Bluge is unmaintained: panics in the calling goroutine (analysis, segment

@@ -213,9 +213,11 @@ func refHeaders(d *Doc) []HeaderField {
 	var hs []HeaderField
 	for _, h := range d.Headers {
 		switch n := strings.ToLower(h.Name); n {
-		case "from", "to", "cc", "bcc", "subject", "dkim-signature", "message-id":
+		case "from", "to", "cc", "bcc", "subject", "message-id":
 		default:
-			hs = append(hs, HeaderField{n, h.Value})
+			if HeaderValueIndexed(n) {
+				hs = append(hs, HeaderField{n, h.Value})
+			}
 		}
 	}
 	return append(hs, HeaderField{"message-id", d.MessageID})
@@ -266,8 +268,8 @@ func refHeader(d *Doc, name, value string) bool {
 	for _, h := range d.Headers {
 		present = present || strings.EqualFold(h.Name, name)
 	}
-	if value == "" {
-		return present
+	if value == "" || !HeaderValueIndexed(name) {
+		return present // the caller checks values that are not indexed
 	}
 	if name == "message-id" || name == "in-reply-to" {
 		want := refMsgIDRE.FindAllStringSubmatch(strings.ToLower(value), -1)

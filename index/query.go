@@ -428,6 +428,9 @@ func (ix *Index) compileHeader(name, value string) compiled {
 	case "subject":
 		return ix.compileText(FieldSubject, value)
 	}
+	if !HeaderValueIndexed(name) {
+		return present
+	}
 	if isMsgIDHeader(name) {
 		ids := msgIDs(value)
 		if len(ids) == 0 {

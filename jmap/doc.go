@@ -15,7 +15,9 @@
 //
 // Nothing archived can change: Email/set changes keywords only (the user's
 // own flag overlay, shared with IMAP), every other write answers forbidden.
-// Keyword filters and sorts are not supported (unsupportedFilter).
+// Keyword filters and sorts are not supported (unsupportedFilter), nor a
+// header filter with a value on a header whose values the index leaves
+// out (index.HeaderValueIndexed: Received, Date, Content-Type, ...).
 //
 // Threads follow References, In-Reply-To and Message-ID in archive order,
 // so thread ids never change. The thread table lives in memory, built from

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"slices"
 	"time"
 
@@ -91,6 +92,9 @@ func decodeFilterNode(raw json.RawMessage, depth int) (*filterNode, error) {
 	}
 	if c.Header != nil && (len(c.Header) < 1 || len(c.Header) > 2 || c.Header[0] == "") {
 		return nil, invalidArguments("header must be [name] or [name, value]")
+	}
+	if len(c.Header) == 2 && c.Header[1] != "" && !index.HeaderValueIndexed(strings.ToLower(strings.TrimSpace(c.Header[0]))) {
+		return nil, unsupportedFilter("the values of header %q are not indexed, only its presence: filter on [%q] alone", c.Header[0], c.Header[0])
 	}
 	for _, n := range []*int64{c.MinSize, c.MaxSize} {
 		if n != nil && *n < 0 {

@@ -182,6 +182,8 @@ func TestMethodErrors(t *testing.T) {
 		call{"Email/get", map[string]any{"accountId": acct, "#ids": map[string]any{"resultOf": "none", "name": "Email/query", "path": "/ids"}}, "badRef"},
 		call{"Email/get", map[string]any{"accountId": acct, "ids": make([]string, maxObjectsInGet+1)}, "tooMany"},
 		call{"Email/query", map[string]any{"accountId": acct, "filter": map[string]any{"hasKeyword": "$flagged"}}, "filter"},
+		call{"Email/query", map[string]any{"accountId": acct, "filter": map[string]any{"header": []string{"Received", "relay"}}}, "hdrValue"},
+		call{"Email/query", map[string]any{"accountId": acct, "filter": map[string]any{"header": []string{"Received"}}}, "hdrPresent"},
 		call{"Email/query", map[string]any{"accountId": acct, "sort": []any{map[string]any{"property": "to"}}}, "sort"},
 		call{"Email/query", map[string]any{"accountId": acct, "anchor": "M999999"}, "anchor"},
 		call{"Email/import", map[string]any{"accountId": acct, "emails": map[string]any{}}, "import"},
@@ -193,9 +195,10 @@ func TestMethodErrors(t *testing.T) {
 	for id, want := range map[string]string{
 		"unknown": "unknownMethod", "badArg": "invalidArguments", "badProp": "invalidArguments",
 		"badForm": "invalidArguments", "noAccount": "accountNotFound", "badAccount": "accountNotFound",
-		"badRef": "invalidResultReference", "tooMany": "requestTooLarge", "filter": "unsupportedFilter",
+		"badRef": "invalidResultReference", "tooMany": "requestTooLarge", "filter": "unsupportedFilter", "hdrValue": "unsupportedFilter",
 		"sort": "unsupportedSort", "anchor": "anchorNotFound", "import": "forbidden", "copy": "forbidden",
 		"mbset": "forbidden", "mbqc": "cannotCalculateChanges", "badState": "cannotCalculateChanges",
+		"hdrPresent": "",
 	} {
 		if got := res[id].errType(); got != want {
 			t.Errorf("%s: want %s, got %s %s", id, want, res[id].name, res[id].raw)
