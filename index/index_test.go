@@ -848,3 +848,55 @@ func TestConcurrent(t *testing.T) {
 		t.Errorf("watermark %d", ix.Watermark())
 	}
 }
+
+// TestDocValuesManyChunks searches a segment of several doc value chunks
+// (1,024 documents each) again and again: the first search fills the chunk
+// cache (third_party/ice), the later ones read from it.
+func TestDocValuesManyChunks(t *testing.T) {
+	const n = 5000
+	docs := make([]Doc, n)
+	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range docs {
+		mid := uint64(i + 1)
+		body := "common"
+		if mid%3 == 0 {
+			body += " third"
+		}
+		docs[i] = Doc{MID: mid, Members: []Member{{Folder: 1, UID: uint32(mid)}, {Folder: 2, UID: uint32(n + 1 - mid)}},
+			Body: body, Received: base.Add(time.Duration(i) * time.Minute), Size: int64(1000 + i)}
+	}
+	ix, err := Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	ctx := context.Background()
+	if err := ix.Put(ctx, docs, 1); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 3 {
+		for _, folder := range []uint64{1, 2} {
+			uids, err := ix.SearchFolder(ctx, folder, Text(FieldBody, "third"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []uint32
+			for _, d := range docs {
+				if d.MID%3 == 0 {
+					want = append(want, d.Members[folder-1].UID)
+				}
+			}
+			slices.Sort(want)
+			if !slices.Equal(uids, want) {
+				t.Fatalf("round %d folder %d: %d UIDs, want %d", round, folder, len(uids), len(want))
+			}
+		}
+		mids, total, err := ix.Find(ctx, []uint64{1}, SizeRange(2000, 3000), []Sort{{Field: SortReceived, Desc: true}}, 0, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if total != 1000 || len(mids) != 1000 || mids[0] != 2000 || mids[999] != 1001 {
+			t.Fatalf("round %d: sizes 2000..2999 newest first: total %d, %d mids, first %v", round, total, len(mids), mids[:min(3, len(mids))])
+		}
+	}
+}
