@@ -76,19 +76,28 @@ func (t *Tenant) indexer() {
 		}
 		// Gather for a while: every Bluge batch is a segment and an fsync,
 		// and many small segments make the merger burn the CPU that ingest
-		// needs.
+		// needs. A large batch goes as soon as the queue falls quiet: the
+		// end of a burst is searchable without waiting out the second.
 		deadline := time.After(time.Second)
+		quiet := time.NewTimer(time.Hour)
 	drain:
 		for len(batch) < maxBatch {
+			if len(batch) >= minQuietBatch {
+				quiet.Reset(quietGap)
+			}
 			select {
 			case j := <-t.indexQ:
 				batch = append(batch, j)
 			case <-deadline:
 				break drain
+			case <-quiet.C:
+				break drain
 			case <-t.done:
+				quiet.Stop()
 				return
 			}
 		}
+		quiet.Stop()
 		var pb preparedBatch
 		for attempt := 0; ; attempt++ {
 			var err error
@@ -110,6 +119,13 @@ func (t *Tenant) indexer() {
 		}
 	}
 }
+
+// A batch of at least minQuietBatch messages is indexed once no message
+// has come for quietGap.
+const (
+	minQuietBatch = 256
+	quietGap      = 20 * time.Millisecond
+)
 
 type preparedBatch struct {
 	b    *index.Prepared
