@@ -237,7 +237,35 @@ func (m *matcher) sent(since, before time.Time) (bitset, error) {
 	if err != nil {
 		return nil, m.s.fail("search", err)
 	}
-	cand := m.fromUIDs(nearUIDs)
+	verified, err := m.bySummary(m.fromUIDs(nearUIDs), func(sum *mailparse.Summary) bool {
+		d := sum.Envelope.Date
+		if d.IsZero() {
+			return false
+		}
+		day := time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, time.UTC)
+		return (since.IsZero() || !day.Before(since)) && (before.IsZero() || day.Before(before))
+	})
+	res.or(verified)
+	return res, err
+}
+
+// headerValue keeps the messages of res that have a header name whose value
+// contains value, case-insensitively.
+func (m *matcher) headerValue(res bitset, name, value string) error {
+	value = strings.ToLower(value)
+	keep, err := m.bySummary(res, func(sum *mailparse.Summary) bool {
+		return slices.ContainsFunc(sum.Headers, func(h mailparse.Header) bool {
+			return strings.EqualFold(h.Name, name) && strings.Contains(strings.ToLower(h.Value), value)
+		})
+	})
+	res.and(keep)
+	return err
+}
+
+// bySummary returns the messages of cand whose stored summary satisfies
+// match.
+func (m *matcher) bySummary(cand bitset, match func(*mailparse.Summary) bool) (bitset, error) {
+	out := newBitset(m.n, false)
 	var ferr error
 	cand.each(func(lo, hi int) {
 		for i := lo; i < hi && ferr == nil; i++ {
@@ -246,41 +274,12 @@ func (m *matcher) sent(since, before time.Time) (bitset, error) {
 				ferr = m.s.fail("search", err)
 				return
 			}
-			d := sum.Envelope.Date
-			if d.IsZero() {
-				continue
-			}
-			day := time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, time.UTC)
-			if (since.IsZero() || !day.Before(since)) && (before.IsZero() || day.Before(before)) {
-				res.set(i)
+			if match(sum) {
+				out.set(i)
 			}
 		}
 	})
-	return res, ferr
-}
-
-// headerValue keeps the messages of res that have a header name whose value
-// contains value, case-insensitively.
-func (m *matcher) headerValue(res bitset, name, value string) error {
-	value = strings.ToLower(value)
-	keep := newBitset(m.n, false)
-	var ferr error
-	res.each(func(lo, hi int) {
-		for i := lo; i < hi && ferr == nil; i++ {
-			sum, err := m.t.Summary(m.s.ctx, m.sel.mids[i])
-			if err != nil {
-				ferr = m.s.fail("search", err)
-				return
-			}
-			if slices.ContainsFunc(sum.Headers, func(h mailparse.Header) bool {
-				return strings.EqualFold(h.Name, name) && strings.Contains(strings.ToLower(h.Value), value)
-			}) {
-				keep.set(i)
-			}
-		}
-	})
-	res.and(keep)
-	return ferr
+	return out, ferr
 }
 
 // shift moves a bound by d; a zero (open) bound stays open.
