@@ -65,9 +65,9 @@ type dvChunk struct {
 }
 
 // maxDvChunkCacheBytes bounds the cache of one segment field; when full it
-// starts over. A field of a million documents takes about 40 MB (16 bytes
-// of header and the value per document), less than the metadata of those
-// messages takes elsewhere.
+// starts over. A field of a million documents takes an estimated 40 MB
+// (16 bytes of header and the value per document), less than the metadata
+// of those messages takes elsewhere.
 const maxDvChunkCacheBytes = 256 << 20
 
 func (c *dvChunkCache) get(n uint64) *dvChunk {
