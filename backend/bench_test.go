@@ -2,10 +2,10 @@ package backend
 
 import (
 	"context"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mailvault/mailvault/cputime"
 	"github.com/mailvault/mailvault/mailgen"
 )
 
@@ -37,10 +37,10 @@ func BenchmarkEnvelope(b *testing.B) {
 	report := func(b *testing.B, cpu0 time.Duration) {
 		n := float64(b.N * len(snap.MIDs))
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n/1000, "µs/envelope")
-		b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/n/1000, "cpu-µs/envelope")
+		b.ReportMetric(float64((cputime.Process()-cpu0).Nanoseconds())/n/1000, "cpu-µs/envelope")
 	}
 	b.Run("one", func(b *testing.B) {
-		cpu0 := processCPU()
+		cpu0 := cputime.Process()
 		for i := 0; i < b.N; i++ {
 			for _, mid := range snap.MIDs {
 				if _, err := tn.Envelope(ctx, mid); err != nil {
@@ -52,7 +52,7 @@ func BenchmarkEnvelope(b *testing.B) {
 	})
 	b.Run("listing", func(b *testing.B) {
 		const chunk = 256
-		cpu0 := processCPU()
+		cpu0 := cputime.Process()
 		for i := 0; i < b.N; i++ {
 			for lo := 0; lo < len(snap.MIDs); lo += chunk {
 				l, err := tn.ListMessages(ctx, snap.MIDs[lo:min(lo+chunk, len(snap.MIDs))])
@@ -68,11 +68,4 @@ func BenchmarkEnvelope(b *testing.B) {
 		}
 		report(b, cpu0)
 	})
-}
-
-// processCPU is the CPU time this process used so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -14,12 +14,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mailvault/mailvault/backend"
 	"github.com/mailvault/mailvault/conf"
+	"github.com/mailvault/mailvault/cputime"
 	"github.com/mailvault/mailvault/mailgen"
 )
 
@@ -206,10 +206,10 @@ func runWorkload(b *testing.B, addr, user, pass string, n int, people []string) 
 	c.ok("LOGIN " + quote(user) + " " + quote(pass))
 	out := map[string]float64{}
 	timed := func(cmd string) (time.Duration, []string) {
-		start, cpu := time.Now(), cpuTime()
+		start, cpu := time.Now(), cputime.Process()
 		u := c.ok(cmd)
 		if d := time.Since(start); d > 500*time.Millisecond {
-			fmt.Printf("%.60s: %v wall, %v CPU of this process (the test client, and mailvault)\n", cmd, d.Round(time.Millisecond), (cpuTime() - cpu).Round(time.Millisecond))
+			fmt.Printf("%.60s: %v wall, %v CPU of this process (the test client, and mailvault)\n", cmd, d.Round(time.Millisecond), (cputime.Process() - cpu).Round(time.Millisecond))
 		}
 		return time.Since(start), u
 	}
@@ -254,14 +254,6 @@ func runWorkload(b *testing.B, addr, user, pass string, n int, people []string) 
 	out["search-rare-word-p50-ms"] = ms(median(rare))
 	out["search-from-p50-ms"] = ms(median(from))
 	return out
-}
-
-// cpuTime is the CPU time this process used so far: the machine may be
-// shared, which makes wall times of one run noisy.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

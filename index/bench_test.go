@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mailvault/mailvault/cputime"
 )
 
 // Benchmarks. The generated index for the search benchmarks holds
@@ -40,7 +42,7 @@ func BenchmarkPut(b *testing.B) {
 	}
 	ctx := context.Background()
 	b.ResetTimer()
-	start, cpu := time.Now(), processCPU()
+	start, cpu := time.Now(), cputime.Process()
 	for i := range b.N {
 		if err := ix.Put(ctx, batches[i], uint64(i+1)*benchBatch); err != nil {
 			b.Fatal(err)
@@ -50,7 +52,7 @@ func BenchmarkPut(b *testing.B) {
 	b.ReportMetric(docs/time.Since(start).Seconds(), "docs/s")
 	// CPU per document, background merges included; what two idle cores
 	// could sustain is 2000 ms / cpu-ms/doc at best.
-	b.ReportMetric(float64((processCPU()-cpu).Microseconds())/1000/docs, "cpu-ms/doc")
+	b.ReportMetric(float64((cputime.Process()-cpu).Microseconds())/1000/docs, "cpu-ms/doc")
 	b.StopTimer()
 	b.ReportMetric(float64(dirSize(b, ix.dir))/float64(b.N*benchBatch), "disk-B/doc")
 }

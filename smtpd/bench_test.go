@@ -13,6 +13,7 @@ import (
 
 	"github.com/mailvault/mailvault/backend"
 	"github.com/mailvault/mailvault/conf"
+	"github.com/mailvault/mailvault/cputime"
 	"github.com/mailvault/mailvault/mailgen"
 )
 
@@ -74,7 +75,7 @@ func benchIntake(b *testing.B, dir string) {
 
 	b.SetBytes(int64(size / max(1, b.N)))
 	b.ResetTimer()
-	start, cpu0 := time.Now(), processCPU()
+	start, cpu0 := time.Now(), cputime.Process()
 	var wg sync.WaitGroup
 	for _, c := range clients {
 		wg.Add(1)
@@ -108,7 +109,7 @@ func benchIntake(b *testing.B, dir string) {
 	if err := tn.WaitIndexed(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	cpu := processCPU() - cpu0
+	cpu := cputime.Process() - cpu0
 	b.StopTimer()
 	for _, c := range clients {
 		c.Quit()

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mailvault/mailvault/backend"
+	"github.com/mailvault/mailvault/cputime"
 	"github.com/mailvault/mailvault/mailgen"
 )
 
@@ -147,7 +148,7 @@ func BenchIngest(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	cpuBefore := cpuTime()
+	cpuBefore := cputime.Process()
 	var next atomic.Int64
 	var firstErr error
 	var once sync.Once
@@ -178,7 +179,7 @@ func BenchIngest(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 		return nil, err
 	}
 	res.Index = time.Since(start) - res.Archive
-	res.CPUPerMsg = (cpuTime() - cpuBefore) / time.Duration(o.N)
+	res.CPUPerMsg = (cputime.Process() - cpuBefore) / time.Duration(o.N)
 	msgs = nil
 	input.free()
 	runtime.GC()

@@ -1,15 +1,14 @@
 //go:build unix
 
-package smtpd
+package cputime
 
 import (
 	"syscall"
 	"time"
 )
 
-// processCPU returns the CPU time this process used: the benchmark reports
-// it beside wall time, which other load on the machine distorts.
-func processCPU() time.Duration {
+// Process returns the user and system time the process has used so far.
+func Process() time.Duration {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
 		return 0
