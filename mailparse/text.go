@@ -248,13 +248,15 @@ var base64Value = func() (t [256]bool) {
 }()
 
 // base64DecodedLen returns the size of src once base64-decoded, without
-// decoding it: every 4 alphabet characters give 3 bytes.
+// decoding it: every 4 alphabet characters give 3 bytes. It counts the
+// non-alphabet bytes a well-formed body holds (line breaks, padding,
+// blanks) with bytes.Count, many times faster than a scan byte by byte over
+// megabytes of attachments; other stray bytes count as data, so the size
+// of a malformed body is an estimate.
 func base64DecodedLen(src []byte) int {
-	n := 0
-	for _, c := range src {
-		if base64Value[c] {
-			n++
-		}
+	n := len(src)
+	for _, c := range [...]byte{'\n', '\r', '=', ' ', '\t'} {
+		n -= bytes.Count(src, []byte{c})
 	}
 	return n * 3 / 4
 }
