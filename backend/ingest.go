@@ -105,7 +105,10 @@ func (t *Tenant) Ingest(ctx context.Context, raw []byte, src Source) (IngestResu
 	}
 	if !exists {
 		key := t.seal.BlobKey(sum)
-		if err := t.blobs.Put(ctx, key, t.seal.Seal(raw, []byte(key))); err != nil {
+		err := t.seal.WithSealed(raw, []byte(key), func(sealed []byte) error {
+			return t.blobs.Put(ctx, key, sealed)
+		})
+		if err != nil {
 			t.stats.failed.Add(1)
 			return IngestResult{}, fmt.Errorf("store message: %w", err)
 		}

@@ -23,6 +23,7 @@ var ErrNotFound = errors.New("blob not found")
 type Blobs interface {
 	// Put stores data under key. When Put returns the data is on stable
 	// storage except for the directory entry, which Sync makes durable.
+	// Put must not keep data: the caller reuses it.
 	Put(ctx context.Context, key string, data []byte) error
 	Get(ctx context.Context, key string) ([]byte, error)
 	Has(ctx context.Context, key string) (bool, error)

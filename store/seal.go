@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
@@ -38,11 +39,11 @@ type Sealer struct {
 	enc  *zstd.Encoder
 	dec  *zstd.Decoder
 
-	scratch sync.Pool // *[]byte for compressed bodies
+	bufs sync.Pool // *[]byte for WithSealed
 }
 
-// maxPooledScratch keeps the buffers of rare huge messages out of the pool.
-const maxPooledScratch = 4 << 20
+// maxPooledBuf keeps the buffers of rare huge messages out of the pool.
+const maxPooledBuf = 4 << 20
 
 // NewSealer returns a Sealer for a 32-byte data key.
 func NewSealer(key []byte) (*Sealer, error) {
@@ -85,45 +86,60 @@ func (s *Sealer) BlobKey(sum [32]byte) string {
 // Seal compresses (when that saves space) and encrypts plain. aad binds the
 // ciphertext to its purpose (e.g. the blob key), so sealed data cannot be
 // swapped between places unnoticed.
-func (s *Sealer) Seal(plain, aad []byte) []byte { return s.seal(plain, aad, true) }
+func (s *Sealer) Seal(plain, aad []byte) []byte { return s.appendSeal(nil, plain, aad, true) }
 
 // SealUncompressed only encrypts: for small records read far more often
 // than written (message summaries listed by every FETCH ENVELOPE), where
 // decompression would cost more than the bytes it saves.
-func (s *Sealer) SealUncompressed(plain, aad []byte) []byte { return s.seal(plain, aad, false) }
+func (s *Sealer) SealUncompressed(plain, aad []byte) []byte {
+	return s.appendSeal(nil, plain, aad, false)
+}
 
-func (s *Sealer) seal(plain, aad []byte, compress bool) []byte {
-	flags := byte(0)
-	body := plain
-	if compress && len(plain) > 64 {
-		// Compress into pooled scratch large enough for zstd's worst case,
-		// so the only allocation per message is the exact-size result.
-		scratch, _ := s.scratch.Get().(*[]byte)
-		if scratch == nil {
-			scratch = new([]byte)
-		}
-		if need := len(plain) + len(plain)>>7 + 512; cap(*scratch) < need {
-			*scratch = make([]byte, 0, need)
-		}
-		c := s.enc.EncodeAll(plain, (*scratch)[:0])
-		if len(c) < len(plain) {
-			body, flags = c, flagZstd
-		}
-		defer func() {
-			if cap(c) <= maxPooledScratch {
-				*scratch = c[:0]
-				s.scratch.Put(scratch)
-			}
-		}()
+// WithSealed seals plain like Seal into a pooled buffer and passes it to
+// use, which must not keep it: the hot path of ingest (seal, write, forget)
+// then allocates nothing per message.
+func (s *Sealer) WithSealed(plain, aad []byte, use func(sealed []byte) error) error {
+	bp, _ := s.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
 	}
-	out := make([]byte, sealHeaderSize, sealHeaderSize+len(body)+s.aead.Overhead())
-	copy(out, sealMagic)
-	out[3] = flags
-	nonce := out[4:sealHeaderSize]
+	out := s.appendSeal((*bp)[:0], plain, aad, true)
+	err := use(out)
+	if cap(out) <= maxPooledBuf {
+		*bp = out[:0]
+		s.bufs.Put(bp)
+	}
+	return err
+}
+
+// appendSeal appends the sealed form of plain to dst. zstd compresses
+// straight behind the header and AES-GCM encrypts that in place, so one
+// buffer serves both steps.
+func (s *Sealer) appendSeal(dst, plain, aad []byte, compress bool) []byte {
+	compress = compress && len(plain) > 64
+	need := sealHeaderSize + len(plain) + s.aead.Overhead()
+	if compress {
+		need += len(plain)>>7 + 512 // zstd's worst case
+	}
+	dst = slices.Grow(dst, need)
+	start := len(dst)
+	hdr := start + sealHeaderSize
+	dst = append(dst, sealMagic...)
+	dst = dst[:hdr]
+	nonce := dst[start+4 : hdr]
 	if _, err := rand.Read(nonce); err != nil {
 		panic("crypto/rand failed: " + err.Error()) // never happens on supported platforms
 	}
-	return s.aead.Seal(out, nonce, body, aad)
+	if compress {
+		c := s.enc.EncodeAll(plain, dst)
+		if len(c)-hdr < len(plain) {
+			c[start+3] = flagZstd
+			nonce = c[start+4 : hdr]
+			return s.aead.Seal(c[:hdr], nonce, c[hdr:], aad)
+		}
+	}
+	dst[start+3] = 0
+	return s.aead.Seal(dst, nonce, plain, aad)
 }
 
 // Open authenticates, decrypts and decompresses what Seal produced.

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -18,8 +19,17 @@ func TestSealRoundTripAndTamper(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	for _, plain := range [][]byte{nil, []byte("short"), bytes.Repeat([]byte("compressible mail body "), 500)} {
-		for _, sealed := range [][]byte{s.Seal(plain, []byte("k1")), s.SealUncompressed(plain, []byte("k1"))} {
+	random := make([]byte, 5000)
+	rand.Read(random)
+	for _, plain := range [][]byte{nil, []byte("short"), bytes.Repeat([]byte("compressible mail body "), 500), random} {
+		var pooled [][]byte // WithSealed reuses its buffer: seal twice, keep copies
+		for range 2 {
+			s.WithSealed(plain, []byte("k1"), func(sealed []byte) error {
+				pooled = append(pooled, bytes.Clone(sealed))
+				return nil
+			})
+		}
+		for _, sealed := range append([][]byte{s.Seal(plain, []byte("k1")), s.SealUncompressed(plain, []byte("k1"))}, pooled...) {
 			got, err := s.Open(sealed, []byte("k1"))
 			if err != nil || !bytes.Equal(got, plain) {
 				t.Fatalf("round trip of %d bytes: %v", len(plain), err)
