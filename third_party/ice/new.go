@@ -40,9 +40,17 @@ func New(results []segment.Document, normCalc func(string, int) float32) (
 
 func newWithChunkMode(results []segment.Document, normCalc func(string, int) float32,
 	chunkMode uint32) (segment.Segment, uint64, error) {
+	return newSegment(results, normCalc, chunkMode, true)
+}
+
+// newSegment is newWithChunkMode; direct=false turns processDocumentDirect
+// off, for the test that it writes the same segment (mailvault).
+func newSegment(results []segment.Document, normCalc func(string, int) float32,
+	chunkMode uint32, direct bool) (segment.Segment, uint64, error) {
 	s := interimPool.Get().(*interim)
 
 	s.normCalc = normCalc
+	s.direct = direct
 
 	var br bytes.Buffer
 	if s.lastNumDocs > 0 {
@@ -115,6 +123,11 @@ var interimPool = sync.Pool{New: func() interface{} { return &interim{} }}
 // the source operations to an encoded segment
 type interim struct {
 	results []segment.Document
+
+	// mailvault: scratch for the field ids of one document, and whether
+	// processDocumentDirect may be used
+	fieldsSeen []uint16
+	direct     bool
 
 	chunkMode uint32
 
@@ -400,11 +413,13 @@ func (s *interim) prepareDicts() {
 
 func (s *interim) prepareDictsForDocument(result segment.Document, pidNext, totLocs, totTFs int) (
 	pidNextOut, totLocsOut, totTFsOut int) {
-	fieldsSeen := map[uint16]struct{}{}
+	fieldsSeen := s.fieldsSeen[:0]
 	result.EachField(func(field segment.Field) {
 		fieldID := uint16(s.getOrDefineField(field.Name()))
 
-		fieldsSeen[fieldID] = struct{}{}
+		if !containsField(fieldsSeen, fieldID) {
+			fieldsSeen = append(fieldsSeen, fieldID)
+		}
 		s.FieldFreqs[fieldID] += uint64(field.Length())
 
 		dict := s.Dicts[fieldID]
@@ -413,9 +428,11 @@ func (s *interim) prepareDictsForDocument(result segment.Document, pidNext, totL
 		var numTerms int
 		field.EachTerm(func(term segment.FieldTerm) {
 			numTerms++
-			termStr := string(term.Term())
-			pidPlus1, exists := dict[termStr]
+			// mailvault: the lookup does not allocate; only a new term
+			// is copied to a string.
+			pidPlus1, exists := dict[string(term.Term())]
 			if !exists {
+				termStr := string(term.Term())
 				pidNext++
 				pidPlus1 = uint64(pidNext)
 
@@ -444,9 +461,10 @@ func (s *interim) prepareDictsForDocument(result segment.Document, pidNext, totL
 		s.DictKeys[fieldID] = dictKeys
 	})
 	// record fields seen by this doc
-	for k := range fieldsSeen {
+	for _, k := range fieldsSeen {
 		s.FieldDocs[k]++
 	}
+	s.fieldsSeen = fieldsSeen
 	return pidNext, totLocs, totTFs
 }
 
@@ -469,6 +487,10 @@ func (s *interim) processDocuments() {
 func (s *interim) processDocument(docNum uint64,
 	result segment.Document,
 	fieldLens []int, fieldTFs []tokenFrequencies) {
+	if s.direct && s.fieldsUnique(result) {
+		s.processDocumentDirect(docNum, result)
+		return
+	}
 	visitField := func(field segment.Field) {
 		fieldID := uint16(s.getOrDefineField(field.Name()))
 		fieldLens[fieldID] += field.Length()
@@ -550,6 +572,79 @@ func (s *interim) processDocument(docNum uint64,
 			}
 		}
 	}
+}
+
+// fieldsUnique tells whether every field of the document has its own name.
+// mailvault: then nothing needs rolling up per field and
+// processDocumentDirect applies.
+func (s *interim) fieldsUnique(result segment.Document) bool {
+	seen := s.fieldsSeen[:0]
+	unique := true
+	result.EachField(func(field segment.Field) {
+		fieldID := uint16(s.getOrDefineField(field.Name()))
+		if containsField(seen, fieldID) {
+			unique = false
+		}
+		seen = append(seen, fieldID)
+	})
+	s.fieldsSeen = seen
+	return unique
+}
+
+func containsField(ids []uint16, id uint16) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+// processDocumentDirect is processDocument for a document whose fields all
+// have their own names (mailvault's always do: multi-valued fields are
+// joined): each term goes straight to its postings, with none of the
+// per-field maps and per-term and per-location objects of the roll-up,
+// which were a third of the segment building time. The postings, freqs,
+// norms and locations written are the same.
+func (s *interim) processDocumentDirect(docNum uint64, result segment.Document) {
+	result.EachField(func(field segment.Field) {
+		fieldID := uint16(s.getOrDefineField(field.Name()))
+		dict := s.Dicts[fieldID]
+		norm := s.normCalc(s.FieldsInv[fieldID], field.Length())
+		field.EachTerm(func(term segment.FieldTerm) {
+			pid := dict[string(term.Term())] - 1
+			// A field may list a term twice (bluge's composite fields
+			// can); the second adds to the document's entry, as the
+			// roll-up does, locations included under this field.
+			first := s.Postings[pid].CheckedAdd(uint32(docNum))
+			locs := s.Locs[pid]
+			before := len(locs)
+			term.EachLocation(func(loc segment.Location) {
+				locf := fieldID
+				if f := loc.Field(); f != "" && first {
+					locf = uint16(s.getOrDefineField(f))
+				}
+				locs = append(locs, interimLoc{
+					fieldID: locf,
+					pos:     uint64(loc.Pos()),
+					start:   uint64(loc.Start()),
+					end:     uint64(loc.End()),
+				})
+			})
+			s.Locs[pid] = locs
+			if !first {
+				fn := &s.FreqNorms[pid][len(s.FreqNorms[pid])-1]
+				fn.freq += uint64(term.Frequency())
+				fn.numLocs += len(locs) - before
+				return
+			}
+			s.FreqNorms[pid] = append(s.FreqNorms[pid], interimFreqNorm{
+				freq:    uint64(term.Frequency()),
+				norm:    norm,
+				numLocs: len(locs) - before,
+			})
+		})
+	})
 }
 
 func (s *interim) writeStoredFields() (
