@@ -39,6 +39,7 @@ func cmdBench(ctx context.Context, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
+	serverGC() // measure what serve runs
 	res, err := BenchIngest(ctx, BenchOptions{N: *n, Workers: *workers, Size: *size, Dir: *dir, CPUProfile: *cpuProfile, MemProfile: *memProfile})
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"os"
+	"runtime/debug"
 
 	"github.com/mailvault/mailvault/backend"
 	"github.com/mailvault/mailvault/conf"
@@ -27,6 +28,7 @@ func cmdServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	serverGC()
 	log := newLogger(cfg.LogLevel, os.Stderr)
 	s, err := server.Start(ctx, cfg, log, protocols(cfg), server.HTTPService{
 		Patterns: []string{jmap.Prefix, jmap.WellKnownPath},
@@ -127,4 +129,17 @@ func createDemo(ctx context.Context, s *server.Server) error {
 	}
 	fmt.Printf("\nDemo tenant ready: log in as demo@demo.example with password %s\n(IMAP %s, shown once)\n\n", password, s.Config.IMAP.Listen)
 	return nil
+}
+
+// serverGCPercent is the collector's target in the server unless GOGC is
+// set. Ingest allocates about 150 KB per message, mostly short-lived
+// analysis and segment building garbage; at Go's default of 100 the
+// collector took 9-10% of the ingest CPU, at 200 about half that, for
+// heap peaks of three times the live heap instead of two.
+const serverGCPercent = 200
+
+func serverGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(serverGCPercent)
+	}
 }
