@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/blugelabs/bluge"
@@ -134,6 +135,7 @@ type analyzers struct {
 	header  bluge.Analyzer
 	list    bluge.Analyzer // keyword list
 	att     bluge.Analyzer
+	scratch *sync.Pool // of *termScratch, for textField
 }
 
 func newAnalyzers() *analyzers {
@@ -144,6 +146,7 @@ func newAnalyzers() *analyzers {
 		header:  newHeaderAnalyzer(),
 		list:    newKeywordListAnalyzer(),
 		att:     newListAnalyzer(w),
+		scratch: newTermScratchPool(),
 	}
 }
 
@@ -154,11 +157,11 @@ func (a *analyzers) document(d *Doc) bluge.Document {
 		bluge.NewKeywordField(fieldID, string(docID(d.MID))),
 		bluge.NewKeywordFieldBytes(fieldMeta, encodeMeta(d)).Sortable(),
 	)
-	addField := func(name string, value []byte, an bluge.Analyzer) *bluge.TermField {
+	addField := func(name string, value []byte, an bluge.Analyzer) *textField {
 		if len(value) == 0 {
 			return nil
 		}
-		f := bluge.NewTextFieldBytes(name, value).WithAnalyzer(an)
+		f := newTextField(name, value, an, a.scratch)
 		doc = append(doc, f)
 		return f
 	}
@@ -172,21 +175,22 @@ func (a *analyzers) document(d *Doc) bluge.Document {
 	addField(fieldRcpt, joinList(d.Rcpt, maxAddresses, appendClean), a.address)
 	if d.Subject != "" {
 		subj := truncate(d.Subject, maxSubject)
-		doc = append(doc, bluge.NewTextField(fieldSubject, subj).WithAnalyzer(a.words).SearchTermPositions().StoreValue())
+		f := addField(fieldSubject, []byte(subj), a.words)
+		f.FieldOptions |= bluge.SearchTermPositions | bluge.Store
 		if k := subjectSortKey(subj); k != "" {
 			doc = append(doc, bluge.NewKeywordField(fieldSortSubj, k).Sortable())
 		}
 	}
 	if d.Body != "" {
-		doc = append(doc, bluge.NewTextField(fieldBody, truncate(d.Body, MaxBody)).WithAnalyzer(a.words))
+		addField(fieldBody, []byte(truncate(d.Body, MaxBody)), a.words)
 	}
 	if f := addField(fieldAttachment, joinList(d.Attachments, maxAttachments, appendClean), a.att); f != nil {
-		f.SearchTermPositions()
+		f.FieldOptions |= bluge.SearchTermPositions
 	}
 	names, values := joinHeaders(d)
 	addField(fieldHeaderName, names, a.list)
 	if f := addField(fieldHeader, values, a.header); f != nil {
-		f.SearchTermPositions()
+		f.FieldOptions |= bluge.SearchTermPositions
 	}
 	doc = append(doc, numericField(fieldReceived, clampTime(d.Received).Unix()))
 	hasAtt := "0"

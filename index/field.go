@@ -1,0 +1,138 @@
+package index
+
+import (
+	"sync"
+	"unsafe"
+
+	"github.com/blugelabs/bluge"
+	"github.com/blugelabs/bluge/analysis"
+	segment "github.com/blugelabs/bluge_segment_api"
+)
+
+// textField is the bluge field of every analyzed field of a message.
+// bluge's TermField rolls its tokens up into a map with an object per term
+// and another per location, garbage by the hundred per message; textField
+// keeps its terms in one slice and their locations in another, finding
+// repeats through a map reused from field to field. It indexes the same
+// terms, frequencies and locations.
+type textField struct {
+	bluge.FieldOptions
+	name     string
+	value    []byte
+	analyzer bluge.Analyzer
+	scratch  *sync.Pool // of *termScratch
+	length   int
+	terms    []fieldTerm
+}
+
+// termScratch is reused between fields: which term each token is.
+type termScratch struct {
+	ids   map[string]int32
+	ofTok []int32
+	first [][]byte // term of each id
+	next  []int32  // per term: where its next location goes
+}
+
+func newTermScratchPool() *sync.Pool {
+	return &sync.Pool{New: func() any { return &termScratch{ids: make(map[string]int32)} }}
+}
+
+func newTextField(name string, value []byte, an bluge.Analyzer, scratch *sync.Pool) *textField {
+	return &textField{FieldOptions: bluge.Index, name: name, value: value, analyzer: an, scratch: scratch}
+}
+
+type fieldTerm struct {
+	term []byte
+	freq int
+	locs []fieldLoc
+}
+
+type fieldLoc struct {
+	start, end, pos int
+}
+
+func (f *textField) Name() string            { return f.name }
+func (f *textField) Length() int             { return f.length }
+func (f *textField) Value() []byte           { return f.value }
+func (f *textField) Size() int               { return len(f.value) + len(f.terms)*int(unsafe.Sizeof(fieldTerm{})) }
+func (*textField) PositionIncrementGap() int { return 100 }
+
+// AnalyzedTokenFrequencies serves bluge's composite fields, which mailvault
+// does not use.
+func (*textField) AnalyzedTokenFrequencies() analysis.TokenFrequencies { return nil }
+
+func (f *textField) EachTerm(vt segment.VisitTerm) {
+	for i := range f.terms {
+		vt(&f.terms[i])
+	}
+}
+
+// Analyze tokenizes the value and counts its terms; positions start after
+// startOffset as in bluge.
+func (f *textField) Analyze(startOffset int) int {
+	input := f.value
+	if f.Store() {
+		input = append([]byte(nil), input...) // analyzers lower-case in place
+	}
+	tokens := f.analyzer.Analyze(input)
+	f.length = len(tokens)
+	sc := f.scratch.Get().(*termScratch)
+	defer f.scratch.Put(sc)
+	clear(sc.ids)
+	sc.ofTok, sc.first = sc.ofTok[:0], sc.first[:0]
+	for _, t := range tokens {
+		// The key points into the token and lives only until the clear
+		// above, at the next field.
+		k := unsafe.String(unsafe.SliceData(t.Term), len(t.Term))
+		id, ok := sc.ids[k]
+		if !ok {
+			id = int32(len(sc.first))
+			sc.ids[k] = id
+			sc.first = append(sc.first, t.Term)
+		}
+		sc.ofTok = append(sc.ofTok, id)
+	}
+	f.terms = make([]fieldTerm, len(sc.first))
+	for i, term := range sc.first {
+		f.terms[i].term = term
+	}
+	clear(sc.first) // drop the references to this document's bytes
+	for _, id := range sc.ofTok {
+		f.terms[id].freq++
+	}
+	pos := startOffset
+	if !f.IncludeLocations() {
+		return pos
+	}
+	locs := make([]fieldLoc, len(tokens))
+	sc.next = sc.next[:0]
+	n := int32(0)
+	for i := range f.terms {
+		sc.next = append(sc.next, n)
+		f.terms[i].locs = locs[n : n : n+int32(f.terms[i].freq)]
+		n += int32(f.terms[i].freq)
+	}
+	for i, t := range tokens {
+		pos += t.PositionIncr
+		id := sc.ofTok[i]
+		locs[sc.next[id]] = fieldLoc{start: t.Start, end: t.End, pos: pos}
+		sc.next[id]++
+		f.terms[id].locs = f.terms[id].locs[:len(f.terms[id].locs)+1]
+	}
+	return pos
+}
+
+func (t *fieldTerm) Term() []byte   { return t.term }
+func (t *fieldTerm) Frequency() int { return t.freq }
+
+func (t *fieldTerm) EachLocation(vl segment.VisitLocation) {
+	for i := range t.locs {
+		vl(&t.locs[i])
+	}
+}
+
+func (*fieldLoc) Field() string { return "" }
+func (l *fieldLoc) Start() int  { return l.start }
+func (l *fieldLoc) End() int    { return l.end }
+func (l *fieldLoc) Pos() int    { return l.pos }
+func (*fieldLoc) Size() int     { return int(unsafe.Sizeof(fieldLoc{})) }
