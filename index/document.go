@@ -154,8 +154,8 @@ func newAnalyzers() *analyzers {
 func (a *analyzers) document(d *Doc) bluge.Document {
 	doc := make(bluge.Document, 0, 20)
 	doc = append(doc,
-		bluge.NewKeywordField(fieldID, string(docID(d.MID))),
-		bluge.NewKeywordFieldBytes(fieldMeta, encodeMeta(d)).Sortable(),
+		newKeywordField(fieldID, []byte(docID(d.MID)), a.scratch),
+		sortable(newKeywordField(fieldMeta, encodeMeta(d), a.scratch)),
 	)
 	addField := func(name string, value []byte, an bluge.Analyzer) *textField {
 		if len(value) == 0 {
@@ -178,7 +178,7 @@ func (a *analyzers) document(d *Doc) bluge.Document {
 		f := addField(fieldSubject, []byte(subj), a.words)
 		f.FieldOptions |= bluge.SearchTermPositions | bluge.Store
 		if k := subjectSortKey(subj); k != "" {
-			doc = append(doc, bluge.NewKeywordField(fieldSortSubj, k).Sortable())
+			doc = append(doc, sortable(newKeywordField(fieldSortSubj, []byte(k), a.scratch)))
 		}
 	}
 	if d.Body != "" {
@@ -197,13 +197,19 @@ func (a *analyzers) document(d *Doc) bluge.Document {
 	if d.HasAttachment {
 		hasAtt = "1"
 	}
-	doc = append(doc, bluge.NewKeywordField(fieldHasAtt, hasAtt))
+	doc = append(doc, newKeywordField(fieldHasAtt, []byte(hasAtt), a.scratch))
 	if len(d.From) > 0 {
 		if k := addressSortKey(d.From[0]); k != "" {
-			doc = append(doc, bluge.NewKeywordField(fieldSortFrom, k).Sortable())
+			doc = append(doc, sortable(newKeywordField(fieldSortFrom, []byte(k), a.scratch)))
 		}
 	}
 	return doc
+}
+
+// sortable keeps f's terms as doc values, for sorting.
+func sortable(f *textField) *textField {
+	f.FieldOptions |= bluge.Sortable
+	return f
 }
 
 // numericField is searchable by range only: sorting reads the packed meta.

@@ -31,6 +31,10 @@ type termScratch struct {
 	ofTok []int32
 	first [][]byte // term of each id
 	next  []int32  // per term: where its next location goes
+	// token buffers of the word analyzer; they may hold on to the bytes
+	// of the last document analyzed until reused or collected
+	toks   []analysis.Token
+	stream analysis.TokenStream
 }
 
 func newTermScratchPool() *sync.Pool {
@@ -39,6 +43,12 @@ func newTermScratchPool() *sync.Pool {
 
 func newTextField(name string, value []byte, an bluge.Analyzer, scratch *sync.Pool) *textField {
 	return &textField{FieldOptions: bluge.Index, name: name, value: value, analyzer: an, scratch: scratch}
+}
+
+// newKeywordField is a field whose whole value is its one term, as bluge's
+// NewKeywordField.
+func newKeywordField(name string, value []byte, scratch *sync.Pool) *textField {
+	return newTextField(name, value, nil, scratch)
 }
 
 type fieldTerm struct {
@@ -74,10 +84,10 @@ func (f *textField) Analyze(startOffset int) int {
 	if f.Store() {
 		input = append([]byte(nil), input...) // analyzers lower-case in place
 	}
-	tokens := f.analyzer.Analyze(input)
-	f.length = len(tokens)
 	sc := f.scratch.Get().(*termScratch)
 	defer f.scratch.Put(sc)
+	tokens := f.analyze(input, sc)
+	f.length = len(tokens)
 	clear(sc.ids)
 	sc.ofTok, sc.first = sc.ofTok[:0], sc.first[:0]
 	for _, t := range tokens {
@@ -120,6 +130,36 @@ func (f *textField) Analyze(startOffset int) int {
 		f.terms[id].locs = f.terms[id].locs[:len(f.terms[id].locs)+1]
 	}
 	return pos
+}
+
+// analyze runs the field's analyzer. The word analyzer (subject and body,
+// most of the tokens) tokenizes into the scratch's buffers: the tokens are
+// counted and dropped within Analyze, and the terms kept point into the
+// input, not into the tokens.
+func (f *textField) analyze(input []byte, sc *termScratch) analysis.TokenStream {
+	if f.analyzer == nil { // a keyword: the value is the one term
+		sc.toks = append(sc.toks[:0], analysis.Token{Term: input, End: len(input), PositionIncr: 1, Type: analysis.AlphaNumeric})
+		sc.stream = append(sc.stream[:0], &sc.toks[0])
+		return sc.stream
+	}
+	an, ok := f.analyzer.(*analysis.Analyzer)
+	if !ok {
+		return f.analyzer.Analyze(input)
+	}
+	wt, ok := an.Tokenizer.(wordTokenizer)
+	if !ok {
+		return f.analyzer.Analyze(input)
+	}
+	sc.toks = wt.appendTokens(sc.toks[:0], input)
+	sc.stream = sc.stream[:0]
+	for i := range sc.toks {
+		sc.stream = append(sc.stream, &sc.toks[i])
+	}
+	ts := sc.stream
+	for _, filter := range an.TokenFilters {
+		ts = filter.Filter(ts)
+	}
+	return ts
 }
 
 func (t *fieldTerm) Term() []byte   { return t.term }

@@ -10,8 +10,9 @@ import (
 )
 
 // textField must index what bluge's TermField indexes with the same
-// analyzer and options: the same terms, frequencies, lengths and
-// locations, and leave a stored value as it was.
+// analyzer and options (keyword fields: what NewKeywordField indexes): the
+// same terms, frequencies, lengths and locations, and leave a stored value
+// as it was.
 func TestTextFieldSameAsTermField(t *testing.T) {
 	a := newAnalyzers()
 	g := newCorpusGen(7)
@@ -27,6 +28,7 @@ func TestTextFieldSameAsTermField(t *testing.T) {
 	for i := range 50 {
 		docs = append(docs, g.doc(uint64(i+2), 2000))
 	}
+	fields := map[string]bool{}
 	for _, d := range docs {
 		doc := a.document(&d)
 		for _, bf := range doc {
@@ -35,8 +37,12 @@ func TestTextFieldSameAsTermField(t *testing.T) {
 				continue
 			}
 			value := string(f.value)
-			ref := bluge.NewTextFieldBytes(f.name, []byte(value)).WithAnalyzer(f.analyzer)
+			ref := bluge.NewKeywordFieldBytes(f.name, []byte(value))
+			if f.analyzer != nil {
+				ref = bluge.NewTextFieldBytes(f.name, []byte(value)).WithAnalyzer(f.analyzer)
+			}
 			ref.FieldOptions = f.FieldOptions
+			fields[f.name] = true
 			f.Analyze(0)
 			ref.Analyze(0)
 			if f.Store() && string(f.Value()) != value {
@@ -45,6 +51,11 @@ func TestTextFieldSameAsTermField(t *testing.T) {
 			if got, want := termsOf(f), termsOf(ref); !slices.Equal(got, want) || f.Length() != ref.Length() {
 				t.Fatalf("doc %d field %s (length %d, want %d):\n got %v\nwant %v", d.MID, f.name, f.Length(), ref.Length(), got, want)
 			}
+		}
+	}
+	for _, name := range []string{fieldID, fieldMeta, fieldSortSubj, fieldSortFrom, fieldHasAtt, fieldSubject, fieldBody, fieldFrom, fieldAttachment, fieldHeader} {
+		if !fields[name] {
+			t.Errorf("field %s was not compared", name)
 		}
 	}
 }

@@ -50,7 +50,16 @@ var wbClass = func() (c [128]uint8) {
 func (t wordTokenizer) Tokenize(input []byte) analysis.TokenStream {
 	// Tokens are collected by value and pointed to at the end: two
 	// allocations per field instead of one per token.
-	toks := make([]analysis.Token, 0, len(input)/6+1)
+	toks := t.appendTokens(make([]analysis.Token, 0, len(input)/6+1), input)
+	out := make(analysis.TokenStream, len(toks))
+	for i := range toks {
+		out[i] = &toks[i]
+	}
+	return out
+}
+
+// appendTokens appends the tokens of input to toks.
+func (t wordTokenizer) appendTokens(toks []analysis.Token, input []byte) []analysis.Token {
 	emit := func(start, end int) {
 		toks = append(toks, analysis.Token{Term: input[start:end], Start: start, End: end, PositionIncr: 1, Type: analysis.AlphaNumeric})
 	}
@@ -80,11 +89,7 @@ func (t wordTokenizer) Tokenize(input []byte) analysis.TokenStream {
 		}
 		i = end
 	}
-	out := make(analysis.TokenStream, len(toks))
-	for i := range toks {
-		out[i] = &toks[i]
-	}
-	return out
+	return toks
 }
 
 // asciiWords emits the words of s[from:], which holds ASCII without white
