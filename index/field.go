@@ -30,7 +30,6 @@ type termScratch struct {
 	ids   map[string]int32
 	ofTok []int32
 	first [][]byte // term of each id
-	next  []int32  // per term: where its next location goes
 	// token buffers of the word analyzer; they may hold on to the bytes
 	// of the last document analyzed until reused or collected
 	toks   []analysis.Token
@@ -114,20 +113,18 @@ func (f *textField) Analyze(startOffset int) int {
 	if !f.IncludeLocations() {
 		return pos
 	}
+	// One array holds every location; each term's slice of it has room
+	// for exactly its frequency, so the appends below never reallocate.
 	locs := make([]fieldLoc, len(tokens))
-	sc.next = sc.next[:0]
-	n := int32(0)
+	n := 0
 	for i := range f.terms {
-		sc.next = append(sc.next, n)
-		f.terms[i].locs = locs[n : n : n+int32(f.terms[i].freq)]
-		n += int32(f.terms[i].freq)
+		f.terms[i].locs = locs[n : n : n+f.terms[i].freq]
+		n += f.terms[i].freq
 	}
 	for i, t := range tokens {
 		pos += t.PositionIncr
-		id := sc.ofTok[i]
-		locs[sc.next[id]] = fieldLoc{start: t.Start, end: t.End, pos: pos}
-		sc.next[id]++
-		f.terms[id].locs = f.terms[id].locs[:len(f.terms[id].locs)+1]
+		term := &f.terms[sc.ofTok[i]]
+		term.locs = append(term.locs, fieldLoc{start: t.Start, end: t.End, pos: pos})
 	}
 	return pos
 }

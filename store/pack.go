@@ -34,9 +34,12 @@ type PackBlobs struct {
 	files []*os.File // by pack number
 	size  int64      // end of the newest pack
 	index map[[32]byte]packLoc
+
 	// cached is where the bytes still held in the page cache begin: Sync
-	// drops what it has made durable.
-	cached packPos
+	// drops what it has made durable. Its own lock keeps Put from waiting
+	// on the drop.
+	cachedMu sync.Mutex
+	cached   packPos
 }
 
 type packPos struct {
@@ -309,16 +312,22 @@ func (b *PackBlobs) Sync(ctx context.Context) error {
 // end, which Sync has just made durable. It is advice: pages written since
 // stay dirty and are kept, and an error loses nothing.
 func (b *PackBlobs) dropCached(end packPos) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for pos := b.cached; pos.pack <= end.pack; pos = (packPos{pack: pos.pack + 1}) {
-		n := int64(0) // to the end of a finished pack
-		if pos.pack == end.pack {
-			if n = end.off - pos.off; n <= 0 {
+	b.cachedMu.Lock()
+	defer b.cachedMu.Unlock()
+	b.mu.RLock()
+	files := b.files[b.cached.pack : end.pack+1]
+	b.mu.RUnlock()
+	for i, f := range files {
+		off, n := int64(0), int64(0) // 0: to the end of a finished pack
+		if i == 0 {
+			off = b.cached.off
+		}
+		if i == len(files)-1 {
+			if n = end.off - off; n <= 0 {
 				break
 			}
 		}
-		_ = unix.Fadvise(int(b.files[pos.pack].Fd()), pos.off, n, unix.FADV_DONTNEED)
+		_ = unix.Fadvise(int(f.Fd()), off, n, unix.FADV_DONTNEED)
 	}
 	// A page only partly synced stays; the next Sync covers it.
 	b.cached = packPos{pack: end.pack, off: end.off &^ 4095}

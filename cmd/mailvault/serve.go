@@ -132,10 +132,10 @@ func createDemo(ctx context.Context, s *server.Server) error {
 }
 
 // serverGCPercent is the collector's target in the server unless GOGC is
-// set. Ingest allocates about 150 KB per message, mostly short-lived
-// analysis and segment building garbage; at Go's default of 100 the
-// collector took 9-10% of the ingest CPU, at 200 about half that, for
-// heap peaks of three times the live heap instead of two.
+// set. Ingest makes mostly short-lived garbage (analysis, segment
+// building); at Go's default of 100 the collector took 9-10% of the ingest
+// CPU (bench ingest), at 200 about 4%, for heap peaks of three times the
+// live heap instead of two.
 const serverGCPercent = 200
 
 func serverGC() {

@@ -124,10 +124,12 @@ var interimPool = sync.Pool{New: func() interface{} { return &interim{} }}
 type interim struct {
 	results []segment.Document
 
-	// mailvault: scratch for the field ids of one document, and whether
-	// processDocumentDirect may be used
+	// mailvault: scratch for the field ids of one document; whether
+	// processDocumentDirect may be used, and for which documents (by
+	// docNum: no field name given twice), as prepareDicts found
 	fieldsSeen []uint16
 	direct     bool
+	docUnique  []bool
 
 	chunkMode uint32
 
@@ -355,6 +357,7 @@ func (s *interim) prepareDicts() {
 	var totTFs int
 	var totLocs int
 
+	s.docUnique = s.docUnique[:0]
 	for _, result := range s.results {
 		pidNext, totLocs, totTFs = s.prepareDictsForDocument(result, pidNext, totLocs, totTFs)
 	}
@@ -414,10 +417,13 @@ func (s *interim) prepareDicts() {
 func (s *interim) prepareDictsForDocument(result segment.Document, pidNext, totLocs, totTFs int) (
 	pidNextOut, totLocsOut, totTFsOut int) {
 	fieldsSeen := s.fieldsSeen[:0]
+	unique := true
 	result.EachField(func(field segment.Field) {
 		fieldID := uint16(s.getOrDefineField(field.Name()))
 
-		if !containsField(fieldsSeen, fieldID) {
+		if containsField(fieldsSeen, fieldID) {
+			unique = false
+		} else {
 			fieldsSeen = append(fieldsSeen, fieldID)
 		}
 		s.FieldFreqs[fieldID] += uint64(field.Length())
@@ -465,6 +471,7 @@ func (s *interim) prepareDictsForDocument(result segment.Document, pidNext, totL
 		s.FieldDocs[k]++
 	}
 	s.fieldsSeen = fieldsSeen
+	s.docUnique = append(s.docUnique, unique)
 	return pidNext, totLocs, totTFs
 }
 
@@ -487,7 +494,7 @@ func (s *interim) processDocuments() {
 func (s *interim) processDocument(docNum uint64,
 	result segment.Document,
 	fieldLens []int, fieldTFs []tokenFrequencies) {
-	if s.direct && s.fieldsUnique(result) {
+	if s.direct && s.docUnique[docNum] {
 		s.processDocumentDirect(docNum, result)
 		return
 	}
@@ -572,23 +579,6 @@ func (s *interim) processDocument(docNum uint64,
 			}
 		}
 	}
-}
-
-// fieldsUnique tells whether every field of the document has its own name.
-// mailvault: then nothing needs rolling up per field and
-// processDocumentDirect applies.
-func (s *interim) fieldsUnique(result segment.Document) bool {
-	seen := s.fieldsSeen[:0]
-	unique := true
-	result.EachField(func(field segment.Field) {
-		fieldID := uint16(s.getOrDefineField(field.Name()))
-		if containsField(seen, fieldID) {
-			unique = false
-		}
-		seen = append(seen, fieldID)
-	})
-	s.fieldsSeen = seen
-	return unique
 }
 
 func containsField(ids []uint16, id uint16) bool {
