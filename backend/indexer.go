@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -230,33 +231,36 @@ func (t *Tenant) recipients(mid uint64) ([]string, error) {
 	return out, nil
 }
 
-// mergeRecipients adds journal envelope recipients to a stored message, as
-// several journal reports for one message each name some of them.
-func (t *Tenant) mergeRecipients(mid uint64, add []string) error {
-	return t.db.Update(func(tx *buntdb.Tx) error {
-		var cur []string
-		if v, err := tx.Get(rcptKey(mid)); err == nil {
-			if err := json.Unmarshal([]byte(v), &cur); err != nil {
+// mergedRecipients returns, for each MID whose stored envelope recipients
+// gain an address from add, the new full list (stored order, then new ones
+// in arrival order). The caller holds wmu, so the stored lists are stable
+// until it writes the result in its commit.
+func (t *Tenant) mergedRecipients(add map[uint64][]string) (map[uint64][]string, error) {
+	out := map[uint64][]string{}
+	err := t.db.View(func(tx *buntdb.Tx) error {
+		for mid, addrs := range add {
+			var cur []string
+			if v, err := tx.Get(rcptKey(mid)); err == nil {
+				if err := json.Unmarshal([]byte(v), &cur); err != nil {
+					return fmt.Errorf("recipients of message %d: %w", mid, err)
+				}
+			} else if err != buntdb.ErrNotFound {
 				return err
 			}
-		}
-		seen := map[string]bool{}
-		for _, a := range cur {
-			seen[a] = true
-		}
-		changed := false
-		for _, a := range add {
-			if !seen[a] {
-				seen[a] = true
-				cur = append(cur, a)
-				changed = true
+			changed := false
+			for _, a := range addrs {
+				if !slices.Contains(cur, a) {
+					cur = append(cur, a)
+					changed = true
+				}
+			}
+			if changed {
+				out[mid] = cur
 			}
 		}
-		if !changed {
-			return nil
-		}
-		return setJSON(tx, rcptKey(mid), cur)
+		return nil
 	})
+	return out, err
 }
 
 func setJSON(tx *buntdb.Tx, key string, v any) error {

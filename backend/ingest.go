@@ -346,8 +346,9 @@ func (t *Tenant) commit(batch []*job) error {
 			mid uint64
 			mem member
 		}
-		inFolder = map[[2]uint64]bool{} // (folder, MID) pairs added in this batch
-		touched  = map[uint64]bool{}    // existing mids whose modseq changes
+		inFolder = map[[2]uint64]bool{}  // (folder, MID) pairs added in this batch
+		touched  = map[uint64]bool{}     // existing mids whose modseq changes
+		rcptAdd  = map[uint64][]string{} // envelope recipients each MID gains
 	)
 	folderID := t.nextFolderID()
 	t.mu.RLock()
@@ -359,9 +360,6 @@ func (t *Tenant) commit(batch []*job) error {
 		j.res = IngestResult{SHA256: fmt.Sprintf("%x", j.sum), Size: j.size}
 		if ok {
 			j.res.Duplicate = true
-			if mid <= uint64(len(t.msgs)) && len(j.rcpts) > 0 {
-				touched[mid] = true
-			}
 		} else {
 			if j.sealed == nil {
 				// Arrived as a duplicate of a message that no longer
@@ -379,6 +377,9 @@ func (t *Tenant) commit(batch []*job) error {
 			news = append(news, newMsg{mid, m, j})
 		}
 		j.res.MID = mid
+		if len(j.rcpts) > 0 {
+			rcptAdd[mid] = append(rcptAdd[mid], j.rcpts...)
+		}
 		for _, tg := range j.targets {
 			mb := t.mailboxes[tg.mailbox]
 			if mb == nil {
@@ -444,7 +445,19 @@ func (t *Tenant) commit(batch []*job) error {
 			return err
 		}
 	}
-	if len(news) == 0 && len(adds) == 0 {
+	// Envelope recipients of every copy count, duplicates' too: a second
+	// journal copy often names a recipient (a Bcc, an expanded list) the
+	// first did not.
+	rcpts, err := t.mergedRecipients(rcptAdd)
+	if err != nil {
+		return err
+	}
+	for mid := range rcpts {
+		if mid <= uint64(len(t.msgs)) {
+			touched[mid] = true
+		}
+	}
+	if len(news) == 0 && len(adds) == 0 && len(rcpts) == 0 {
 		return nil
 	}
 	existing := map[uint64]msgMeta{}
@@ -455,7 +468,7 @@ func (t *Tenant) commit(batch []*job) error {
 		existing[mid] = m
 	}
 	t.mu.RUnlock()
-	err := t.db.Update(func(tx *buntdb.Tx) error {
+	err = t.db.Update(func(tx *buntdb.Tx) error {
 		for _, f := range newFolds {
 			if err := setJSON(tx, folderKey(f.ID), f); err != nil {
 				return err
@@ -465,10 +478,10 @@ func (t *Tenant) commit(batch []*job) error {
 			if _, _, err := tx.Set(msgKey(n.mid), encodeMsg(&n.m), nil); err != nil {
 				return err
 			}
-			if len(n.j.rcpts) > 0 {
-				if err := setJSON(tx, rcptKey(n.mid), n.j.rcpts); err != nil {
-					return err
-				}
+		}
+		for mid, list := range rcpts {
+			if err := setJSON(tx, rcptKey(mid), list); err != nil {
+				return err
 			}
 		}
 		for mid, m := range existing {
@@ -490,14 +503,6 @@ func (t *Tenant) commit(batch []*job) error {
 	})
 	if err != nil {
 		return fmt.Errorf("commit metadata: %w", err)
-	}
-	// Journal recipients of duplicates merge into the stored list.
-	for _, j := range batch {
-		if j.res.Duplicate && len(j.rcpts) > 0 {
-			if err := t.mergeRecipients(j.res.MID, j.rcpts); err != nil {
-				t.log.Error("merge journal recipients", "mid", j.res.MID, "err", err)
-			}
-		}
 	}
 
 	t.mu.Lock()
