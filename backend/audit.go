@@ -37,22 +37,47 @@ func (e *AuditEntry) computeHash() string {
 func (t *Tenant) Audit(ctx context.Context, actor, action, detail string) {
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
+	entries, next, undo := t.chainAudit(actor, time.Now().UTC(), []AuditEntry{{Action: action, Detail: detail}})
 	err := t.db.Update(func(tx *buntdb.Tx) error {
-		e := AuditEntry{Seq: 1, Time: time.Now().UTC(), Actor: actor, Action: action, Detail: detail, Prev: strings.Repeat("0", 64)}
-		// The last entry is the greatest key; buntdb iterates keys in order.
-		tx.DescendKeys("audit:*", func(k, v string) bool {
-			var last AuditEntry
-			if json.Unmarshal([]byte(v), &last) == nil {
-				e.Seq, e.Prev = last.Seq+1, last.Hash
-			}
-			return false
-		})
-		e.Hash = e.computeHash()
-		return setJSON(tx, auditKey(e.Seq), &e)
+		return setJSON(tx, auditKey(entries[0].Seq), &entries[0])
 	})
 	if err != nil {
+		undo()
 		t.log.Error("audit log write failed", "action", action, "err", err)
+		return
 	}
+	t.state.Audit, t.state.AuditHash = next.Audit, next.AuditHash
+}
+
+// chainAudit fills in the entries (Action and Detail given) chained onto
+// the end of the audit log, and anchors the state they lead to first (see
+// anchor.go), so that removing entries at the end of the log shows. The
+// caller holds wmu, writes the entries in its transaction and, once that
+// has committed, takes the audit head of next into t.state; if it fails,
+// it calls undo, which takes the anchor back.
+func (t *Tenant) chainAudit(actor string, now time.Time, entries []AuditEntry) (_ []AuditEntry, next anchor, undo func()) {
+	next = t.state
+	prev := strings.Repeat("0", 64)
+	if next.Audit > 0 {
+		prev = hex.EncodeToString(next.AuditHash[:])
+	}
+	for i := range entries {
+		e := &entries[i]
+		e.Seq, e.Time, e.Actor, e.Prev = next.Audit+1, now, actor, prev
+		e.Hash = e.computeHash()
+		next.Audit, next.AuditHash, prev = e.Seq, auditHashBytes(e.Hash), e.Hash
+	}
+	next.Time = now.UnixNano()
+	// Still audit if anchoring fails: a missing anchor is reported by the
+	// next open, a missing entry would be lost for good.
+	if err := t.appendAnchor(next); err != nil {
+		t.log.Error("anchoring the audit log failed", "err", err)
+		return entries, next, func() {}
+	}
+	if err := t.anchors.Sync(); err != nil {
+		t.log.Error("anchoring the audit log failed", "err", err)
+	}
+	return entries, next, t.dropAnchor
 }
 
 // AuditLog returns entries with Seq > after, at most limit, and whether the

@@ -495,63 +495,6 @@ func TestAccessRules(t *testing.T) {
 	}
 }
 
-// TestTornFinalCommit simulates a power loss that persisted only part of
-// the last commit: the unacknowledged records are dropped at open, and the
-// archive stays consistent.
-func TestTornFinalCommit(t *testing.T) {
-	data := t.TempDir()
-	p := openProvider(t, data)
-	tn := newTenant(t, p, "acme", "acme.example")
-	ctx := context.Background()
-	g := mailgen.New(3, []string{"acme.example"}, 3)
-	g.AvgSize = 2 << 10
-	for i := 0; i < 5; i++ {
-		if _, err := tn.Ingest(ctx, g.Next().Raw, Source{Mailbox: "alice@acme.example"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	p.Close()
-	// Forge a torn batch: records 7 and 8 of one batch without 6.
-	db, err := buntdb.Open(filepath.Join(data, "tenants", "acme", "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var last msgMeta
-	db.View(func(tx *buntdb.Tx) error {
-		v, _ := tx.Get(msgKey(5))
-		last, _ = decodeMsg(v)
-		return nil
-	})
-	torn := last
-	torn.archived = last.archived + 1
-	db.Update(func(tx *buntdb.Tx) error {
-		tx.Set(msgKey(7), encodeMsg(&torn), nil)
-		tx.Set(msgKey(8), encodeMsg(&torn), nil)
-		return nil
-	})
-	db.Close()
-	p = openProvider(t, data)
-	defer p.Close()
-	tn, err = p.Tenant(ctx, "acme")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st := tn.Stats(); st.Messages != 5 {
-		t.Fatalf("%d messages after repair, want 5", st.Messages)
-	}
-	rep, err := tn.Verify(ctx, nil)
-	if err != nil || !rep.Clean() {
-		t.Fatalf("verify after repair: %v %+v", err, rep)
-	}
-	// New mail continues the chain.
-	if _, err := tn.Ingest(ctx, g.Next().Raw, Source{Mailbox: "alice@acme.example"}); err != nil {
-		t.Fatal(err)
-	}
-	if rep, err := tn.Verify(ctx, nil); err != nil || !rep.Clean() || rep.Messages != 6 {
-		t.Fatalf("verify after new mail: %v %+v", err, rep)
-	}
-}
-
 // TestFlagOverlayLogged: a flag change made through IMAP's StoreFlags moves
 // the user's flag change log that JMAP states are built on, and never
 // touches the archived message or another user's flags.

@@ -2,7 +2,6 @@ package backend
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -883,6 +882,7 @@ func dirMailboxKey(id uint64) string { return fmt.Sprintf("%s%016x", dirMailboxP
 // then applies it to the in-memory state.
 func (s *dirSync) commit() error {
 	t := s.t
+	audit, next, undo := t.chainAudit("dirsync/"+s.snap.Source, s.now, directoryAudit(s.res.Changes))
 	err := t.db.Update(func(tx *buntdb.Tx) error {
 		for login := range s.delUsers {
 			if _, err := tx.Delete("user:" + login); err != nil && !errors.Is(err, buntdb.ErrNotFound) {
@@ -932,11 +932,18 @@ func (s *dirSync) commit() error {
 				return err
 			}
 		}
-		return appendAuditTx(tx, "dirsync/"+s.snap.Source, s.now, s.res.Changes)
+		for i := range audit {
+			if err := setJSON(tx, auditKey(audit[i].Seq), &audit[i]); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
+		undo()
 		return err
 	}
+	t.state.Audit, t.state.AuditHash = next.Audit, next.AuditHash
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for login := range s.delUsers {
@@ -996,33 +1003,15 @@ func moveFlagsTx(tx *buntdb.Tx, old, n string) error {
 	return nil
 }
 
-// appendAuditTx chains one audit entry per change onto the audit log inside
-// the caller's transaction, so the log and the changes commit together.
-func appendAuditTx(tx *buntdb.Tx, actor string, now time.Time, changes []DirectoryChange) error {
-	seq, prev := uint64(0), strings.Repeat("0", 64)
-	var ierr error
-	tx.DescendKeys("audit:*", func(k, v string) bool {
-		var last AuditEntry
-		if ierr = json.Unmarshal([]byte(v), &last); ierr == nil {
-			seq, prev = last.Seq, last.Hash
-		}
-		return false
-	})
-	if ierr != nil {
-		return fmt.Errorf("read last audit entry: %w", ierr)
-	}
-	for _, c := range changes {
-		seq++
+// directoryAudit is one audit entry per change of a sync.
+func directoryAudit(changes []DirectoryChange) []AuditEntry {
+	out := make([]AuditEntry, len(changes))
+	for i, c := range changes {
 		detail := c.Subject
 		if c.Detail != "" {
 			detail += " " + c.Detail
 		}
-		e := AuditEntry{Seq: seq, Time: now, Actor: actor, Action: "dirsync-" + c.Action, Detail: detail, Prev: prev}
-		e.Hash = e.computeHash()
-		if err := setJSON(tx, auditKey(seq), &e); err != nil {
-			return err
-		}
-		prev = e.Hash
+		out[i] = AuditEntry{Action: "dirsync-" + c.Action, Detail: detail}
 	}
-	return nil
+	return out
 }

@@ -322,7 +322,7 @@ func (t *Tenant) committer() {
 
 // commit writes one batch. In-memory state changes only after the metadata
 // is durable, so readers never see an unacknowledged message.
-func (t *Tenant) commit(batch []*job) error {
+func (t *Tenant) commit(batch []*job) (err error) {
 	ctx := context.Background()
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
@@ -423,28 +423,6 @@ func (t *Tenant) commit(batch []*job) error {
 	}
 	t.mu.RUnlock()
 
-	// Durable content first: summaries and blob directory entries.
-	if len(news) > 0 {
-		recs := make([][]byte, len(news))
-		for i, n := range news {
-			recs[i] = n.j.sealed
-		}
-		offs, err := t.sums.Append(recs)
-		if err != nil {
-			return err
-		}
-		for i := range news {
-			news[i].m.sumOff = offs[i]
-		}
-		// The blob store's flush usually covers the summary log too (same
-		// filesystem), which makes the log's own fsync nearly free.
-		if err := t.blobs.Sync(ctx); err != nil {
-			return err
-		}
-		if err := t.sums.Sync(); err != nil {
-			return err
-		}
-	}
 	// Envelope recipients of every copy count, duplicates' too: a second
 	// journal copy often names a recipient (a Bcc, an expanded list) the
 	// first did not.
@@ -459,6 +437,53 @@ func (t *Tenant) commit(batch []*job) error {
 	}
 	if len(news) == 0 && len(adds) == 0 && len(rcpts) == 0 {
 		return nil
+	}
+	// Durable first: summaries, blob directory entries and the anchor of
+	// the state this commit makes (see anchor.go), all in one flush.
+	next := t.state
+	if len(news) > 0 || len(adds) > 0 {
+		next.Time = now.UnixNano()
+		next.Messages = nextMID - 1
+		next.Chain = prev
+		for _, a := range adds {
+			next.Placements++
+			xorInto(&next.PlaceSum, t.placementHash(a.mem.folder, a.mem.uid, a.mid))
+		}
+		if err := t.appendAnchor(next); err != nil {
+			return err
+		}
+		defer func() {
+			if err != nil {
+				t.dropAnchor()
+			}
+		}()
+	}
+	if len(news) > 0 {
+		recs := make([][]byte, len(news))
+		for i, n := range news {
+			recs[i] = n.j.sealed
+		}
+		offs, err := t.sums.Append(recs)
+		if err != nil {
+			return err
+		}
+		for i := range news {
+			news[i].m.sumOff = offs[i]
+		}
+		// The blob store's flush usually covers the summary log and the
+		// anchor log too (same filesystem), which makes their own fsyncs
+		// nearly free.
+		if err := t.blobs.Sync(ctx); err != nil {
+			return err
+		}
+		if err := t.sums.Sync(); err != nil {
+			return err
+		}
+	}
+	if len(news) > 0 || len(adds) > 0 {
+		if err := t.anchors.Sync(); err != nil {
+			return err
+		}
 	}
 	existing := map[uint64]msgMeta{}
 	t.mu.RLock()
@@ -530,6 +555,7 @@ func (t *Tenant) commit(batch []*job) error {
 	}
 	t.lastChain = prev
 	t.modseq = modseq
+	t.state = next
 	notify := make([]func(uint64, int), 0, len(t.notify))
 	for _, fn := range t.notify {
 		notify = append(notify, fn)

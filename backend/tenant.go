@@ -63,6 +63,13 @@ type Tenant struct {
 	notify    map[uint64]func(folder uint64, count int)
 	watchSeq  uint64
 
+	// anchors holds the sealed state before each commit (see anchor.go);
+	// state is the state of the committed records now.
+	anchors   *store.FixedLog
+	state     anchor
+	placeKey  [32]byte
+	integrity []Problem // found by the checks at open; verify reports them
+
 	commitQ chan *job
 	indexQ  chan indexJob
 	lastUse atomic.Int64
@@ -121,6 +128,7 @@ func openTenant(ctx context.Context, p *Provider, info *TenantInfo, key []byte) 
 		addrs: map[string]uint64{}, users: map[string]*User{}, groups: map[string]*Group{}, notify: map[uint64]func(uint64, int){},
 		commitQ: make(chan *job, 1024), indexQ: make(chan indexJob, 4096), done: make(chan struct{}),
 	}
+	t.placeKey = seal.DeriveKey("placements")
 	t.touch()
 	ok := false
 	defer func() {
@@ -218,7 +226,13 @@ func (t *Tenant) load() error {
 		key         string
 	}
 	var mems []mem
-	err := t.db.View(func(tx *buntdb.Tx) error {
+	last, prev, anchors, err := t.openAnchors()
+	if err != nil {
+		return fmt.Errorf("open anchor log: %w", err)
+	}
+	var lastAudit string
+	anchored := false
+	err = t.db.View(func(tx *buntdb.Tx) error {
 		var ierr error
 		tx.Ascend("", func(k, v string) bool {
 			kind, rest, _ := strings.Cut(k, ":")
@@ -270,6 +284,10 @@ func (t *Tenant) load() error {
 					return false
 				}
 				t.groups[g.Name] = &g
+			case "audit":
+				lastAudit = v // keys ascend: the last one seen is the newest
+			case "anchors":
+				anchored = true
 			}
 			return true
 		})
@@ -280,10 +298,11 @@ func (t *Tenant) load() error {
 	}
 
 	var drop []string
-	t.msgs = make([]msgMeta, 0, max(len(byMID), int(maxMID)))
-	prev := chainGenesis(t.Name)
-	tornFrom := t.tornTail(byMID, maxMID)
-	for mid := uint64(1); mid <= maxMID; mid++ {
+	keepTo, tornFrom, pending := t.checkMessages(byMID, maxMID, last, prev, anchors, anchored)
+	t.msgs = make([]msgMeta, 0, max(len(byMID), int(keepTo)))
+	var missing []uint64
+	t.lastChain = chainGenesis(t.Name)
+	for mid := uint64(1); mid <= max(keepTo, maxMID); mid++ {
 		m, ok := byMID[mid]
 		if mid >= tornFrom {
 			if ok {
@@ -292,29 +311,43 @@ func (t *Tenant) load() error {
 			continue
 		}
 		if !ok {
-			// A record missing in the middle of the chain was removed by
-			// someone: keep the slot so verify names it.
-			t.log.Error("message record missing: the archive was altered; run verify", "mid", mid)
+			// A record missing in the middle of the chain, or of the
+			// anchored count at its end, was removed by someone: keep the
+			// slot so verify names it.
+			missing = append(missing, mid)
 			m = msgMeta{missing: true}
 		}
 		t.msgs = append(t.msgs, m)
 		if !m.missing {
 			t.hashes[m.sum] = mid
 			t.bytes += m.size
-			prev = m.chain
+			t.lastChain = m.chain
 		}
 		t.modseq = max(t.modseq, m.modseq)
 	}
-	if tornFrom <= maxMID {
+	if len(missing) > 0 {
+		t.log.Error("message records missing: the archive was altered; run verify", "records", len(missing), "first_mid", missing[0], "last_mid", missing[len(missing)-1])
+	}
+	if len(drop) > 0 {
 		t.log.Warn("dropped unacknowledged messages of a torn final commit", "from_mid", tornFrom, "records", len(drop))
 	}
-	t.lastChain = prev
+	if n := uint64(len(t.msgs)); n > 0 && t.msgs[n-1].missing {
+		// The records at the end were removed; the anchors know the head.
+		for _, a := range []anchor{last, prev} {
+			if a.Messages == n {
+				t.lastChain = a.Chain
+			}
+		}
+	}
+	st := anchor{Messages: uint64(len(t.msgs)), Chain: t.lastChain}
 	for _, mm := range mems {
 		f := t.folders[mm.folder]
 		if mm.mid == 0 || mm.mid > uint64(len(t.msgs)) || f == nil {
 			drop = append(drop, mm.key)
 			continue
 		}
+		st.Placements++
+		xorInto(&st.PlaceSum, t.placementHash(mm.folder, mm.uid, mm.mid))
 		if t.msgs[mm.mid-1].missing {
 			continue
 		}
@@ -325,6 +358,15 @@ func (t *Tenant) load() error {
 		f.size += m.size
 		f.uidNext = max(f.uidNext, mm.uid+1)
 	}
+	if lastAudit != "" {
+		var e AuditEntry
+		if err := json.Unmarshal([]byte(lastAudit), &e); err != nil {
+			return fmt.Errorf("load audit log: %w", err)
+		}
+		st.Audit, st.AuditHash = e.Seq, auditHashBytes(e.Hash)
+	}
+	t.state = st
+	t.checkAnchoredState(st, last, prev, anchors, pending)
 	if len(drop) > 0 {
 		t.log.Warn("repairing metadata", "records_removed", len(drop))
 		err := t.db.Update(func(tx *buntdb.Tx) error {
@@ -341,7 +383,7 @@ func (t *Tenant) load() error {
 	}
 	// The UID counter of a folder must never go back, even if its newest
 	// messages were dropped above: keep a floor record per folder.
-	return t.db.View(func(tx *buntdb.Tx) error {
+	err = t.db.View(func(tx *buntdb.Tx) error {
 		return tx.AscendKeys("uidnext:*", func(k, v string) bool {
 			id, err1 := strconv.ParseUint(strings.TrimPrefix(k, "uidnext:"), 16, 64)
 			n, err2 := strconv.ParseUint(v, 10, 32)
@@ -351,6 +393,10 @@ func (t *Tenant) load() error {
 			return true
 		})
 	})
+	if err != nil {
+		return err
+	}
+	return t.startAnchors()
 }
 
 // tornTail finds where a torn final commit starts: a gap in the MID
@@ -430,7 +476,7 @@ func (t *Tenant) close() error {
 	close(t.done)
 	t.closeMu.Unlock()
 	t.wg.Wait()
-	return t.closeFiles()
+	return errors.Join(t.closeAnchors(), t.closeFiles())
 }
 
 func (t *Tenant) closeFiles() error {
@@ -446,6 +492,9 @@ func (t *Tenant) closeFiles() error {
 	}
 	if t.blobs != nil {
 		errs = append(errs, t.blobs.Close())
+	}
+	if t.anchors != nil {
+		errs = append(errs, t.anchors.Close())
 	}
 	t.seal.Close()
 	return errors.Join(errs...)

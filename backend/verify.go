@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/mailvault/mailvault/store"
@@ -12,8 +13,14 @@ import (
 
 // Problem is one difference verify found.
 type Problem struct {
-	MID    uint64 `json:"mid,omitempty"`
-	Kind   string `json:"kind"` // record-missing, chain-broken, blob-missing, blob-corrupt, blob-altered, summary-corrupt, blob-orphan
+	MID uint64 `json:"mid,omitempty"`
+	// Kind is one of record-missing, chain-broken, blob-missing,
+	// blob-corrupt, blob-altered, blob-checksum, summary-corrupt,
+	// blob-orphan, pack-damaged, pack-tail-cut, and those found at open
+	// against the anchor log: records-truncated, placements-altered,
+	// audit-truncated, audit-altered, audit-unanchored, chain-anchor-mismatch,
+	// anchors-behind, anchors-missing.
+	Kind   string `json:"kind"`
 	Detail string `json:"detail"`
 }
 
@@ -66,21 +73,27 @@ func (t *Tenant) Verify(ctx context.Context, progress func(done, total int)) (*V
 		key := t.seal.BlobKey(m.sum)
 		known[key] = true
 		sealed, err := t.blobs.Get(ctx, key)
-		if errors.Is(err, store.ErrNotFound) {
+		checksum := errors.Is(err, store.ErrChecksum) && sealed != nil
+		switch {
+		case errors.Is(err, store.ErrNotFound):
 			rep.Problems = append(rep.Problems, Problem{MID: mid, Kind: "blob-missing", Detail: "blob " + key + " is gone"})
 			continue
-		}
-		if errors.Is(err, store.ErrCorrupt) {
+		case checksum:
+			// Opening below authenticates the bytes: it tells whether they
+			// or only the stored checksum were hit.
+		case errors.Is(err, store.ErrCorrupt):
 			rep.Problems = append(rep.Problems, Problem{MID: mid, Kind: "blob-corrupt", Detail: err.Error()})
 			continue
-		}
-		if err != nil {
+		case err != nil:
 			return nil, err
 		}
 		raw, err := t.seal.Open(sealed, []byte(key))
 		if err != nil {
 			rep.Problems = append(rep.Problems, Problem{MID: mid, Kind: "blob-corrupt", Detail: "blob " + key + ": " + err.Error()})
 			continue
+		}
+		if checksum {
+			rep.Problems = append(rep.Problems, Problem{MID: mid, Kind: "blob-checksum", Detail: "the stored checksum of blob " + key + " is damaged; its content authenticates and is served whole"})
 		}
 		if sha256.Sum256(raw) != m.sum || int64(len(raw)) != m.size {
 			rep.Problems = append(rep.Problems, Problem{MID: mid, Kind: "blob-altered", Detail: "content does not match its SHA-256"})
@@ -92,7 +105,17 @@ func (t *Tenant) Verify(ctx context.Context, progress func(done, total int)) (*V
 		}
 	}
 	rep.ChainTip = fmt.Sprintf("%x", prev)
-	err := t.blobs.List(ctx, func(key string) error {
+	if d, ok := t.blobs.(interface{ Damage() []store.PackDamage }); ok {
+		for _, pd := range d.Damage() {
+			rep.Problems = append(rep.Problems, packProblem(pd))
+		}
+	}
+	found, err := t.integrityFindings()
+	if err != nil {
+		return nil, err
+	}
+	rep.Problems = append(rep.Problems, found...)
+	err = t.blobs.List(ctx, func(key string) error {
 		if !known[key] {
 			// Left by a crash between blob write and commit; harmless, and
 			// reused if the message arrives again.
@@ -110,14 +133,45 @@ func (t *Tenant) Verify(ctx context.Context, progress func(done, total int)) (*V
 }
 
 // Clean reports whether the report has no problem that means lost or
-// altered data (orphan blobs are not).
+// altered data. Orphan blobs and a cut torn pack tail are what a crash
+// leaves; if the tail held an acknowledged message, that message is named
+// as missing.
 func (r *VerifyReport) Clean() bool {
 	for _, p := range r.Problems {
-		if p.Kind != "blob-orphan" {
+		if p.Kind != "blob-orphan" && p.Kind != "pack-tail-cut" {
 			return false
 		}
 	}
 	return true
+}
+
+func packProblem(d store.PackDamage) Problem {
+	switch {
+	case d.Tail:
+		return Problem{Kind: "pack-tail-cut", Detail: fmt.Sprintf("%d bytes at offset %d of pack %s did not check out and were cut off at open (a crash before the flush leaves this); they are kept in %s", d.Bytes, d.Offset, d.Pack, d.SavedTo)}
+	case d.Recovered:
+		return Problem{Kind: "pack-damaged", Detail: fmt.Sprintf("the header of the record at offset %d of pack %s is damaged (%s); its data checks out and stays readable", d.Offset, d.Pack, d.Err)}
+	default:
+		return Problem{Kind: "pack-damaged", Detail: fmt.Sprintf("%d bytes at offset %d of pack %s are damaged (%s); the records after them stay readable, a message whose blob was there is named as missing", d.Bytes, d.Offset, d.Pack, d.Err)}
+	}
+}
+
+// integrityFindings are the problems the checks at open found, now or at
+// any earlier open: they are kept in the audit log (see startAnchors).
+func (t *Tenant) integrityFindings() ([]Problem, error) {
+	all, err := t.AuditLog(0, 0)
+	if err != nil {
+		return nil, err
+	}
+	var out []Problem
+	for _, e := range all {
+		if e.Action != "integrity" || e.Actor != "" {
+			continue
+		}
+		kind, detail, _ := strings.Cut(e.Detail, ": ")
+		out = append(out, Problem{Kind: kind, Detail: detail + " (found at open, " + e.Time.Format(time.RFC3339) + ")"})
+	}
+	return out, nil
 }
 
 // Stats are a tenant's counters.

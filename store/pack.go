@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 
@@ -34,6 +36,8 @@ type PackBlobs struct {
 	files []*os.File // by pack number
 	size  int64      // end of the newest pack
 	index map[[32]byte]packLoc
+	// damage is what the scan at open found; read-only afterwards.
+	damage []PackDamage
 
 	// cached is where the bytes still held in the page cache begin: Sync
 	// drops what it has made durable. Its own lock keeps Put from waiting
@@ -62,8 +66,9 @@ const (
 )
 
 // OpenPackBlobs opens (or creates) a pack store in dir. A torn record at the
-// end of the newest pack, left by a crash before its flush, is cut off: no
-// metadata refers to it, as metadata is committed after Sync.
+// end of the newest pack, left by a crash before its flush, is cut off (its
+// bytes saved beside the pack); damage anywhere else is skipped and listed
+// by Damage, and every record that checks out stays readable.
 func OpenPackBlobs(dir string, log *slog.Logger) (*PackBlobs, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create pack dir: %w", err)
@@ -105,38 +110,57 @@ func packName(dir string, n uint32) string {
 }
 
 // scan reads the record headers of one pack into the index and returns the
-// end of its last whole record.
+// end of its last whole record. Damage never costs a readable record: a bad
+// header is skipped up to the next record that checks out (magic, length
+// and CRC), and the records after it stay readable. Only a bad stretch that
+// runs to the end of the newest pack, where a crash before the flush leaves
+// a torn append, is cut off, and its bytes are first saved beside the pack
+// (see saveTail), so even a wrong guess destroys nothing.
 func (b *PackBlobs) scan(pack uint32, f *os.File, newest bool) (int64, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return 0, err
 	}
+	size := st.Size()
 	var h [packHeader]byte
 	var off int64
-	for off < st.Size() {
+	prev := int64(-1) // start of the record before off
+	for off < size {
 		_, err := f.ReadAt(h[:], off)
 		if err == nil && string(h[:4]) != packMagic {
 			err = errors.New("bad record magic")
 		}
 		n := binary.LittleEndian.Uint32(h[36:40])
-		if err == nil && n != packTombstone && off+packHeader+int64(n) > st.Size() {
+		if err == nil && n != packTombstone && off+packHeader+int64(n) > size {
 			err = io.ErrUnexpectedEOF
 		}
 		if err != nil {
-			if !newest {
-				// An older pack is never written again: damage there is
-				// reported by verify for each blob it holds.
-				b.log.Error("damaged pack file; blobs after this point are unreadable", "pack", f.Name(), "offset", off, "err", err)
-				return off, nil
+			// A hit length field of the previous record ends it in the
+			// wrong place, so the bad header here may lie in its data: if
+			// that record does not check out, the stretch starts there.
+			if prev >= 0 {
+				if pkey, _, ok := checkRecord(f, prev, size); !ok {
+					delete(b.index, pkey)
+					off = prev
+				}
 			}
-			b.log.Warn("cutting off a torn record at the end of the newest pack", "pack", f.Name(), "offset", off, "bytes", st.Size()-off)
-			if err := f.Truncate(off); err != nil {
-				return 0, fmt.Errorf("truncate torn pack tail: %w", err)
+			next, rerr := b.resync(f, off+1, size)
+			if rerr != nil {
+				return 0, rerr
 			}
-			return off, nil
+			end, derr := b.damaged(pack, f, off, next, size, newest, err)
+			if derr != nil {
+				return 0, derr
+			}
+			if end < next {
+				return end, nil // a torn tail, cut
+			}
+			off = next
+			continue
 		}
 		var key [32]byte
 		copy(key[:], h[4:36])
+		prev = off
 		if n == packTombstone {
 			delete(b.index, key)
 			off += packHeader
@@ -146,6 +170,178 @@ func (b *PackBlobs) scan(pack uint32, f *os.File, newest bool) (int64, error) {
 		off += packHeader + int64(n)
 	}
 	return off, nil
+}
+
+// PackDamage is a stretch of a pack file whose records did not check out at
+// open. Verify reports each one.
+type PackDamage struct {
+	Pack      string `json:"pack"`
+	Offset    int64  `json:"offset"`
+	Bytes     int64  `json:"bytes"`
+	Recovered bool   `json:"recovered,omitempty"` // the record's data checked out and is readable
+	Tail      bool   `json:"tail,omitempty"`      // ran to the end of the newest pack and was cut off
+	SavedTo   string `json:"saved_to,omitempty"`  // where the cut bytes were kept
+	Err       string `json:"err"`
+}
+
+// Damage lists what the scan at open found damaged.
+func (b *PackBlobs) Damage() []PackDamage {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return slices.Clone(b.damage)
+}
+
+// damaged handles the bad stretch [off, next) of a pack, where next is the
+// next record that checks out (or size). It recovers the record at off if
+// its data checks out against its CRC with the length the stretch implies
+// (a flipped length or magic), else records the stretch as damaged. It
+// returns where the pack's records end: off when a torn tail was cut, else
+// next.
+func (b *PackBlobs) damaged(pack uint32, f *os.File, off, next, size int64, newest bool, cause error) (int64, error) {
+	d := PackDamage{Pack: filepath.Base(f.Name()), Offset: off, Bytes: next - off, Err: cause.Error()}
+	if key, n, ok := recoverRecord(f, off, next); ok {
+		b.index[key] = packLoc{pack: pack, n: n, off: off + packHeader}
+		d.Recovered = true
+		b.log.Warn("pack record with a damaged header recovered: its data checks out", "pack", f.Name(), "offset", off, "err", cause)
+		b.damage = append(b.damage, d)
+		return next, nil
+	}
+	if next < size || !newest {
+		b.log.Error("damaged pack region: records after it stay readable; run verify", "pack", f.Name(), "offset", off, "bytes", next-off, "zeros", allZero(f, off, next), "err", cause)
+		b.damage = append(b.damage, d)
+		return next, nil
+	}
+	saved, err := saveTail(f, off, size)
+	if err != nil {
+		return 0, err
+	}
+	d.Tail, d.SavedTo = true, filepath.Base(saved)
+	b.log.Warn("cutting off a torn record at the end of the newest pack; its bytes are kept", "pack", f.Name(), "offset", off, "bytes", size-off, "saved_to", saved, "err", cause)
+	if err := f.Truncate(off); err != nil {
+		return 0, fmt.Errorf("truncate torn pack tail: %w", err)
+	}
+	b.damage = append(b.damage, d)
+	return off, nil
+}
+
+// resync returns the offset of the first record at or after from that
+// checks out (magic, a length inside the file and a matching CRC; a
+// tombstone by its zero CRC), or size if there is none.
+func (b *PackBlobs) resync(f *os.File, from, size int64) (int64, error) {
+	const chunk = 1 << 20
+	buf := make([]byte, chunk+len(packMagic)-1)
+	for pos := from; pos < size; pos += chunk {
+		n, err := f.ReadAt(buf, pos)
+		if err != nil && err != io.EOF {
+			return 0, fmt.Errorf("scan damaged pack %s: %w", f.Name(), err)
+		}
+		for i := 0; ; {
+			k := bytes.Index(buf[i:n], []byte(packMagic))
+			if k < 0 {
+				break
+			}
+			cand := pos + int64(i+k)
+			if _, _, ok := checkRecord(f, cand, size); ok {
+				return cand, nil
+			}
+			i += k + 1
+		}
+	}
+	return size, nil
+}
+
+// checkRecord reports whether a whole record that checks out starts at off.
+func checkRecord(f *os.File, off, size int64) (key [32]byte, n uint32, ok bool) {
+	var h [packHeader]byte
+	if _, err := f.ReadAt(h[:], off); err != nil || string(h[:4]) != packMagic {
+		return key, 0, false
+	}
+	copy(key[:], h[4:36])
+	n = binary.LittleEndian.Uint32(h[36:40])
+	crc := binary.LittleEndian.Uint32(h[40:44])
+	if n == packTombstone {
+		return key, n, crc == 0
+	}
+	if off+packHeader+int64(n) > size {
+		return key, 0, false
+	}
+	return key, n, dataCRC(f, off+packHeader, int64(n)) == crc
+}
+
+// recoverRecord tries the header at off with the length the bad stretch up
+// to next implies: if the data then matches the header's CRC, only the
+// magic or the length was hit and the data is whole.
+func recoverRecord(f *os.File, off, next int64) (key [32]byte, n uint32, ok bool) {
+	var h [packHeader]byte
+	if _, err := f.ReadAt(h[:], off); err != nil {
+		return key, 0, false
+	}
+	copy(key[:], h[4:36])
+	crc := binary.LittleEndian.Uint32(h[40:44])
+	// The stretch must be exactly this one record, and not empty: sealed
+	// data never is, and the CRC of nothing matches a zeroed header.
+	l := next - off - packHeader
+	if l > 0 && l < int64(packTombstone) && dataCRC(f, off+packHeader, l) == crc {
+		return key, uint32(l), true
+	}
+	return key, 0, false
+}
+
+func dataCRC(f *os.File, off, n int64) uint32 {
+	var crc uint32
+	buf := make([]byte, min(n, 1<<20))
+	for n > 0 {
+		k := min(n, int64(len(buf)))
+		if _, err := f.ReadAt(buf[:k], off); err != nil {
+			return ^crc // cannot match a record that is not all there
+		}
+		crc = crc32.Update(crc, castagnoli, buf[:k])
+		off, n = off+k, n-k
+	}
+	return crc
+}
+
+// allZero reports whether [off, end) holds only zero bytes: a region the
+// filesystem allocated but a crash kept from being written.
+func allZero(f *os.File, off, end int64) bool {
+	buf := make([]byte, 64<<10)
+	for off < end {
+		k, err := f.ReadAt(buf[:min(int64(len(buf)), end-off)], off)
+		for _, c := range buf[:k] {
+			if c != 0 {
+				return false
+			}
+		}
+		if err != nil {
+			return err == io.EOF && off+int64(k) >= end
+		}
+		off += int64(k)
+	}
+	return true
+}
+
+// saveTail copies [off, size) of a pack to a file beside it and makes the
+// copy durable before the caller cuts the pack: repair keeps every byte.
+func saveTail(f *os.File, off, size int64) (string, error) {
+	name := fmt.Sprintf("%s.tail-%d", f.Name(), off)
+	out, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("save torn pack tail: %w", err)
+	}
+	_, err = io.Copy(out, io.NewSectionReader(f, off, size-off))
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = SyncDir(filepath.Dir(name))
+	}
+	if err != nil {
+		return "", fmt.Errorf("save torn pack tail: %w", err)
+	}
+	return name, nil
 }
 
 func (b *PackBlobs) newPack() error {
@@ -208,7 +404,8 @@ func (b *PackBlobs) Put(ctx context.Context, key string, data []byte) error {
 	return nil
 }
 
-// Get reads a blob and checks its CRC.
+// Get reads a blob and checks its CRC. On a CRC mismatch it returns the
+// bytes with an error that is ErrChecksum.
 func (b *PackBlobs) Get(ctx context.Context, key string) ([]byte, error) {
 	k, err := parseKey(key)
 	if err != nil {
@@ -229,8 +426,13 @@ func (b *PackBlobs) Get(ctx context.Context, key string) ([]byte, error) {
 		return nil, fmt.Errorf("get blob %s: %w", key, err)
 	}
 	data := buf[packHeader:]
-	if string(buf[4:36]) != string(k[:]) || crc32.Checksum(data, castagnoli) != binary.LittleEndian.Uint32(buf[40:44]) {
+	if string(buf[4:36]) != string(k[:]) {
 		return nil, fmt.Errorf("get blob %s: %w", key, ErrCorrupt)
+	}
+	if crc32.Checksum(data, castagnoli) != binary.LittleEndian.Uint32(buf[40:44]) {
+		// The data may be whole and the stored CRC the damaged part: the
+		// caller can tell by authenticating the sealed bytes.
+		return data, fmt.Errorf("get blob %s: %w", key, ErrChecksum)
 	}
 	return data, nil
 }

@@ -31,6 +31,11 @@ const (
 // ErrCorrupt is returned when sealed data fails authentication or decoding.
 var ErrCorrupt = errors.New("sealed data corrupt or tampered")
 
+// ErrChecksum is a record whose stored checksum does not match its bytes;
+// it is an ErrCorrupt. Whether the bytes or the checksum were hit, opening
+// the sealed bytes (which authenticates them) tells.
+var ErrChecksum = fmt.Errorf("record checksum mismatch: %w", ErrCorrupt)
+
 // Sealer compresses and encrypts with one tenant's data key. It is safe for
 // concurrent use.
 type Sealer struct {
@@ -82,6 +87,16 @@ func (s *Sealer) BlobKey(sum [32]byte) string {
 	m := hmac.New(sha256.New, s.mac)
 	m.Write(sum[:])
 	return hex.EncodeToString(m.Sum(nil))
+}
+
+// DeriveKey returns a secret for one purpose, derived from the data key:
+// for keyed checksums that whoever sees the files cannot recompute.
+func (s *Sealer) DeriveKey(purpose string) [32]byte {
+	m := hmac.New(sha256.New, s.mac)
+	m.Write([]byte("mailvault derived key " + purpose))
+	var k [32]byte
+	m.Sum(k[:0])
+	return k
 }
 
 // Seal compresses (when that saves space) and encrypts plain. aad binds the

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -357,4 +358,168 @@ func residentPages(t *testing.T, path string) int {
 		n += int(v & 1)
 	}
 	return n
+}
+
+// TestPackDamageKeepsReadableRecords flips bits in the headers of records
+// of the newest pack, as a bad disk or a hostile operator might: every
+// record that still checks out must stay readable, a record whose data is
+// whole is recovered, and only a stretch with nothing whole after it at
+// the very end is cut, its bytes saved beside the pack.
+func TestPackDamageKeepsReadableRecords(t *testing.T) {
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	key := func(i int) string { return fmt.Sprintf("%064x", i+1) }
+	data := func(i int) []byte { return bytes.Repeat([]byte{byte('a' + i%26)}, 100+i*13) }
+	const n = 40
+	fill := func(t *testing.T) (string, *PackBlobs) {
+		dir := t.TempDir()
+		b, err := OpenPackBlobs(dir, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < n; i++ {
+			if err := b.Put(ctx, key(i), data(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return dir, b
+	}
+	flip := func(t *testing.T, path string, off int64, bit byte) {
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		var c [1]byte
+		f.ReadAt(c[:], off)
+		c[0] ^= bit
+		f.WriteAt(c[:], off)
+	}
+	readable := func(t *testing.T, b *PackBlobs, skip map[int]bool) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			got, err := b.Get(ctx, key(i))
+			if skip[i] {
+				if err == nil {
+					t.Errorf("record %d read back although its bytes are damaged", i)
+				}
+				continue
+			}
+			if err != nil || !bytes.Equal(got, data(i)) {
+				t.Errorf("record %d after reopen: %v", i, err)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name      string
+		rec       int   // record whose header is hit
+		field     int64 // byte within the header
+		bit       byte
+		lost      map[int]bool
+		recovered bool
+	}{
+		{"magic in the middle", 10, 1, 0x04, nil, true},
+		{"length in the middle", 10, 37, 0x01, nil, true},
+		{"length high bits in the middle", 20, 39, 0x40, nil, true},
+		{"length shorter in the middle", 10, 36, 0x02, nil, true},
+		{"length of the last record", n - 1, 37, 0x01, nil, true},
+		{"magic of the last record", n - 1, 0, 0x01, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, b := fill(t)
+			path, off, _, _ := b.Locate(key(tc.rec))
+			b.Close()
+			flip(t, path, off-packHeader+tc.field, tc.bit)
+			size := fileSize(t, path)
+			b, err := OpenPackBlobs(dir, log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			readable(t, b, tc.lost)
+			d := b.Damage()
+			if len(d) != 1 || d[0].Recovered != tc.recovered || d[0].Tail {
+				t.Fatalf("damage %+v, want one stretch, recovered=%v", d, tc.recovered)
+			}
+			if got := fileSize(t, path); got != size {
+				t.Errorf("pack cut from %d to %d bytes", size, got)
+			}
+			// New records go after the old ones and read back.
+			if err := b.Put(ctx, key(99), []byte("after")); err != nil {
+				t.Fatal(err)
+			}
+			b.Close()
+			if b, err = OpenPackBlobs(dir, log); err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			readable(t, b, tc.lost)
+			if got, err := b.Get(ctx, key(99)); err != nil || string(got) != "after" {
+				t.Errorf("record written after the damage: %q %v", got, err)
+			}
+		})
+	}
+	t.Run("zeroed header and crc", func(t *testing.T) {
+		dir, b := fill(t)
+		path, off, _, _ := b.Locate(key(10))
+		crcPath, crcOff, _, _ := b.Locate(key(30))
+		b.Close()
+		f, _ := os.OpenFile(path, os.O_RDWR, 0)
+		f.WriteAt(make([]byte, packHeader), off-packHeader)
+		f.Close()
+		flip(t, crcPath, crcOff-4, 0x08)
+		b, err := OpenPackBlobs(dir, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		readable(t, b, map[int]bool{10: true, 30: true})
+		if d := b.Damage(); len(d) != 1 || d[0].Recovered || d[0].Offset != off-packHeader {
+			t.Fatalf("damage %+v, want the zeroed record's stretch", d)
+		}
+		// A hit CRC leaves the bytes to the caller to authenticate.
+		got, err := b.Get(ctx, key(30))
+		if !errors.Is(err, ErrChecksum) || !errors.Is(err, ErrCorrupt) || !bytes.Equal(got, data(30)) {
+			t.Errorf("record with a hit CRC: %v, %d bytes", err, len(got))
+		}
+	})
+	t.Run("torn tail", func(t *testing.T) {
+		dir, b := fill(t)
+		path, _, _, _ := b.Locate(key(0))
+		b.Close()
+		size := fileSize(t, path)
+		torn := []byte("MVB1" + strings.Repeat("k", 32) + "\x00\x10\x00\x00half a record")
+		f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		f.Write(torn)
+		f.Close()
+		b, err := OpenPackBlobs(dir, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		readable(t, b, nil)
+		d := b.Damage()
+		if len(d) != 1 || !d[0].Tail || d[0].Offset != size {
+			t.Fatalf("damage %+v, want the torn tail at %d", d, size)
+		}
+		if got := fileSize(t, path); got != size {
+			t.Errorf("pack is %d bytes after the cut, want %d", got, size)
+		}
+		saved, err := os.ReadFile(filepath.Join(dir, d[0].SavedTo))
+		if err != nil || !bytes.Equal(saved, torn) {
+			t.Errorf("saved tail %q %v, want the cut bytes", saved, err)
+		}
+	})
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
 }
