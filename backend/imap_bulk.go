@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/tidwall/buntdb"
 
 	"github.com/mailvault/mailvault/mailparse"
+	"github.com/mailvault/mailvault/store"
 )
 
 // Bulk reads for protocol servers that list whole folders at once (IMAP
@@ -98,15 +100,16 @@ func (t *Tenant) ListMessages(ctx context.Context, mids []uint64) ([]ListedMessa
 		offs = append(offs, m.sumOff)
 	}
 	t.mu.RUnlock()
+	var damaged []int
 	err := t.sums.ReadBatch(offs, func(k int, sealed []byte, err error) error {
 		l := &out[at[k]]
-		if err != nil {
-			l.Err = fmt.Errorf("summary of message %d: %w", l.MID, err)
-			return nil
+		rec, oerr := t.openRead(l.MID, l.SHA256, sealed, err)
+		if oerr != nil || err != nil {
+			// Rebuilt below; a record whose checksum alone was hit is
+			// rewritten too, so that verify finds the log whole again.
+			damaged = append(damaged, at[k])
 		}
-		rec, err := t.openSummary(l.MID, l.SHA256, sealed)
-		if err != nil {
-			l.Err = err
+		if oerr != nil {
 			return nil
 		}
 		if l.Envelope, err = decodeEnvelope(rec); err != nil {
@@ -116,6 +119,17 @@ func (t *Tenant) ListMessages(ctx context.Context, mids []uint64) ([]ListedMessa
 	})
 	if err != nil {
 		return nil, err
+	}
+	for _, i := range damaged {
+		l := &out[i]
+		rec, err := t.rebuildSummary(ctx, l.MID)
+		if l.Envelope != nil {
+			continue // served from the authentic record
+		}
+		if err == nil {
+			l.Envelope, err = decodeEnvelope(rec)
+		}
+		l.Err = err
 	}
 	return out, nil
 }
@@ -145,11 +159,90 @@ func (t *Tenant) summaryRecord(mid uint64) ([]byte, error) {
 	}
 	m := t.msgs[mid-1]
 	t.mu.RUnlock()
-	sealed, err := t.sums.Read(m.sumOff)
+	sealed, rerr := t.sums.Read(m.sumOff)
+	rec, err := t.openRead(mid, m.sum, sealed, rerr)
+	if err != nil || rerr != nil {
+		rebuilt, berr := t.rebuildSummary(context.Background(), mid)
+		if err != nil {
+			return rebuilt, berr
+		}
+	}
+	return rec, nil
+}
+
+// openRead opens a summary record as the log returned it. A record whose
+// checksum alone was hit still authenticates, and is used.
+func (t *Tenant) openRead(mid uint64, sum [32]byte, sealed []byte, rerr error) ([]byte, error) {
+	if rerr != nil && !(errors.Is(rerr, store.ErrChecksum) && sealed != nil) {
+		return nil, fmt.Errorf("summary of message %d: %w", mid, rerr)
+	}
+	rec, err := t.openSummary(mid, sum, sealed)
 	if err != nil {
 		return nil, err
 	}
-	return t.openSummary(mid, m.sum, sealed)
+	if rerr != nil {
+		t.log.Error("summary record checksum damaged; its content authenticates and is used", "mid", mid, "err", rerr)
+	}
+	return rec, nil
+}
+
+// rebuildSummary parses the archived message again when its summary record
+// cannot be read (a summary is derived data; the message is the record),
+// appends the new summary to the log and points the message at it. The
+// message itself is untouched, and the hash chain does not cover where a
+// summary lies.
+func (t *Tenant) rebuildSummary(ctx context.Context, mid uint64) ([]byte, error) {
+	raw, err := t.RawMessage(ctx, mid)
+	if err != nil {
+		return nil, fmt.Errorf("rebuild summary of message %d: %w", mid, err)
+	}
+	rec, err := mailparse.Parse(raw, mailparse.Options{MaxText: -1}).MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("rebuild summary of message %d: %w", mid, err)
+	}
+	t.mu.RLock()
+	m := t.msgs[mid-1]
+	t.mu.RUnlock()
+	sealed := t.seal.SealUncompressed(rec, []byte("summary "+t.seal.BlobKey(m.sum)))
+	t.wmu.Lock()
+	err = t.replaceSummary(mid, m.sumOff, sealed)
+	t.wmu.Unlock()
+	if err != nil {
+		t.log.Error("rebuilt summary not stored; serving it", "mid", mid, "err", err)
+		return rec, nil
+	}
+	t.log.Warn("summary record damaged; rebuilt from the archived message", "mid", mid)
+	t.Audit(ctx, "", "summary-rebuilt", fmt.Sprintf("message %d: its summary record at offset %d was damaged and was rebuilt from the message", mid, m.sumOff))
+	return rec, nil
+}
+
+// replaceSummary stores a rebuilt summary unless another reader did so
+// since old was read. The caller holds wmu.
+func (t *Tenant) replaceSummary(mid uint64, old int64, sealed []byte) error {
+	t.mu.RLock()
+	m := t.msgs[mid-1]
+	t.mu.RUnlock()
+	if m.sumOff != old {
+		return nil
+	}
+	offs, err := t.sums.Append([][]byte{sealed})
+	if err != nil {
+		return err
+	}
+	if err := t.sums.Sync(); err != nil {
+		return err
+	}
+	m.sumOff = offs[0]
+	if err := t.db.Update(func(tx *buntdb.Tx) error {
+		_, _, err := tx.Set(msgKey(mid), encodeMsg(&m), nil)
+		return err
+	}); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.msgs[mid-1].sumOff = offs[0]
+	t.mu.Unlock()
+	return nil
 }
 
 // openSummary authenticates and decrypts a summary record, which is bound
