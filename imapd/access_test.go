@@ -328,8 +328,8 @@ func TestThrottle(t *testing.T) {
 	}
 }
 
-// TestAudit: a compliance user's login, folder opens and message reads are
-// audited, one entry per command; a reader's are not.
+// TestAudit: a compliance user's login, folder opens, message reads and
+// searches are audited, one entry per command; a reader's are not.
 func TestAudit(t *testing.T) {
 	f := newFixture(t, 8, false)
 	ctx := context.Background()
@@ -351,6 +351,7 @@ func TestAudit(t *testing.T) {
 	c.ok(`EXAMINE "Archive/journal@acme.example/INBOX"`)
 	c.ok("FETCH 1:* (UID FLAGS)") // no content: not a retrieval
 	c.ok("UID FETCH 1:* (BODY.PEEK[HEADER] BODYSTRUCTURE)")
+	c.ok(`UID SEARCH OR SUBJECT "invoice" NOT BODY "meeting"`)
 	after, err := f.acme.AuditLog(before[len(before)-1].Seq, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -366,6 +367,7 @@ func TestAudit(t *testing.T) {
 		"imap-login from 127.0.0.1",
 		"imap-open journal@acme.example/INBOX",
 		fmt.Sprintf("imap-fetch journal@acme.example/INBOX uids 1:%d BODYSTRUCTURE BODY", len(f.inbox)),
+		`imap-search journal@acme.example/INBOX OR (HEADER "Subject" "invoice") (NOT (BODY "meeting")) hits=`,
 	}
 	if len(got) != len(want) {
 		t.Fatalf("audit entries:\n%s", strings.Join(got, "\n"))

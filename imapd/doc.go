@@ -16,9 +16,16 @@
 // succeed and remove nothing, as no message can carry \Deleted. STORE
 // changes the user's own flags (\Seen, \Flagged, \Answered, \Draft,
 // keywords), never the archived message; archived mail starts \Seen.
-// Every login, folder open and message read (ENVELOPE, BODYSTRUCTURE, body
-// sections) of a compliance user is written to the tenant's audit log, one
-// entry per command.
+// Every login, folder open, search and message read (ENVELOPE,
+// BODYSTRUCTURE, body sections) of a compliance user is written to the
+// tenant's audit log, one entry per command.
+//
+// ID (RFC 2971) answers the server's name and version, in any state.
+// Malformed commands are answered BAD (a mailbox name that is not valid
+// modified UTF-7: NO), never as a server error; after ENABLE UTF8=ACCEPT
+// or IMAP4rev2, folder names are UTF-8 on the wire, "&" included. Before
+// login, the third BAD answer ends the connection (a client speaking
+// another protocol); see third_party/README.md for these library changes.
 //
 // ENVELOPE and BODYSTRUCTURE come from the summary stored at ingest, body
 // sections are slices of the archived bytes at the offsets recorded there;
@@ -40,9 +47,15 @@
 //     "@acme.example" must match whole. TO and BCC also find the journal's
 //     envelope recipients, so BCC finds blind copies the header never
 //     showed.
-//   - A search string without any word (only punctuation, or "") matches
-//     every message; words over 128 bytes are compared by their first 128.
-//   - Message-ID, In-Reply-To and References compare whole message ids.
+//   - A search string without any word (only punctuation, "!!!") is
+//     compared as a substring, as RFC 9051 asks: for header keys in the
+//     stored header values, for BODY and TEXT in the message as archived
+//     (not decoded), which reads every candidate message. An empty string
+//     matches every message (HEADER: every message with the field). Words
+//     over 128 bytes are compared by their first 128.
+//   - Message-ID, In-Reply-To, References and Resent-Message-ID match
+//     substrings ("4711@mx" finds <deal.4711@mx.example>): the index gives
+//     the messages with the field, the stored headers decide.
 //   - Parts of very large messages (bodies beyond 2 MiB, header values
 //     beyond 64 KiB) are not searchable, nor signature headers' values.
 //   - The index follows ingest by a moment: a message that has just arrived

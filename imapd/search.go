@@ -1,10 +1,13 @@
 package imapd
 
 import (
+	"bytes"
+	"fmt"
 	"math/bits"
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -48,6 +51,9 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		}
 	})
 	data.Count = uint32(count)
+	// Searching reveals content as reading does: audited like JMAP's
+	// Email/query.
+	s.audit(t, "imap-search", fmt.Sprintf("%s %.500s hits=%d", sel.ref.display(), criteriaText(criteria), count))
 	if kind == imapserver.NumKindUID {
 		data.All = uidSet
 		if count > 0 {
@@ -147,12 +153,28 @@ func (m *matcher) eval(c *imap.SearchCriteria) (bitset, error) {
 		res.and(m.fromUIDs(uids))
 	}
 	for _, h := range c.Header {
-		if h.Value == "" || index.HeaderValueIndexed(strings.ToLower(h.Key)) || res.empty() {
+		if !verifiedHeader(h) || res.empty() {
 			continue
 		}
 		// The index found the messages that have the header; its value
 		// is checked in the stored headers, as a substring.
 		if err := m.headerValue(res, h.Key, h.Value); err != nil {
+			return nil, err
+		}
+	}
+	for _, b := range c.Body {
+		if hasWord(b) || res.empty() {
+			continue
+		}
+		if err := m.rawContains(res, b, true); err != nil {
+			return nil, err
+		}
+	}
+	for _, x := range c.Text {
+		if hasWord(x) || res.empty() {
+			continue
+		}
+		if err := m.rawContains(res, x, false); err != nil {
 			return nil, err
 		}
 	}
@@ -198,22 +220,101 @@ func hasFlag(l []string, f imap.Flag) bool {
 }
 
 // textQuery translates the keys of one criteria level that the full-text
-// index answers.
+// index answers. For a header whose value is verified afterwards, the index
+// gives the messages that have the header; a BODY or TEXT string without a
+// word is left to rawContains.
 func textQuery(c *imap.SearchCriteria) (index.Query, bool) {
 	var qs []index.Query
 	for _, h := range c.Header {
-		qs = append(qs, index.Header(h.Key, h.Value))
+		if verifiedHeader(h) {
+			qs = append(qs, index.Header(h.Key, ""))
+		} else {
+			qs = append(qs, index.Header(h.Key, h.Value))
+		}
 	}
 	for _, b := range c.Body {
-		qs = append(qs, index.Text(index.FieldBody, b))
+		if hasWord(b) {
+			qs = append(qs, index.Text(index.FieldBody, b))
+		}
 	}
 	for _, x := range c.Text {
-		qs = append(qs, index.Text(index.FieldText, x))
+		if hasWord(x) {
+			qs = append(qs, index.Text(index.FieldText, x))
+		}
 	}
 	if len(qs) == 0 {
 		return index.Query{}, false
 	}
 	return index.And(qs...), true
+}
+
+// verifiedHeader reports whether a header key is decided by a substring
+// check of the stored headers (RFC 9051 6.4.4) rather than by the index:
+// the index does not hold the value, compares message ids only whole, or
+// would match every message for a string without a word ("!!!"). An empty
+// string matches every message with the header, which the index answers.
+func verifiedHeader(h imap.SearchCriteriaHeaderField) bool {
+	if strings.TrimSpace(h.Value) == "" {
+		return false
+	}
+	name := strings.ToLower(h.Key)
+	return !index.HeaderValueIndexed(name) || isMessageIDHeader(name) || !hasWord(h.Value)
+}
+
+// isMessageIDHeader names the headers the index keeps as whole message ids.
+func isMessageIDHeader(lowerName string) bool {
+	switch lowerName {
+	case "message-id", "in-reply-to", "references", "resent-message-id":
+		return true
+	}
+	return false
+}
+
+// hasWord reports whether the index finds a word in s: a letter, a digit
+// or a connector such as "_" (the word classes of its tokenizer). Telling
+// a wordless string wrongly only makes the search slower, never wrong, as
+// such strings are checked as substrings.
+func hasWord(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool {
+		return unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.Is(unicode.Pc, r)
+	})
+}
+
+// rawContains keeps the messages of res whose archived bytes (the body
+// only, with bodyOnly) contain s, case-insensitively. It serves BODY and
+// TEXT strings without a word, which the index cannot answer; the bytes
+// are compared as archived, not decoded.
+func (m *matcher) rawContains(res bitset, s string, bodyOnly bool) error {
+	want := bytes.ToLower([]byte(s))
+	out := newBitset(m.n, false)
+	var ferr error
+	res.each(func(lo, hi int) {
+		for i := lo; i < hi && ferr == nil; i++ {
+			raw, err := m.t.RawMessage(m.s.ctx, m.sel.mids[i])
+			if err != nil {
+				ferr = m.s.fail("search", err)
+				return
+			}
+			if bodyOnly {
+				// The body as BODY[TEXT] has it.
+				sum, err := m.t.Summary(m.s.ctx, m.sel.mids[i])
+				if err != nil {
+					ferr = m.s.fail("search", err)
+					return
+				}
+				start, end, ok := sum.Section(nil, "TEXT")
+				if !ok || end > int64(len(raw)) {
+					continue
+				}
+				raw = raw[start:end]
+			}
+			if bytes.Contains(bytes.ToLower(raw), want) {
+				out.set(i)
+			}
+		}
+	})
+	res.and(out)
+	return ferr
 }
 
 // slack is the widest distance of a time zone from UTC: the index keeps
@@ -416,4 +517,57 @@ func (b bitset) each(fn func(lo, hi int)) {
 	if lo >= 0 {
 		fn(lo, hi)
 	}
+}
+
+// criteriaText writes search criteria back in IMAP syntax, for the audit
+// log.
+func criteriaText(c *imap.SearchCriteria) string {
+	var keys []string
+	add := func(format string, args ...any) { keys = append(keys, fmt.Sprintf(format, args...)) }
+	for _, set := range c.SeqNum {
+		add("%s", set)
+	}
+	for _, set := range c.UID {
+		add("UID %s", set)
+	}
+	date := func(key string, t time.Time) {
+		if !t.IsZero() {
+			add("%s %s", key, t.Format("2-Jan-2006"))
+		}
+	}
+	date("SINCE", c.Since)
+	date("BEFORE", c.Before)
+	date("SENTSINCE", c.SentSince)
+	date("SENTBEFORE", c.SentBefore)
+	for _, h := range c.Header {
+		add("HEADER %q %q", h.Key, h.Value)
+	}
+	for _, b := range c.Body {
+		add("BODY %q", b)
+	}
+	for _, x := range c.Text {
+		add("TEXT %q", x)
+	}
+	for _, f := range c.Flag {
+		add("KEYWORD %s", f)
+	}
+	for _, f := range c.NotFlag {
+		add("UNKEYWORD %s", f)
+	}
+	if c.Larger > 0 {
+		add("LARGER %d", c.Larger)
+	}
+	if c.Smaller > 0 {
+		add("SMALLER %d", c.Smaller)
+	}
+	for i := range c.Not {
+		add("NOT (%s)", criteriaText(&c.Not[i]))
+	}
+	for i := range c.Or {
+		add("OR (%s) (%s)", criteriaText(&c.Or[i][0]), criteriaText(&c.Or[i][1]))
+	}
+	if len(keys) == 0 {
+		return "ALL"
+	}
+	return strings.Join(keys, " ")
 }

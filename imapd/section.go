@@ -67,7 +67,8 @@ func partial(b []byte, offset, size int64) []byte {
 	if offset >= int64(len(b)) {
 		return nil
 	}
-	return b[offset:min(int64(len(b)), offset+size)]
+	// offset+size may overflow: compare with what is left instead.
+	return b[offset : offset+min(int64(len(b))-offset, size)]
 }
 
 // findPart returns the part that the section part numbers path names,

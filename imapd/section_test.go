@@ -3,6 +3,7 @@ package imapd
 import (
 	"bytes"
 	"encoding/base64"
+	"math"
 	"mime/quotedprintable"
 	"os"
 	"strings"
@@ -133,6 +134,31 @@ func FuzzSection(f *testing.F) {
 			if _, err := binarySection(sum, raw, path); err != nil && !strings.Contains(err.Error(), "UNKNOWN-CTE") {
 				t.Fatal(err)
 			}
+		}
+	})
+}
+
+// FuzzPartial: <offset.size> is the slice of the section the client asked
+// for, cut at its end, for any offset and size a client may send (up to
+// 2^63-1 each, which once overflowed into a panic).
+func FuzzPartial(f *testing.F) {
+	f.Add([]byte("hello world"), int64(6), int64(5))
+	f.Add([]byte("hello"), int64(1), int64(math.MaxInt64))
+	f.Add([]byte(""), int64(math.MaxInt64), int64(math.MaxInt64))
+	f.Fuzz(func(t *testing.T, b []byte, offset, size int64) {
+		if offset < 0 || size < 0 {
+			return // the parser takes digits only
+		}
+		got := partial(b, offset, size)
+		var want []byte
+		if offset < int64(len(b)) {
+			want = b[offset:]
+			if size < int64(len(want)) {
+				want = want[:size]
+			}
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("partial(%q, %d, %d) = %q, want %q", b, offset, size, got, want)
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -22,6 +23,7 @@ type Server struct {
 	log     *slog.Logger
 	tlsConf *tls.Config
 	limiter *limiter
+	version string // answered to ID
 
 	// The library decides per server, not per connection, whether plaintext
 	// authentication is allowed: loopback connections go to local, which
@@ -58,7 +60,7 @@ func New(p *backend.Provider, cfg conf.IMAP, dataDir string, log *slog.Logger) (
 		return nil, err
 	}
 	s := &Server{
-		p: p, log: log, tlsConf: tlsConf, limiter: newLimiter(),
+		p: p, log: log, tlsConf: tlsConf, limiter: newLimiter(), version: buildVersion(),
 		localQ: newConnQueue(), remoteQ: newConnQueue(),
 		done: make(chan struct{}), listeners: map[net.Listener]struct{}{},
 	}
@@ -239,4 +241,23 @@ type libLogger struct{ log *slog.Logger }
 
 func (l libLogger) Printf(format string, args ...any) {
 	l.log.Warn(fmt.Sprintf(format, args...))
+}
+
+// buildVersion is the binary's module version, or for a build from a
+// checkout its commit.
+func buildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	if v != "" && v != "(devel)" {
+		return v
+	}
+	for _, st := range bi.Settings {
+		if st.Key == "vcs.revision" && len(st.Value) >= 12 {
+			return "devel-" + st.Value[:12]
+		}
+	}
+	return "devel"
 }

@@ -46,6 +46,7 @@ type selection struct {
 var (
 	_ imapserver.SessionIMAP4rev2 = (*session)(nil)
 	_ imapserver.SessionNamespace = (*session)(nil)
+	_ imapserver.SessionID        = (*session)(nil)
 )
 
 func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
@@ -184,6 +185,15 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 // Expunge even after EXAMINE) must succeed.
 func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
 	return nil
+}
+
+// ID answers RFC 2971's ID with the server's name and version; what the
+// client says of itself goes to the debug log.
+func (s *session) ID(client *imap.IDData) *imap.IDData {
+	if client != nil {
+		s.srv.log.Debug("imap client", "name", client.Name, "version", client.Version, "remote", s.remote.String())
+	}
+	return &imap.IDData{Name: "mailvault", Version: s.srv.version, Vendor: "mailvault"}
 }
 
 // Namespace: the own archive mailbox is the personal namespace, other

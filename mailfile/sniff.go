@@ -10,10 +10,6 @@ import (
 // ErrNotMail reports a file that is neither a message nor an mbox file.
 var ErrNotMail = errors.New("not an e-mail message or mbox file")
 
-// ErrEmptyMessage reports an empty file or an empty mbox entry: there is
-// nothing to archive, but the administrator should know.
-var ErrEmptyMessage = errors.New("empty message")
-
 type fileKind int
 
 const (

@@ -54,9 +54,10 @@ type Message struct {
 // mail programs, are skipped; symbolic links to directories are not
 // followed.
 //
-// Problems with single entries (unreadable files, files that are no mail,
-// empty messages) are passed to onError with the entry's source, and the
-// walk goes on; with a nil onError the first one ends the walk and is
+// Empty files and mbox entries are messages of zero bytes, archived as
+// they are (as SMTP archives an empty DATA). Problems with single entries
+// (unreadable files, files that are no mail) are passed to onError with
+// the entry's source, and the walk goes on; with a nil onError the first one ends the walk and is
 // returned. Walk stops when fn returns an error or ctx is done, and returns
 // that error.
 //
@@ -107,9 +108,6 @@ func (w *walker) report(source string, err error) error {
 func (w *walker) emit(size int) error {
 	if err := w.ctx.Err(); err != nil {
 		return err
-	}
-	if size == 0 {
-		return w.report(w.msg.Source, ErrEmptyMessage)
 	}
 	w.messages++
 	w.bytes += int64(size)
@@ -304,7 +302,10 @@ func (w *walker) file(p, folder, mboxFolder string) error {
 	}
 	w.msg = Message{Source: p, Date: fi.ModTime()}
 	if n == 0 {
-		return w.report(p, ErrEmptyMessage)
+		// An empty file is archived as it is, as SMTP archives an empty
+		// DATA: what the source holds is not dropped.
+		w.msg.Folder, w.msg.Raw = folder, w.buf
+		return w.emit(0)
 	}
 	kind, why := sniff(w.buf, n == sniffSize)
 	switch kind {

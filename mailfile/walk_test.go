@@ -70,7 +70,9 @@ func TestWalkMixedDirectory(t *testing.T) {
 		{"Local Folders/Inbox/Sub", "Local Folders/Inbox.sbd/Sub#2", two, jan2, nil},
 		{"", "a.eml", emlLF, mtime, nil},
 		{"", "b.EML", emlCRLF, mtime, nil},
+		{"broken", "broken.mbox#1", "", jan1, nil},
 		{"broken", "broken.mbox#2", two, jan2, nil},
+		{"", "empty.eml", "", mtime, nil},
 		{"", "saved.eml#1", one, jan1, nil},
 		{"users/alice/Maildir", "users/alice/Maildir/cur/1.M1.h:2,S", emlCRLF, mtime, []string{`\Seen`}},
 		{"users/alice/Maildir/Sent", "users/alice/Maildir/.Sent/new/2.M1.h", emlLF, mtime, nil},
@@ -82,8 +84,6 @@ func TestWalkMixedDirectory(t *testing.T) {
 		source string
 		err    error
 	}{
-		{"broken.mbox#1", ErrEmptyMessage},
-		{"empty.eml", ErrEmptyMessage},
 		{"loop", nil},
 		{"notes.txt", ErrNotMail},
 		{"outlook.msg", ErrNotMail},

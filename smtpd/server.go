@@ -18,10 +18,11 @@ import (
 )
 
 const (
-	// maxLineLength replaces go-smtp's 2,000 bytes, which also applies
-	// inside DATA: journaled mail has longer lines, and a line over the
-	// limit would be refused for good.
-	maxLineLength = 1 << 20
+	// maxLineLength bounds a command line; AUTH PLAIN's may reach 12,288
+	// bytes (RFC 4954). Message lines are not limited (go-smtp patch, see
+	// third_party/README.md): a journal copy with a longer line is archived
+	// as it came, within max_message_bytes.
+	maxLineLength = 16 << 10
 	// maxRecipients bounds one transaction; address-encoding journaling
 	// (journal+rcpt=…) sends one RCPT per original recipient.
 	maxRecipients = 10000

@@ -264,10 +264,6 @@ func (ss *session) readFailed(err error) error {
 		ss.s.stats.tooLarge.Add(1)
 		ss.log.Warn("journal copy refused", "reply", se.Error())
 		return se
-	case errors.Is(err, smtp.ErrTooLongLine):
-		ss.s.stats.tooLarge.Add(1)
-		ss.log.Warn("journal copy refused: line too long", "limit", maxLineLength)
-		return reply(552, 5, 3, 4, "message has a line longer than %d bytes", maxLineLength)
 	}
 	ss.s.stats.tempFailures.Add(1)
 	ss.log.Warn("journal copy not received", "err", err)

@@ -978,6 +978,14 @@ func (c *Conn) handleData(arg string) {
 
 	defer c.reset()
 
+	// The line limit protects command parsing; a message line of any
+	// length is data, bounded by MaxMessageBytes as BDAT chunks are.
+	// (mailvault patch, see third_party/README.md)
+	c.lineLimitReader.LineLimit = 0
+	defer func() {
+		c.lineLimitReader.LineLimit = c.server.MaxLineLength
+	}()
+
 	if c.server.LMTP {
 		c.handleDataLMTP()
 		return

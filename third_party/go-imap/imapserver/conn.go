@@ -25,6 +25,13 @@ const (
 	literalWriteTimeout = 5 * time.Minute
 
 	maxCommandSize = 50 * 1024 // RFC 2683 section 3.2.1.5 says 8KiB minimum
+
+	// maxBadBeforeAuth BAD answers before authentication end the
+	// connection: a client that speaks another protocol (an HTTP request
+	// sent to the IMAP port in a cross-protocol attack) is cut off after a
+	// few lines, while a real client may still try a command the server
+	// does not know. (mailvault patch, see third_party/README.md)
+	maxBadBeforeAuth = 3
 )
 
 var internalServerErrorResp = &imap.StatusResponse{
@@ -46,6 +53,12 @@ type Conn struct {
 
 	state   imap.ConnState
 	session Session
+
+	// mailvault patch, see third_party/README.md: BAD answers so far
+	// before authentication, and why the connection must end after the
+	// current command's answer ("" if it need not).
+	badBeforeAuth int
+	byeAfter      string
 }
 
 func newConn(c net.Conn, server *Server) *Conn {
@@ -178,6 +191,7 @@ func (c *Conn) serve() {
 		dec := imapwire.NewDecoder(c.br, imapwire.ConnSideServer)
 		dec.MaxSize = maxCommandSize
 		dec.CheckBufferedLiteralFunc = c.checkBufferedLiteral
+		dec.MailboxUTF8 = c.mailboxUTF8()
 
 		if c.state == imap.ConnStateLogout || dec.EOF() {
 			break
@@ -276,14 +290,12 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		err = c.handleMove(dec, numKind)
 	case "SEARCH", "UID SEARCH":
 		err = c.handleSearch(tag, dec, numKind)
+	case "ID": // mailvault patch, see third_party/README.md
+		err = c.handleID(dec)
 	default:
-		if c.state == imap.ConnStateNotAuthenticated {
-			// Don't allow a single unknown command before authentication to
-			// mitigate cross-protocol attacks:
-			// https://www-archive.mozilla.org/projects/netlib/portbanning
-			c.state = imap.ConnStateLogout
-			defer c.Bye("Unknown command")
-		}
+		// Unknown commands before authentication are counted below
+		// (maxBadBeforeAuth) to mitigate cross-protocol attacks:
+		// https://www-archive.mozilla.org/projects/netlib/portbanning
 		err = &imap.Error{
 			Type: imap.StatusResponseTypeBad,
 			Text: "Unknown command",
@@ -320,7 +332,34 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 			Text: fmt.Sprintf("%v completed", name),
 		}
 	}
-	return c.writeStatusResp(tag, resp)
+	// mailvault patch, see third_party/README.md
+	if errors.Is(err, imapwire.ErrCommandTooLong) {
+		c.byeAfter = "Command line too long"
+	}
+	if resp.Type == imap.StatusResponseTypeBad && c.state == imap.ConnStateNotAuthenticated {
+		c.badBeforeAuth++
+		if c.badBeforeAuth >= maxBadBeforeAuth {
+			c.byeAfter = "Too many invalid commands"
+		}
+	}
+	if err := c.writeStatusResp(tag, resp); err != nil {
+		return err
+	}
+	if c.byeAfter != "" {
+		c.state = imap.ConnStateLogout
+		return c.Bye(c.byeAfter)
+	}
+	return nil
+}
+
+// mailboxUTF8 reports whether mailbox names are UTF-8 on the wire rather
+// than modified UTF-7: after ENABLE UTF8=ACCEPT (RFC 6855 section 3) or
+// IMAP4rev2 (RFC 9051 section 5.1). (mailvault patch, see
+// third_party/README.md)
+func (c *Conn) mailboxUTF8() bool {
+	c.mutex.Lock()
+	defer c.mutex.Unlock()
+	return c.enabled.Has(imap.CapIMAP4rev2) || c.enabled.Has(imap.CapUTF8Accept)
 }
 
 func (c *Conn) handleNoop(dec *imapwire.Decoder) error {
@@ -390,22 +429,36 @@ func (c *Conn) handleUnsubscribe(dec *imapwire.Decoder) error {
 
 func (c *Conn) checkBufferedLiteral(size int64, nonSync bool) error {
 	if size > 4096 {
-		return &imap.Error{
+		return c.refuseLiteral(nonSync, &imap.Error{
 			Type: imap.StatusResponseTypeNo,
 			Code: imap.ResponseCodeTooBig,
 			Text: "Literals are limited to 4096 bytes for this command",
-		}
+		})
 	}
 
 	return c.acceptLiteral(size, nonSync)
 }
 
+// refuseLiteral answers a literal that will not be read. The client of a
+// synchronizing literal waits for a continuation request and sends nothing
+// more; that of a non-synchronizing one is sending the literal already, and
+// its bytes cannot be told from commands, so the command is answered BAD
+// [TOOBIG] and the connection ends (RFC 7888 section 4). (mailvault patch,
+// see third_party/README.md)
+func (c *Conn) refuseLiteral(nonSync bool, err *imap.Error) error {
+	if !nonSync {
+		return err
+	}
+	c.byeAfter = "Literal too large"
+	return &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeTooBig, Text: err.Text}
+}
+
 func (c *Conn) acceptLiteral(size int64, nonSync bool) error {
 	if nonSync && size > 4096 && !c.server.options.caps().Has(imap.CapLiteralPlus) {
-		return &imap.Error{
+		return c.refuseLiteral(nonSync, &imap.Error{
 			Type: imap.StatusResponseTypeBad,
 			Text: "Non-synchronizing literals are limited to 4096 bytes",
-		}
+		})
 	}
 
 	if nonSync {
@@ -497,6 +550,7 @@ func newResponseEncoder(conn *Conn) *responseEncoder {
 
 	wireEnc := imapwire.NewEncoder(conn.bw, imapwire.ConnSideServer)
 	wireEnc.QuotedUTF8 = quotedUTF8
+	wireEnc.MailboxUTF8 = quotedUTF8 // mailvault patch, see third_party/README.md
 
 	conn.encMutex.Lock() // released by responseEncoder.end
 	conn.setWriteTimeout(respWriteTimeout)

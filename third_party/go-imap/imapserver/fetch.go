@@ -5,6 +5,7 @@ import (
 	"io"
 	"mime"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -215,7 +216,10 @@ func readSection(dec *imapwire.Decoder, section *imap.FetchItemBodySection) erro
 	}
 
 	var dot bool
-	section.Part, dot = readSectionPart(dec)
+	var err error
+	if section.Part, dot, err = readSectionPart(dec); err != nil {
+		return err
+	}
 	if dot || len(section.Part) == 0 {
 		var specifier string
 		if dot {
@@ -233,7 +237,6 @@ func readSection(dec *imapwire.Decoder, section *imap.FetchItemBodySection) erro
 			if !dec.ExpectSP() {
 				return dec.Err()
 			}
-			var err error
 			headerList, err := readHeaderList(dec)
 			if err != nil {
 				return err
@@ -256,19 +259,39 @@ func readSection(dec *imapwire.Decoder, section *imap.FetchItemBodySection) erro
 	return nil
 }
 
-func readSectionPart(dec *imapwire.Decoder) (part []int, dot bool) {
+func readSectionPart(dec *imapwire.Decoder) (part []int, dot bool, err error) {
 	for {
 		dot = len(part) > 0
 		if dot && !dec.Special('.') {
-			return part, false
+			return part, false, nil
 		}
 
-		var num uint32
-		if !dec.Number(&num) {
-			return part, dot
+		// Part numbers are nz-number: BODY[0] and BODY[4294967296] are
+		// syntax errors, not BODY[] (dec.Number would have consumed
+		// the digits of an overflowing number and failed quietly).
+		// (mailvault patch, see third_party/README.md)
+		var digits string
+		if !dec.Func(&digits, isDigit) {
+			return part, dot, nil
 		}
-		part = append(part, int(num))
+		num, err := parsePartNumber(digits)
+		if err != nil {
+			return nil, false, err
+		}
+		part = append(part, num)
 	}
+}
+
+func isDigit(ch byte) bool { return ch >= '0' && ch <= '9' }
+
+// parsePartNumber parses a section part number, a nz-number (RFC 9051
+// section 9). (mailvault patch, see third_party/README.md)
+func parsePartNumber(digits string) (int, error) {
+	n, err := strconv.ParseUint(digits, 10, 32)
+	if err != nil || n == 0 {
+		return 0, &imapwire.DecoderExpectError{Message: fmt.Sprintf("section part number %q is not a number from 1 to 4294967295", digits)}
+	}
+	return int(n), nil
 }
 
 func readHeaderList(dec *imapwire.Decoder) ([]string, error) {
@@ -294,11 +317,15 @@ func readSectionBinary(dec *imapwire.Decoder) ([]int, error) {
 
 	var l []int
 	for {
-		var num uint32
-		if !dec.ExpectNumber(&num) {
+		var digits string
+		if !dec.Expect(dec.Func(&digits, isDigit), "section part number") {
 			return l, dec.Err()
 		}
-		l = append(l, int(num))
+		num, err := parsePartNumber(digits) // mailvault patch, see third_party/README.md
+		if err != nil {
+			return nil, err
+		}
+		l = append(l, num)
 
 		if !dec.Special('.') {
 			break
@@ -426,8 +453,16 @@ func writeItemBodySection(enc *imapwire.Encoder, section *imap.FetchItemBodySect
 		}
 	}
 	enc.Special(']')
-	if partial := section.Partial; partial != nil {
-		enc.Special('<').Number(uint32(partial.Offset)).Special('>')
+	writePartialOrigin(enc, section.Partial)
+}
+
+// writePartialOrigin writes the <origin> of a partial FETCH (RFC 9051
+// section 7.5.2: "BODY[<section>]<<origin octet>>" and likewise BINARY),
+// whole, as the client asked it. (mailvault patch, see
+// third_party/README.md)
+func writePartialOrigin(enc *imapwire.Encoder, partial *imap.SectionPartial) {
+	if partial != nil {
+		enc.Special('<').Number64(partial.Offset).Special('>')
 	}
 }
 
@@ -441,7 +476,9 @@ func (w *FetchResponseWriter) WriteBinarySection(section *imap.FetchItemBinarySe
 
 	enc.Atom("BINARY").Special('[')
 	writeSectionPart(enc, section.Part)
-	enc.Special(']').SP()
+	enc.Special(']')
+	writePartialOrigin(enc, section.Partial)
+	enc.SP()
 	enc.Special('~') // indicates literal8
 	return w.enc.Literal(size)
 }

@@ -53,10 +53,10 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 	for {
 		var err error
 		if atom != "" {
-			err = readSearchKeyWithAtom(&criteria, dec, atom)
+			err = readSearchKeyWithAtom(&criteria, dec, atom, 0)
 			atom = ""
 		} else {
-			err = readSearchKey(&criteria, dec)
+			err = readSearchKey(&criteria, dec, 0)
 		}
 		if err != nil {
 			return fmt.Errorf("in search-key: %w", err)
@@ -190,17 +190,26 @@ func maybeReadSearchKeyAtom(dec *imapwire.Decoder, ptr *string) bool {
 	})
 }
 
-func readSearchKey(criteria *imap.SearchCriteria, dec *imapwire.Decoder) error {
+// maxSearchDepth bounds the nesting of NOT, OR and parentheses in SEARCH:
+// each level of NOT and OR is a criteria the session evaluates, so a 50 KiB
+// command of NOT NOT NOT ... would ask for about 12,000 of them at once.
+// (mailvault patch, see third_party/README.md)
+const maxSearchDepth = 100
+
+func readSearchKey(criteria *imap.SearchCriteria, dec *imapwire.Decoder, depth int) error {
+	if depth > maxSearchDepth {
+		return &imapwire.DecoderExpectError{Message: fmt.Sprintf("search keys nested more than %d levels deep", maxSearchDepth)}
+	}
 	var key string
 	if maybeReadSearchKeyAtom(dec, &key) {
-		return readSearchKeyWithAtom(criteria, dec, key)
+		return readSearchKeyWithAtom(criteria, dec, key, depth)
 	}
 	return dec.ExpectList(func() error {
-		return readSearchKey(criteria, dec)
+		return readSearchKey(criteria, dec, depth+1)
 	})
 }
 
-func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder, key string) error {
+func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder, key string, depth int) error {
 	key = strings.ToUpper(key)
 	switch key {
 	case "ALL":
@@ -307,7 +316,7 @@ func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder,
 			return dec.Err()
 		}
 		var not imap.SearchCriteria
-		if err := readSearchKey(&not, dec); err != nil {
+		if err := readSearchKey(&not, dec, depth+1); err != nil {
 			return err
 		}
 		criteria.Not = append(criteria.Not, not)
@@ -316,13 +325,13 @@ func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder,
 			return dec.Err()
 		}
 		var or [2]imap.SearchCriteria
-		if err := readSearchKey(&or[0], dec); err != nil {
+		if err := readSearchKey(&or[0], dec, depth+1); err != nil {
 			return err
 		}
 		if !dec.ExpectSP() {
 			return dec.Err()
 		}
-		if err := readSearchKey(&or[1], dec); err != nil {
+		if err := readSearchKey(&or[1], dec, depth+1); err != nil {
 			return err
 		}
 		criteria.Or = append(criteria.Or, or)

@@ -40,6 +40,15 @@ func (err *DecoderExpectError) Error() string {
 	return fmt.Sprintf("imapwire: %v", err.Message)
 }
 
+// ErrCommandTooLong reports a command over Decoder.MaxSize. The rest of the
+// line is not read, so the connection cannot go on.
+// (mailvault patch, see third_party/README.md)
+var ErrCommandTooLong = &imap.Error{
+	Type: imap.StatusResponseTypeBad,
+	Code: imap.ResponseCodeTooBig,
+	Text: "Command line too long",
+}
+
 // A Decoder reads IMAP data.
 //
 // There are multiple families of methods:
@@ -56,13 +65,17 @@ type Decoder struct {
 	// Literals are ignored.
 	MaxSize int64
 
-	r         *bufio.Reader
-	side      ConnSide
-	err       error
-	literal   bool
-	crlf      bool
-	listDepth int
-	readBytes int64
+	r       *bufio.Reader
+	side    ConnSide
+	err     error
+	literal bool
+	crlf    bool
+	// MailboxUTF8: mailbox names are UTF-8 as sent, not modified UTF-7
+	// (after ENABLE UTF8=ACCEPT or IMAP4rev2, RFC 6855 section 3).
+	// (mailvault patch, see third_party/README.md)
+	MailboxUTF8 bool
+	listDepth   int
+	readBytes   int64
 }
 
 // NewDecoder creates a new decoder.
@@ -94,7 +107,7 @@ func (dec *Decoder) returnErr(err error) bool {
 
 func (dec *Decoder) readByte() (byte, bool) {
 	if dec.MaxSize > 0 && dec.readBytes > dec.MaxSize {
-		return 0, dec.returnErr(fmt.Errorf("imapwire: max size exceeded"))
+		return 0, dec.returnErr(ErrCommandTooLong)
 	}
 	dec.crlf = false
 	if dec.literal {
@@ -392,6 +405,14 @@ func (dec *Decoder) Quoted(ptr *string) bool {
 		if ch == '"' {
 			break
 		}
+		if ch == '\r' || ch == '\n' {
+			// A quoted string does not span lines (QUOTED-CHAR has no
+			// CR or LF): without this check an unterminated one made the
+			// server wait for more input. (mailvault patch, see
+			// third_party/README.md)
+			dec.mustUnreadByte()
+			return dec.returnErr(&DecoderExpectError{Message: "quoted string not terminated"})
+		}
 
 		if ch == '\\' {
 			ch, ok = dec.readByte()
@@ -471,7 +492,9 @@ func (dec *Decoder) List(f func() error) (isList bool, err error) {
 	}()
 
 	if dec.listDepth >= maxListDepth {
-		return false, fmt.Errorf("imapwire: exceeded max depth")
+		// A client error, not the server's (mailvault patch, see
+		// third_party/README.md).
+		return false, &DecoderExpectError{Message: "lists nested too deeply"}
 	}
 
 	for {
@@ -517,11 +540,31 @@ func (dec *Decoder) ExpectMailbox(ptr *string) bool {
 		*ptr = "INBOX"
 		return true
 	}
-	name, err := utf7.Decode(name)
+	name, err := dec.MailboxName(name)
 	if err == nil {
 		*ptr = name
 	}
 	return dec.returnErr(err)
+}
+
+// MailboxName converts a mailbox name or LIST pattern as the client sent
+// it: modified UTF-7 is decoded unless MailboxUTF8 is set. A name that is
+// not valid modified UTF-7 is the client's error, answered NO [CLIENTBUG]
+// rather than as an internal error. (mailvault patch, see
+// third_party/README.md)
+func (dec *Decoder) MailboxName(name string) (string, error) {
+	if dec.MailboxUTF8 {
+		return name, nil
+	}
+	decoded, err := utf7.Decode(name)
+	if err != nil {
+		return "", &imap.Error{
+			Type: imap.StatusResponseTypeNo,
+			Code: imap.ResponseCodeClientBug,
+			Text: "Mailbox name is not valid modified UTF-7 (RFC 3501 section 5.1.3)",
+		}
+	}
+	return decoded, nil
 }
 
 func (dec *Decoder) ExpectUID(ptr *imap.UID) bool {
@@ -545,7 +588,9 @@ func (dec *Decoder) ExpectNumSet(kind NumKind, ptr *imap.NumSet) bool {
 	}
 	numSet, err := imapnum.ParseSet(s)
 	if err != nil {
-		return dec.returnErr(err)
+		// e.g. FETCH 0: a syntax error (mailvault patch, see
+		// third_party/README.md)
+		return dec.returnErr(&DecoderExpectError{Message: err.Error()})
 	}
 
 	switch kind {
@@ -577,8 +622,11 @@ func (dec *Decoder) Literal(ptr *string) bool {
 	}
 	if dec.CheckBufferedLiteralFunc != nil {
 		if err := dec.CheckBufferedLiteralFunc(lit.Size(), nonSync); err != nil {
-			lit.cancel()
-			return false
+			// The refusal is the command's answer. The literal stays
+			// open, so that nothing more is read: the client of a
+			// synchronizing literal sends nothing until told to.
+			// (mailvault patch, see third_party/README.md)
+			return dec.returnErr(err)
 		}
 	}
 	var sb strings.Builder

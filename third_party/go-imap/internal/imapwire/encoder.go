@@ -21,6 +21,10 @@ type Encoder struct {
 	// QuotedUTF8 allows raw UTF-8 in quoted strings. This requires IMAP4rev2
 	// to be available, or UTF8=ACCEPT to be enabled.
 	QuotedUTF8 bool
+	// MailboxUTF8 writes mailbox names as they are, without modified
+	// UTF-7 and without escaping "&" (RFC 6855 section 3, RFC 9051 section
+	// 5.1). (mailvault patch, see third_party/README.md)
+	MailboxUTF8 bool
 	// LiteralMinus enables non-synchronizing literals for short payloads.
 	// This requires IMAP4rev2 or LITERAL-. This is only meaningful for
 	// clients.
@@ -182,9 +186,12 @@ func (enc *Encoder) Mailbox(name string) *Encoder {
 	if strings.EqualFold(name, "INBOX") {
 		return enc.Atom("INBOX")
 	} else {
-		if enc.QuotedUTF8 {
+		switch {
+		case enc.MailboxUTF8:
+			// mailvault patch, see third_party/README.md
+		case enc.QuotedUTF8:
 			name = utf7.Escape(name)
-		} else {
+		default:
 			name = utf7.Encode(name)
 		}
 		return enc.String(name)

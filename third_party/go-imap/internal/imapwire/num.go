@@ -35,5 +35,9 @@ func NumSetKind(numSet imap.NumSet) NumKind {
 
 func ParseSeqSet(s string) (imap.SeqSet, error) {
 	numSet, err := imapnum.ParseSet(s)
-	return seqSetFromNumSet(numSet), err
+	if err != nil {
+		// A client's syntax error (mailvault patch, see third_party/README.md)
+		return nil, &DecoderExpectError{Message: err.Error()}
+	}
+	return seqSetFromNumSet(numSet), nil
 }
