@@ -21,7 +21,6 @@ type Server struct {
 	p       *backend.Provider
 	log     *slog.Logger
 	tlsConf *tls.Config
-	limiter *limiter
 
 	// The library decides per server, not per connection, whether plaintext
 	// authentication is allowed: loopback connections go to local, which
@@ -58,7 +57,7 @@ func New(p *backend.Provider, cfg conf.IMAP, dataDir string, log *slog.Logger) (
 		return nil, err
 	}
 	s := &Server{
-		p: p, log: log, tlsConf: tlsConf, limiter: newLimiter(),
+		p: p, log: log, tlsConf: tlsConf,
 		localQ: newConnQueue(), remoteQ: newConnQueue(),
 		done: make(chan struct{}), listeners: map[net.Listener]struct{}{},
 	}
