@@ -63,13 +63,17 @@ type LoginStats struct {
 const (
 	pairFreeFailures    = 3  // typos of one user
 	accountFreeFailures = 10 // before every address not known good is slowed
-	failureBase         = time.Second
+	failureBase         = 5 * time.Second
 	failureMax          = time.Minute
 	failureForget       = 15 * time.Minute
 	knownGoodFor        = 30 * 24 * time.Hour
 	gateEntries         = 1 << 16 // per map; the least recently failed go first
 	waitingPerCheck     = 16
 	waitingShare        = 4 // of the waiters, at most 1/waitingShare from one address
+	// refusalPause delays every refusal, so that a flood answered with
+	// refusals does not spin on the CPU the password checks need. A
+	// waiting connection costs no CPU.
+	refusalPause = time.Second
 )
 
 // loginGate admits password logins for every front end (IMAP, JMAP, SMTP
@@ -203,12 +207,21 @@ type attempt struct {
 	knownGood bool
 }
 
-// begin admits a login for account or refuses it at once when the account
-// is throttled; nothing is checked then.
+// begin admits a login for account or refuses it when the account is
+// throttled; nothing is checked then.
 func (g *loginGate) begin(ctx context.Context, account string) (*attempt, error) {
 	a := &attempt{g: g, account: account, addr: addrKey(ctx)}
 	a.pair = account + "\x00" + a.addr
-	now := time.Now()
+	if d := g.admit(a, time.Now()); d > 0 {
+		g.throttled.Add(1)
+		pause(ctx)
+		return nil, &ThrottledError{RetryAfter: d}
+	}
+	return a, nil
+}
+
+// admit tells whether the attempt is known good and how long it must wait.
+func (g *loginGate) admit(a *attempt, now time.Time) time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	pf := g.pair.get(a.pair)
@@ -219,13 +232,18 @@ func (g *loginGate) begin(ctx context.Context, account string) (*attempt, error)
 	if !a.knownGood {
 		// A guesser spread over many addresses slows the account's other
 		// addresses, but not those it logged in from before.
-		d = max(d, g.account.get(account).wait(accountFreeFailures, now))
+		d = max(d, g.account.get(a.account).wait(accountFreeFailures, now))
 	}
-	if d > 0 {
-		g.throttled.Add(1)
-		return nil, &ThrottledError{RetryAfter: d}
+	return d
+}
+
+func pause(ctx context.Context) {
+	t := time.NewTimer(refusalPause)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
 	}
-	return a, nil
 }
 
 // check verifies an argon2id hash once a slot is free.
@@ -282,6 +300,7 @@ func (g *loginGate) acquire(ctx context.Context, a *attempt) error {
 	if g.waiting >= g.maxWaiting || (!a.knownGood && len(g.byAddr[a.addr]) >= g.maxFromAddr) {
 		g.mu.Unlock()
 		g.busy.Add(1)
+		pause(ctx)
 		return ErrLoginBusy
 	}
 	w := &waiter{addr: a.addr, ready: make(chan struct{})}
