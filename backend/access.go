@@ -46,17 +46,63 @@ func checkPassword(hash, pw string) bool {
 	return subtle.ConstantTimeCompare(got, want) == 1
 }
 
-// Authenticate checks a user's password: local users against their hash,
+// Login authenticates name@domain against the tenant of the domain,
+// through the login gate: it may refuse with ErrLoginBusy or a
+// ThrottledError without checking. A malformed name, an unknown domain or
+// user and a wrong password all cost one argon2id check and give
+// ErrAuthFailed, so none can be told apart by timing.
+func (p *Provider) Login(ctx context.Context, login, password string) (*Tenant, *User, error) {
+	at, err := p.gate.begin(ctx, accountName(login))
+	if err != nil {
+		return nil, nil, err
+	}
+	t, u, err := p.login(ctx, at, login, password)
+	at.end(err)
+	return t, u, err
+}
+
+func (p *Provider) login(ctx context.Context, at *attempt, login, password string) (*Tenant, *User, error) {
+	a, err := NormalizeAddress(login)
+	if err != nil {
+		return nil, nil, at.fail(ctx, password)
+	}
+	t, err := p.TenantForAddress(ctx, a)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil, at.fail(ctx, password)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	u, err := t.authenticate(ctx, at, a, password)
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, u, nil
+}
+
+// accountName is what failures are counted under: the normalized address,
+// or for a malformed name its lower case, cut so a flood of long names
+// cannot grow the gate's maps by more than their entries.
+func accountName(login string) string {
+	if a, err := NormalizeAddress(login); err == nil {
+		return a
+	}
+	login = strings.ToLower(login)
+	if len(login) > 320 {
+		login = login[:320]
+	}
+	return login
+}
+
+// authenticate checks a user's password: local users against their hash,
 // directory users against the directory.
-func (t *Tenant) Authenticate(ctx context.Context, login, password string) (*User, error) {
+func (t *Tenant) authenticate(ctx context.Context, at *attempt, login, password string) (*User, error) {
 	t.touch()
 	t.mu.RLock()
 	u := t.users[strings.ToLower(login)]
 	t.mu.RUnlock()
 	if u == nil || u.Disabled || password == "" {
-		// Spend the same time as a real check, so logins cannot be probed.
-		checkPassword(dummyHash, password)
-		return nil, ErrAuthFailed
+		return nil, at.fail(ctx, password)
 	}
 	if u.Directory != "" && u.PasswordHash == "" {
 		if t.p.opt.Directory == nil {
@@ -65,14 +111,14 @@ func (t *Tenant) Authenticate(ctx context.Context, login, password string) (*Use
 		if err := t.p.opt.Directory.Authenticate(ctx, t.Name, u, password); err != nil {
 			return nil, err
 		}
-	} else if !checkPassword(u.PasswordHash, password) {
+	} else if ok, err := at.check(ctx, u.PasswordHash, password); err != nil {
+		return nil, err
+	} else if !ok {
 		return nil, ErrAuthFailed
 	}
 	cp := *u
 	return &cp, nil
 }
-
-var dummyHash = HashPassword("mailvault timing equaliser")
 
 // Roles returns the user's roles including those from groups.
 func (t *Tenant) Roles(login string) []Role {

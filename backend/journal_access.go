@@ -200,18 +200,27 @@ func (t *Tenant) JournalAuthConfigured() (bool, error) {
 	return len(a.Credentials) > 0, err
 }
 
-// JournalLogin checks a journal credential and returns its tenant. Wrong
-// logins and passwords give ErrAuthFailed, in the same time.
+// JournalLogin checks a journal credential and returns its tenant, through
+// the login gate as Login. Wrong logins and passwords give ErrAuthFailed,
+// in the same time.
 func (p *Provider) JournalLogin(ctx context.Context, login, password string) (*Tenant, error) {
+	at, err := p.gate.begin(ctx, accountName(login))
+	if err != nil {
+		return nil, err
+	}
+	t, err := p.journalLogin(ctx, at, login, password)
+	at.end(err)
+	return t, err
+}
+
+func (p *Provider) journalLogin(ctx context.Context, at *attempt, login, password string) (*Tenant, error) {
 	l, err := NormalizeAddress(login)
 	if err != nil || password == "" {
-		checkPassword(dummyHash, password)
-		return nil, ErrAuthFailed
+		return nil, at.fail(ctx, password)
 	}
 	t, err := p.TenantForAddress(ctx, l)
 	if errors.Is(err, ErrNotFound) {
-		checkPassword(dummyHash, password)
-		return nil, ErrAuthFailed
+		return nil, at.fail(ctx, password)
 	}
 	if err != nil {
 		return nil, err
@@ -220,12 +229,15 @@ func (p *Provider) JournalLogin(ctx context.Context, login, password string) (*T
 	if err != nil {
 		return nil, err
 	}
-	hash := dummyHash
 	i := slices.IndexFunc(a.Credentials, func(c JournalCredential) bool { return c.Login == l })
-	if i >= 0 {
-		hash = a.Credentials[i].PasswordHash
+	if i < 0 {
+		return nil, at.fail(ctx, password)
 	}
-	if !checkPassword(hash, password) || i < 0 {
+	ok, err := at.check(ctx, a.Credentials[i].PasswordHash, password)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
 		return nil, ErrAuthFailed
 	}
 	return t, nil

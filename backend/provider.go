@@ -30,6 +30,8 @@ type Options struct {
 	CommitDelay    time.Duration
 	// Directory authenticates directory-synced users; nil refuses them.
 	Directory Authenticator
+	// Login bounds and throttles password checks.
+	Login LoginLimits
 }
 
 // Authenticator checks a password against an external directory.
@@ -46,6 +48,7 @@ type Provider struct {
 	master []byte
 	db     *buntdb.DB
 	token  string
+	gate   *loginGate
 
 	mu      sync.Mutex
 	tenants map[string]*Tenant
@@ -73,7 +76,7 @@ func Open(opt Options) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Provider{opt: opt, log: opt.Logger, lock: lock, tenants: map[string]*Tenant{}, stop: make(chan struct{})}
+	p := &Provider{opt: opt, log: opt.Logger, lock: lock, tenants: map[string]*Tenant{}, stop: make(chan struct{}), gate: newLoginGate(opt.Login)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -366,26 +369,6 @@ func (p *Provider) Tenant(ctx context.Context, name string) (*Tenant, error) {
 	}
 	p.tenants[name] = t
 	return t, nil
-}
-
-// Login authenticates name@domain against the tenant of the domain.
-func (p *Provider) Login(ctx context.Context, login, password string) (*Tenant, *User, error) {
-	a, err := NormalizeAddress(login)
-	if err != nil {
-		return nil, nil, ErrAuthFailed
-	}
-	t, err := p.TenantForAddress(ctx, a)
-	if err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return nil, nil, ErrAuthFailed
-		}
-		return nil, nil, err
-	}
-	u, err := t.Authenticate(ctx, a, password)
-	if err != nil {
-		return nil, nil, err
-	}
-	return t, u, nil
 }
 
 func (p *Provider) tenantDir(name string) string {

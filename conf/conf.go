@@ -22,6 +22,7 @@ type Config struct {
 	IMAP  IMAP  `toml:"imap"`
 	SMTP  SMTP  `toml:"smtp"`
 	Store Store `toml:"store"`
+	Login Login `toml:"login"`
 }
 
 // HTTP is the listener for JMAP and the management API.
@@ -57,6 +58,16 @@ type Store struct {
 	// CommitDelay is how long ingest waits to gather more messages into one
 	// fsynced commit.
 	CommitDelay Duration `toml:"commit_delay"`
+}
+
+// Login bounds the password checks of every protocol (IMAP, JMAP, SMTP
+// AUTH); 0 sizes a limit to the machine.
+type Login struct {
+	// MaxChecks is how many argon2id checks (about 19 MiB each) run at once.
+	MaxChecks int `toml:"max_checks"`
+	// MaxWaiting is how many logins may wait for a check; beyond it logins
+	// are answered "try again later" at once.
+	MaxWaiting int `toml:"max_waiting"`
 }
 
 // Duration is a time.Duration that reads "30s" style strings from TOML and

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mailvault/mailvault/backend"
 	"github.com/mailvault/mailvault/conf"
@@ -285,47 +284,6 @@ func rawOn(t *testing.T, conn net.Conn, greeting bool) *rawClient {
 		}
 	}
 	return c
-}
-
-// TestThrottle: failed logins slow down further attempts for the account,
-// also with the right password, and only after a few failures.
-func TestThrottle(t *testing.T) {
-	f := newFixture(t, 1, false)
-	f.srv.limiter.base = 300 * time.Millisecond
-	c := dialRaw(t, f.addr)
-	keys := []string{accountKey("bob@acme.example"), addressKey(c.conn.LocalAddr())}
-	for range f.srv.limiter.free {
-		if d := f.srv.limiter.delay(keys...); d != 0 {
-			t.Errorf("delayed %v before %d failures", d, f.srv.limiter.free)
-		}
-		c.no("LOGIN " + quote("bob@acme.example") + " wrong")
-	}
-	// Lower bounds only: a loaded machine makes everything slower.
-	for _, want := range []time.Duration{300 * time.Millisecond, 600 * time.Millisecond} {
-		if d := f.srv.limiter.delay(keys...); d != want {
-			t.Errorf("limiter asks for %v, want %v", d, want)
-		}
-		start := time.Now()
-		c.no("LOGIN " + quote("bob@acme.example") + " wrong")
-		if d := time.Since(start); d < want {
-			t.Errorf("throttled attempt took only %v, want at least %v", d, want)
-		}
-	}
-	// The right password waits as long: an attacker learns nothing sooner.
-	start := time.Now()
-	c2 := dialRaw(t, f.addr)
-	c2.login("bob@acme.example")
-	if d := time.Since(start); d < 1200*time.Millisecond {
-		t.Errorf("login after %d failures took only %v", f.srv.limiter.free+2, d)
-	}
-	// Success forgets the account's failures, not the address's: one
-	// valid account must not let an attacker reset the address.
-	if d := f.srv.limiter.delay(accountKey("bob@acme.example")); d != 0 {
-		t.Errorf("account still delayed %v after a successful login", d)
-	}
-	if d := f.srv.limiter.delay(addressKey(c2.conn.LocalAddr())); d == 0 {
-		t.Error("address no longer delayed after a successful login")
-	}
 }
 
 // TestAudit: a compliance user's login, folder opens, message reads and

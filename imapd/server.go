@@ -22,7 +22,6 @@ type Server struct {
 	p       *backend.Provider
 	log     *slog.Logger
 	tlsConf *tls.Config
-	limiter *limiter
 	version string // answered to ID
 
 	// The library decides per server, not per connection, whether plaintext
@@ -60,7 +59,7 @@ func New(p *backend.Provider, cfg conf.IMAP, dataDir string, log *slog.Logger) (
 		return nil, err
 	}
 	s := &Server{
-		p: p, log: log, tlsConf: tlsConf, limiter: newLimiter(), version: buildVersion(),
+		p: p, log: log, tlsConf: tlsConf, version: buildVersion(),
 		localQ: newConnQueue(), remoteQ: newConnQueue(),
 		done: make(chan struct{}), listeners: map[net.Listener]struct{}{},
 	}

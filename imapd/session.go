@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -64,36 +65,40 @@ func (s *session) Close() error {
 	return nil
 }
 
-// Login authenticates name@domain, throttled per account and per address.
+// Login authenticates name@domain through the backend's login gate.
 // The library has already refused plaintext off loopback (see Server).
 func (s *session) Login(username, password string) error {
-	keys := []string{accountKey(username), addressKey(s.remote)}
-	if d := s.srv.limiter.delay(keys...); d > 0 {
-		select {
-		case <-time.After(d):
-		case <-s.ctx.Done():
-			return s.ctx.Err()
-		case <-s.srv.done:
-			return &imap.Error{Type: imap.StatusResponseTypeBye, Text: "The server is shutting down"}
-		}
-	}
-	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(backend.WithRemote(s.ctx, remoteAddr(s.remote)), 30*time.Second)
 	defer cancel()
 	t, u, err := s.srv.p.Login(ctx, username, password)
-	if err != nil {
-		if errors.Is(err, backend.ErrAuthFailed) {
-			s.srv.limiter.fail(keys...)
-			s.srv.log.Info("imap login failed", "login", username, "remote", s.remote.String())
-			return imapserver.ErrAuthFailed
-		}
+	var te *backend.ThrottledError
+	switch {
+	case err == nil:
+	case errors.Is(err, backend.ErrAuthFailed):
+		s.srv.log.Info("imap login failed", "login", username, "remote", s.remote.String())
+		return imapserver.ErrAuthFailed
+	case errors.As(err, &te):
+		s.srv.log.Info("imap login throttled", "login", username, "remote", s.remote.String())
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable,
+			Text: fmt.Sprintf("Too many failed logins for this account; try again in %d seconds", int(te.RetryAfter/time.Second)+1)}
+	case errors.Is(err, backend.ErrLoginBusy):
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Too many logins at once; try again in a moment"}
+	default:
 		s.srv.log.Error("imap login", "login", username, "err", err)
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "The archive cannot check logins right now, try again later"}
 	}
-	s.srv.limiter.succeed(keys[0])
 	s.tenant, s.login = t.Name, u.Login
 	s.compliance = t.IsCompliance(u.Login)
 	s.audit(t, "imap-login", "from "+s.remote.String())
 	return nil
+}
+
+// remoteAddr is the client's IP address, which logins are throttled by.
+func remoteAddr(a net.Addr) netip.Addr {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr()
+	}
+	return netip.Addr{}
 }
 
 // tenantHandle returns the user's tenant, reopening it if it was closed

@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,33 +44,21 @@ func (h *Handler) withUser(w http.ResponseWriter, r *http.Request, fn func(http.
 
 // authenticate answers the request itself when it fails.
 func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, tokens bool) (*user, bool) {
-	ipKey := "ip:" + remoteIP(r)
 	scheme, cred, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	cred = strings.TrimSpace(cred)
-	var keys []string
-	switch {
-	case strings.EqualFold(scheme, "Basic"):
-		login, _, _ := r.BasicAuth()
-		keys = []string{"login:" + strings.ToLower(login), ipKey}
-	case strings.EqualFold(scheme, "Bearer") && tokens:
-		keys = []string{ipKey}
-	default:
+	bearer := strings.EqualFold(scheme, "Bearer") && tokens
+	if !bearer && !strings.EqualFold(scheme, "Basic") {
 		unauthorized(w, "Authenticate with HTTP Basic (name@domain and password) or an API token (Bearer).")
 		return nil, false
 	}
-	if d := h.limiter.delay(keys...); d > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(d/time.Second)+1))
-		problem(w, http.StatusTooManyRequests, "about:blank", "Too many failed logins; try again later.")
-		return nil, false
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(backend.WithRemote(r.Context(), remoteAddr(r)), 30*time.Second)
 	defer cancel()
 	var (
 		t   *backend.Tenant
 		u   *backend.User
 		err error
 	)
-	if len(keys) == 1 {
+	if bearer {
 		t, u, err = h.p.TokenLogin(ctx, cred)
 		if errors.Is(err, backend.ErrAuthFailed) {
 			// 32 random bytes cannot be guessed, and clients such as
@@ -78,29 +66,29 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, tokens bo
 			unauthorized(w, "Wrong or revoked API token.")
 			return nil, false
 		}
+	} else if login, password, ok := r.BasicAuth(); !ok {
+		err = backend.ErrAuthFailed
 	} else {
-		login, password, ok := r.BasicAuth()
-		if !ok {
-			err = backend.ErrAuthFailed
-		} else {
-			t, u, err = h.basicLogin(ctx, login, password)
-		}
+		t, u, err = h.basicLogin(ctx, login, password)
 	}
-	if err != nil {
-		if errors.Is(err, backend.ErrAuthFailed) {
-			h.limiter.fail(keys...)
-			h.log.Info("jmap authentication failed", "scheme", scheme, "remote", remoteIP(r))
-			unauthorized(w, "Wrong login, password or token.")
-			return nil, false
-		}
+	var te *backend.ThrottledError
+	switch {
+	case err == nil:
+		return &user{t: t, login: u.Login, compliance: t.IsCompliance(u.Login)}, true
+	case errors.Is(err, backend.ErrAuthFailed):
+		h.log.Info("jmap authentication failed", "scheme", scheme, "remote", r.RemoteAddr)
+		unauthorized(w, "Wrong login, password or token.")
+	case errors.As(err, &te):
+		w.Header().Set("Retry-After", strconv.Itoa(int(te.RetryAfter/time.Second)+1))
+		problem(w, http.StatusTooManyRequests, "about:blank", "Too many failed logins for this account; try again later.")
+	case errors.Is(err, backend.ErrLoginBusy):
+		w.Header().Set("Retry-After", "1")
+		problem(w, http.StatusServiceUnavailable, "about:blank", "Too many logins at once; try again in a moment.")
+	default:
 		h.log.Error("jmap authentication", "err", err)
 		problem(w, http.StatusServiceUnavailable, "about:blank", "The archive cannot check logins right now; try again later.")
-		return nil, false
 	}
-	if len(keys) > 1 {
-		h.limiter.succeed(keys[0])
-	}
-	return &user{t: t, login: u.Login, compliance: t.IsCompliance(u.Login)}, true
+	return nil, false
 }
 
 // basicLogin checks a password, from the cache when it was checked
@@ -133,12 +121,13 @@ func unauthorized(w http.ResponseWriter, detail string) {
 	problem(w, http.StatusUnauthorized, "about:blank", detail)
 }
 
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+// remoteAddr is the client's IP address, which logins are throttled by.
+func remoteAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		return netip.Addr{}
 	}
-	return host
+	return ap.Addr()
 }
 
 // authCache remembers recently checked passwords by the SHA-256 of login
@@ -192,88 +181,4 @@ func (c *authCache) drop(key [32]byte) {
 	c.mu.Lock()
 	delete(c.entries, key)
 	c.mu.Unlock()
-}
-
-// limiter slows down password and token guessing: after a few failures for
-// a login or from an address, further attempts are refused for a while,
-// twice as long per failure up to a cap. Refusing for a while rather than
-// locking out means an attacker cannot lock a real user out.
-type limiter struct {
-	mu    sync.Mutex
-	fails map[string]*failures
-}
-
-type failures struct {
-	n    int
-	last time.Time
-}
-
-const (
-	freeFailures        = 3
-	freeAddressFailures = 20
-	failureBase         = 500 * time.Millisecond
-	failureMax          = 30 * time.Second
-	failureForget       = 15 * time.Minute
-	maxLimiterKeys      = 100000
-	maxFailureShifts    = 16
-)
-
-func newLimiter() *limiter { return &limiter{fails: map[string]*failures{}} }
-
-// delay returns how long attempts for the keys are refused from now.
-func (l *limiter) delay(keys ...string) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := time.Now()
-	var d time.Duration
-	for _, k := range keys {
-		f := l.fails[k]
-		free := freeFailures
-		if strings.HasPrefix(k, "ip:") {
-			// An address may be a whole office behind NAT.
-			free = freeAddressFailures
-		}
-		if f == nil || now.Sub(f.last) > failureForget || f.n < free {
-			continue
-		}
-		wait := failureMax
-		if shift := f.n - free; shift < maxFailureShifts {
-			wait = min(failureBase<<shift, failureMax)
-		}
-		if left := f.last.Add(wait).Sub(now); left > d {
-			d = left
-		}
-	}
-	return d
-}
-
-func (l *limiter) fail(keys ...string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.fails) >= maxLimiterKeys {
-		now := time.Now()
-		for k, f := range l.fails {
-			if now.Sub(f.last) > failureForget {
-				delete(l.fails, k)
-			}
-		}
-		if len(l.fails) >= maxLimiterKeys {
-			clear(l.fails)
-		}
-	}
-	for _, k := range keys {
-		f := l.fails[k]
-		if f == nil {
-			f = &failures{}
-			l.fails[k] = f
-		}
-		f.n++
-		f.last = time.Now()
-	}
-}
-
-func (l *limiter) succeed(key string) {
-	l.mu.Lock()
-	delete(l.fails, key)
-	l.mu.Unlock()
 }

@@ -39,10 +39,9 @@ type Handler struct {
 	base string // scheme://host[:port] of the absolute URLs; "" = from the request
 	log  *slog.Logger
 
-	auth    *authCache
-	limiter *limiter
-	done    chan struct{} // closed by Close: ends event streams
-	closed  sync.Once
+	auth   *authCache
+	done   chan struct{} // closed by Close: ends event streams
+	closed sync.Once
 
 	mu      sync.Mutex
 	active  map[string]int                    // requests in flight per tenant/login
@@ -65,7 +64,7 @@ func New(p *backend.Provider, baseURL string, log *slog.Logger) *Handler {
 	}
 	return &Handler{
 		p: p, base: strings.TrimSuffix(baseURL, "/"), log: log,
-		auth: newAuthCache(), limiter: newLimiter(), done: make(chan struct{}),
+		auth: newAuthCache(), done: make(chan struct{}),
 		active: map[string]int{}, streams: map[string]int{}, threads: map[string]*threadTable{},
 		marks: map[folderKey]*folderCache{}, flagSub: map[string]map[chan struct{}]bool{},
 	}

@@ -87,6 +87,7 @@ func Start(ctx context.Context, cfg conf.Config, log *slog.Logger, protocols []P
 		DataDir: cfg.DataDir, Logger: log, MaxIndexedText: cfg.Store.MaxIndexedText,
 		IdleClose: cfg.Store.IdleClose.Duration, CommitDelay: cfg.Store.CommitDelay.Duration,
 		Directory: syncer,
+		Login:     backend.LoginLimits{Checks: cfg.Login.MaxChecks, Waiting: cfg.Login.MaxWaiting},
 	})
 	if err != nil {
 		return nil, err

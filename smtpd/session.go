@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -87,13 +88,21 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 		if identity != "" && identity != username {
 			return smtp.ErrAuthFailed
 		}
-		t, err := ss.s.p.JournalLogin(ss.s.ctx, username, password)
-		if errors.Is(err, backend.ErrAuthFailed) {
+		ctx, cancel := context.WithTimeout(backend.WithRemote(ss.s.ctx, ss.ip), 30*time.Second)
+		defer cancel()
+		t, err := ss.s.p.JournalLogin(ctx, username, password)
+		switch {
+		case err == nil:
+		case errors.Is(err, backend.ErrAuthFailed):
 			ss.s.stats.authFailures.Add(1)
 			ss.log.Warn("journal login failed", "login", username)
 			return smtp.ErrAuthFailed
-		}
-		if err != nil {
+		case errors.Is(err, backend.ErrLoginThrottled):
+			ss.log.Warn("journal login throttled", "login", username)
+			return &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "too many failed logins for this account, try again later"}
+		case errors.Is(err, backend.ErrLoginBusy):
+			return &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "too many logins at once, try again in a moment"}
+		default:
 			ss.log.Error("journal login", "login", username, "err", err)
 			return &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "temporary authentication failure, try again later"}
 		}
