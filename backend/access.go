@@ -100,6 +100,13 @@ func (t *Tenant) authenticate(ctx context.Context, at *attempt, login, password 
 	t.touch()
 	t.mu.RLock()
 	u := t.users[strings.ToLower(login)]
+	if u == nil {
+		// Any address of a user's own archive mailbox logs them in: their
+		// mail address where the login is a UPN, and their aliases.
+		if mb := t.mailboxes[t.addrs[strings.ToLower(login)]]; mb != nil && mb.Kind == KindUser && mb.Owner != "" {
+			u = t.users[mb.Owner]
+		}
+	}
 	t.mu.RUnlock()
 	if u == nil || u.Disabled || password == "" {
 		return nil, at.fail(ctx, password)
