@@ -9,8 +9,11 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"os/user"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/mailvault/mailvault/backend"
 	"github.com/mailvault/mailvault/conf"
@@ -51,7 +54,23 @@ func (cf clientFlags) client() (*server.Client, error) {
 			return nil, fmt.Errorf("%w; pass -token or set MAILVAULT_TOKEN", err)
 		}
 	}
-	return &server.Client{BaseURL: base, Token: tok}, nil
+	return &server.Client{BaseURL: base, Token: tok, Operator: operator()}, nil
+}
+
+// operator names who runs the command, for the server's audit log: the OS
+// user and host.
+func operator() string {
+	name := os.Getenv("USER")
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	if name == "" {
+		name = strconv.Itoa(os.Getuid())
+	}
+	if host, err := os.Hostname(); err == nil {
+		name += "@" + host
+	}
+	return name
 }
 
 func printJSON(v any) {
@@ -500,16 +519,33 @@ func cmdAudit(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var out []map[string]any
-	if err := c.Do("GET", fmt.Sprintf("%s?after=%d", tenantPath(*tenant, "audit"), *after), nil, &out); err != nil {
-		return err
+	var all []backend.AuditEntry
+	for next := *after; ; {
+		var page []backend.AuditEntry
+		if err := c.Do("GET", fmt.Sprintf("%s?after=%d&limit=%d", tenantPath(*tenant, "audit"), next, server.AuditPageSize), nil, &page); err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			break
+		}
+		next = page[len(page)-1].Seq
+		if *tf.json {
+			all = append(all, page...)
+			continue
+		}
+		for _, e := range page {
+			actor := e.Actor
+			if actor == "" {
+				actor = "system"
+			}
+			fmt.Printf("%d %s %s %s %s\n", e.Seq, e.Time.Format(time.RFC3339Nano), actor, e.Action, e.Detail)
+		}
 	}
 	if *tf.json {
-		printJSON(out)
-		return nil
-	}
-	for _, e := range out {
-		fmt.Printf("%v %v %v %v %v\n", e["seq"], e["time"], e["actor"], e["action"], e["detail"])
+		if all == nil {
+			all = []backend.AuditEntry{}
+		}
+		printJSON(all)
 	}
 	return nil
 }
