@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -473,7 +474,28 @@ func (a *API) ingestOne(w http.ResponseWriter, r *http.Request) error {
 type ImportResult struct {
 	N int `json:"n"`
 	backend.IngestResult
-	Error string `json:"error,omitempty"`
+	// Unmatched: assigned by address, the message matched no archive
+	// mailbox and is kept in the journal mailbox only.
+	Unmatched bool   `json:"unmatched,omitempty"`
+	Error     string `json:"error,omitempty"`
+}
+
+// checkImportMailbox checks an import's target mailbox up front, so that a
+// misspelt address fails once instead of once per message.
+func checkImportMailbox(t *backend.Tenant, target string) error {
+	if target == "" {
+		return nil
+	}
+	want, err := backend.NormalizeAddress(target)
+	if err != nil {
+		return fmt.Errorf("%w: mailbox: %v", errBadRequest, err)
+	}
+	for _, mb := range t.Mailboxes() {
+		if slices.Contains(mb.Addresses(), want) {
+			return nil
+		}
+	}
+	return fmt.Errorf("archive mailbox %s: %w (see `mailvault mailbox list`)", want, backend.ErrNotFound)
 }
 
 // importBatch archives a stream of messages in the batch format written by
@@ -487,6 +509,9 @@ func (a *API) importBatch(w http.ResponseWriter, r *http.Request) error {
 	}
 	base, err := sourceFromQuery(r.URL.Query())
 	if err != nil {
+		return err
+	}
+	if err := checkImportMailbox(t, base.Mailbox); err != nil {
 		return err
 	}
 	// Results stream back while the request is still being read.
@@ -545,6 +570,12 @@ func (a *API) importBatch(w http.ResponseWriter, r *http.Request) error {
 			ir := ImportResult{N: s.n, IngestResult: res}
 			if err != nil {
 				ir.Error = err.Error()
+			}
+			if src.Mailbox == "" && !src.Journal && len(res.Placed) > 0 {
+				ir.Unmatched = true
+				for _, pl := range res.Placed {
+					ir.Unmatched = ir.Unmatched && t.IsJournalAddress(pl.Mailbox)
+				}
 			}
 			s.res <- ir
 		}(rec.Raw)
