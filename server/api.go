@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mailvault/mailvault/backend"
 )
@@ -51,6 +52,9 @@ func NewAPI(p *backend.Provider, log *slog.Logger) *API {
 	h("PUT /api/v1/tenants/{t}/users/{login}/password", tenantAction(a, func(r *http.Request, t *backend.Tenant, req struct {
 		Password string `json:"password"`
 	}) error {
+		if err := checkPassword(req.Password); err != nil {
+			return err
+		}
 		return t.SetPassword(r.Context(), r.PathValue("login"), req.Password)
 	}))
 	h("DELETE /api/v1/tenants/{t}/users/{login}", tenantAction(a, func(r *http.Request, t *backend.Tenant, _ noBody) error {
@@ -339,11 +343,25 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := checkPassword(req.Password); err != nil {
+		return err
+	}
 	u, err := t.CreateUser(r.Context(), backend.UserSpec{Login: req.Login, Password: req.Password, Roles: roles, Mailbox: !req.NoMailbox, Aliases: req.Aliases})
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"login": u.Login, "roles": u.Roles})
+	return nil
+}
+
+// MinPasswordLength is the shortest password an administrator may set for
+// a local user.
+const MinPasswordLength = 8
+
+func checkPassword(pw string) error {
+	if n := utf8.RuneCountInString(pw); n < MinPasswordLength {
+		return fmt.Errorf("%w: a password needs at least %d characters (this one has %d)", errBadRequest, MinPasswordLength, n)
+	}
 	return nil
 }
 

@@ -190,7 +190,7 @@ func TestKillDuringImport(t *testing.T) {
 	in := newInstance(t)
 	in.start()
 	in.mustCLI("tenant", "create", "acme", "-domain", "acme.example")
-	in.mustCLI("user", "add", "-tenant", "acme", "alice@acme.example", "-password", "x")
+	in.mustCLI("user", "add", "-tenant", "acme", "alice@acme.example", "-password", "alice-secret")
 	g := mailgen.New(5, []string{"acme.example"}, 10)
 	g.AvgSize = 20 << 10
 	msgs := make([][]byte, 3000)

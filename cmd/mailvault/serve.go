@@ -19,7 +19,7 @@ import (
 
 func cmdServe(ctx context.Context, args []string) error {
 	fs := newFlags("serve", "serve [-config FILE] [-demo]")
-	cfgFile := fs.String("config", "", "TOML configuration file (default: built-in defaults; see `mailvault config example`)")
+	cfgFile := fs.String("config", "", "TOML configuration `FILE` (default: built-in defaults; mailvault config example prints one)")
 	demo := fs.Bool("demo", false, "create a demo tenant with a user and generated mail on first start")
 	if _, err := parse(fs, args); err != nil {
 		return err
