@@ -3,7 +3,10 @@ package tests
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/smtp"
+	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -164,4 +167,27 @@ func sendPlain(addr, from, to, msg string) error {
 		return err
 	}
 	return c.Quit()
+}
+
+// TestREADMEJournalExample runs the README's journaling example: the
+// network it allows is the one its swaks line sends from.
+func TestREADMEJournalExample(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`mailvault journal allow -tenant acme (\S+)`).FindSubmatch(readme)
+	s := regexp.MustCompile(`swaks --server (\S+):2525 --to (\S+) --from (\S+)`).FindSubmatch(readme)
+	if m == nil || s == nil {
+		t.Fatal("README has no journaling example")
+	}
+	in := newInstance(t)
+	in.start()
+	in.mustCLI("tenant", "create", "acme", "-domain", "acme.example")
+	in.mustCLI("journal", "allow", "-tenant", "acme", string(m[1]))
+	_, port, _ := net.SplitHostPort(in.SMTP)
+	msg := "From: bob@acme.example\r\nTo: alice@acme.example\r\nSubject: test\r\n\r\nhello\r\n"
+	if err := sendPlain(net.JoinHostPort(string(s[1]), port), string(s[3]), string(s[2]), msg); err != nil {
+		t.Fatalf("the README example is refused: %v", err)
+	}
 }
