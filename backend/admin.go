@@ -13,6 +13,22 @@ import (
 	"golang.org/x/crypto/argon2"
 )
 
+// actorKey is the context key of WithActor.
+type actorKey struct{}
+
+// WithActor returns a context whose administrative changes are audited as
+// done by actor: a login, "provider" or "cli:<operator>". Without it the
+// audit log names no actor (the system itself).
+func WithActor(ctx context.Context, actor string) context.Context {
+	return context.WithValue(ctx, actorKey{}, actor)
+}
+
+// ActorOf returns the actor WithActor put into ctx, or "".
+func ActorOf(ctx context.Context) string {
+	a, _ := ctx.Value(actorKey{}).(string)
+	return a
+}
+
 // MailboxSpec describes an archive mailbox to create.
 type MailboxSpec struct {
 	Kind    MailboxKind
@@ -144,6 +160,9 @@ func (t *Tenant) AddAlias(ctx context.Context, mailbox, alias string) error {
 		}
 		return nil
 	})
+	if err == nil {
+		t.Audit(ctx, ActorOf(ctx), "mailbox-alias", mailbox+" "+a)
+	}
 	return err
 }
 
@@ -188,7 +207,7 @@ func (t *Tenant) changeGrant(ctx context.Context, mailbox, who string, grant boo
 		return nil
 	})
 	if err == nil {
-		t.Audit(ctx, "", map[bool]string{true: "grant", false: "revoke"}[grant], mailbox+" "+who)
+		t.Audit(ctx, ActorOf(ctx), map[bool]string{true: "grant", false: "revoke"}[grant], mailbox+" "+who)
 	}
 	return err
 }
@@ -282,6 +301,7 @@ func (t *Tenant) CreateUser(ctx context.Context, spec UserSpec) (*User, error) {
 		return nil, fmt.Errorf("create user %s: %w", login, err)
 	}
 	t.log.Info("user created", "login", login, "roles", u.Roles)
+	t.Audit(ctx, ActorOf(ctx), "user-create", fmt.Sprintf("%s roles %v", login, u.Roles))
 	if spec.Mailbox {
 		t.mu.RLock()
 		_, has := t.addrs[login]
@@ -342,17 +362,29 @@ func (t *Tenant) SetPassword(ctx context.Context, login, password string) error 
 	if password == "" {
 		return fmt.Errorf("%w: empty password", ErrInvalid)
 	}
-	return t.UpdateUser(ctx, login, func(u *User) error {
+	err := t.UpdateUser(ctx, login, func(u *User) error {
 		u.PasswordHash = HashPassword(password)
 		return nil
 	})
+	if err == nil {
+		t.Audit(ctx, ActorOf(ctx), "user-password", strings.ToLower(login))
+	}
+	return err
 }
 
 // DeleteUser removes a user. Their archive mailbox stays: archived mail is
 // never deleted with a person.
 func (t *Tenant) DeleteUser(ctx context.Context, login string) error {
-	t.touch()
 	login = strings.ToLower(login)
+	if err := t.deleteUser(login); err != nil {
+		return err
+	}
+	t.Audit(ctx, ActorOf(ctx), "user-delete", login)
+	return nil
+}
+
+func (t *Tenant) deleteUser(login string) error {
+	t.touch()
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
 	t.mu.RLock()
@@ -405,13 +437,17 @@ func (t *Tenant) CreateGroup(ctx context.Context, name string, roles []Role) err
 	if name == "" || strings.ContainsAny(name, "@ \t") {
 		return fmt.Errorf("%w group name %q", ErrInvalid, name)
 	}
-	return t.putGroup(name, func(g *Group, exists bool) error {
+	err := t.putGroup(name, func(g *Group, exists bool) error {
 		if exists {
 			return fmt.Errorf("group %s: %w", name, ErrExists)
 		}
 		g.Roles = roles
 		return nil
 	})
+	if err == nil {
+		t.Audit(ctx, ActorOf(ctx), "group-create", fmt.Sprintf("%s roles %v", name, roles))
+	}
+	return err
 }
 
 // SetGroupMember adds (or removes) a member.
@@ -423,7 +459,8 @@ func (t *Tenant) SetGroupMember(ctx context.Context, group, login string, member
 	if member && !uok {
 		return fmt.Errorf("user %s: %w", login, ErrNotFound)
 	}
-	return t.putGroup(strings.ToLower(group), func(g *Group, exists bool) error {
+	group = strings.ToLower(group)
+	err := t.putGroup(group, func(g *Group, exists bool) error {
 		if !exists {
 			return fmt.Errorf("group %s: %w", group, ErrNotFound)
 		}
@@ -435,6 +472,10 @@ func (t *Tenant) SetGroupMember(ctx context.Context, group, login string, member
 		}
 		return nil
 	})
+	if err == nil {
+		t.Audit(ctx, ActorOf(ctx), map[bool]string{true: "group-member-add", false: "group-member-remove"}[member], group+" "+login)
+	}
+	return err
 }
 
 func (t *Tenant) putGroup(name string, fn func(*Group, bool) error) error {

@@ -99,7 +99,7 @@ func (t *Tenant) SetJournalCredential(ctx context.Context, login, password strin
 		return nil
 	})
 	if err == nil {
-		t.Audit(ctx, "", "journal-credential-set", l)
+		t.Audit(ctx, ActorOf(ctx), "journal-credential-set", l)
 	}
 	return err
 }
@@ -116,7 +116,7 @@ func (t *Tenant) DeleteJournalCredential(ctx context.Context, login string) erro
 		return nil
 	})
 	if err == nil {
-		t.Audit(ctx, "", "journal-credential-delete", l)
+		t.Audit(ctx, ActorOf(ctx), "journal-credential-delete", l)
 	}
 	return err
 }
@@ -135,7 +135,7 @@ func (t *Tenant) AllowJournalNetwork(ctx context.Context, network string) error 
 		return nil
 	})
 	if err == nil {
-		t.Audit(ctx, "", "journal-network-allow", pfx.String())
+		t.Audit(ctx, ActorOf(ctx), "journal-network-allow", pfx.String())
 	}
 	return err
 }
@@ -155,7 +155,7 @@ func (t *Tenant) DisallowJournalNetwork(ctx context.Context, network string) err
 		return nil
 	})
 	if err == nil {
-		t.Audit(ctx, "", "journal-network-disallow", pfx.String())
+		t.Audit(ctx, ActorOf(ctx), "journal-network-disallow", pfx.String())
 	}
 	return err
 }

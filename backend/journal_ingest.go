@@ -23,6 +23,12 @@ type JournalCopy struct {
 	Sender     string
 	Recipients []string
 	Received   time.Time
+	// Problem, when set, says why Original, which announced itself as an
+	// envelope journal report, could not be unwrapped (cut off, no
+	// original attached). Such a report is kept as received in the journal
+	// mailbox's FolderJournalReports only, as the evidence: what it wraps
+	// is not known to be the message, so no other mailbox gets it.
+	Problem string
 }
 
 // IngestJournal archives a journal copy and returns when it is durable: the
@@ -31,6 +37,9 @@ type JournalCopy struct {
 // retry, or another report for it) adds the newly named recipients to the
 // one stored copy.
 func (t *Tenant) IngestJournal(ctx context.Context, c JournalCopy) (IngestResult, error) {
+	if c.Problem != "" {
+		return t.ingestMalformedReport(ctx, c)
+	}
 	src := Source{Journal: true, Received: c.Received}
 	if !t.IsJournalAddress(c.Sender) {
 		src.Sender = c.Sender
@@ -61,4 +70,23 @@ func (t *Tenant) IngestJournal(ctx context.Context, c JournalCopy) (IngestResult
 		err = fmt.Errorf("keep journal report: %w", rerr)
 	}
 	return res, err
+}
+
+// ingestMalformedReport keeps a report that could not be unwrapped in the
+// journal mailbox only.
+func (t *Tenant) ingestMalformedReport(ctx context.Context, c JournalCopy) (IngestResult, error) {
+	id, err := t.journalMailbox(ctx)
+	if err != nil {
+		return IngestResult{}, err
+	}
+	t.mu.RLock()
+	journal := t.mailboxes[id].Address
+	t.mu.RUnlock()
+	res, err := t.Ingest(ctx, c.Original, Source{Mailbox: journal, Folder: FolderJournalReports, Received: c.Received})
+	if err != nil {
+		return res, fmt.Errorf("keep malformed journal report: %w", err)
+	}
+	t.log.Warn("malformed journal report kept in the journal mailbox only", "problem", c.Problem,
+		"mailbox", journal, "folder", FolderJournalReports, "mid", res.MID, "size", len(c.Original), "duplicate", res.Duplicate)
+	return res, nil
 }

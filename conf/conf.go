@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"fmt"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -157,7 +158,28 @@ func applyEnv(c *Config, environ []string) error {
 	if len(env) == 0 {
 		return nil
 	}
-	return walkEnv(reflect.ValueOf(c).Elem(), "MAILVAULT", env)
+	if err := walkEnv(reflect.ValueOf(c).Elem(), "MAILVAULT", env); err != nil {
+		return err
+	}
+	// walkEnv removed what it used: the rest is misspelt, as a TOML key
+	// would be, unless it is meant for something else.
+	var unknown []string
+	for k := range env {
+		if !otherEnv(k) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return fmt.Errorf("environment: unknown variable %s: not a configuration key (MAILVAULT_<SECTION>_<KEY> of `mailvault config example`)", strings.Join(unknown, ", "))
+	}
+	return nil
+}
+
+// otherEnv reports MAILVAULT_ variables that are no configuration keys:
+// the CLI's provider token and the sizes of the benchmarks.
+func otherEnv(name string) bool {
+	return name == "MAILVAULT_TOKEN" || strings.Contains(name, "_BENCH_") || strings.HasPrefix(name, "MAILVAULT_BENCH")
 }
 
 func walkEnv(v reflect.Value, prefix string, env map[string]string) error {
@@ -176,6 +198,7 @@ func walkEnv(v reflect.Value, prefix string, env map[string]string) error {
 		if !ok {
 			continue
 		}
+		delete(env, name)
 		if err := setValue(fv, s); err != nil {
 			return fmt.Errorf("environment %s=%q: %w", name, s, err)
 		}

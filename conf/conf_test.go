@@ -37,6 +37,9 @@ func TestLoadErrors(t *testing.T) {
 	if _, err := Load("", []string{"MAILVAULT_LOG_LEVEL=loud"}); err == nil {
 		t.Fatal("bad log level accepted")
 	}
+	if _, err := Load("", []string{"MAILVAULT_IMAP_LISTN=x", "MAILVAULT_TOKEN=t"}); err == nil || !strings.Contains(err.Error(), "MAILVAULT_IMAP_LISTN") || strings.Contains(err.Error(), "TOKEN") {
+		t.Fatalf("misspelt environment variable: %v", err)
+	}
 	if _, err := Load(filepath.Join(dir, "missing.toml"), nil); err == nil {
 		t.Fatal("missing file accepted")
 	}

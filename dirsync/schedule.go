@@ -15,8 +15,8 @@ const (
 
 // Schedule runs every profile with an interval when it is due, one run at
 // a time, until ctx ends. A run is due an interval after the last one
-// (after a restart too); a failed run is retried after at most five
-// minutes.
+// (after a restart too); a profile that never ran is left to its first run
+// on demand; a failed run is retried after at most five minutes.
 func (s *Syncer) Schedule(ctx context.Context) error {
 	for {
 		next := s.runDue(ctx)
@@ -136,7 +136,10 @@ func (s *Syncer) computeDue(ctx context.Context, ref backend.DirectoryProfileRef
 		wait = min(wait, retryAfter)
 	}
 	if st.LastRun.IsZero() {
-		return time.Now(), nil
+		// Never run: saving a profile must not sync before the operator
+		// has looked at a dry run; the schedule starts after the first
+		// run made on demand.
+		return time.Time{}, nil
 	}
 	return st.LastRun.Add(wait), nil
 }

@@ -63,7 +63,7 @@ func (s *Syncer) PutProfile(ctx context.Context, tenant string, prof Profile) er
 	if err := s.p.Load().RegisterDirectoryProfile(tenant, prof.Name, true); err != nil {
 		return err
 	}
-	t.Audit(ctx, "", "dirsync-profile-put", fmt.Sprintf("%s %s base %s domains %s gone %s", prof.Name, prof.URL, prof.BaseDN, strings.Join(prof.Domains, ","), prof.Gone))
+	t.Audit(ctx, backend.ActorOf(ctx), "dirsync-profile-put", fmt.Sprintf("%s %s base %s domains %s gone %s", prof.Name, prof.URL, prof.BaseDN, strings.Join(prof.Domains, ","), prof.Gone))
 	s.reschedule(tenant, prof.Name)
 	return nil
 }
@@ -83,7 +83,7 @@ func (s *Syncer) DeleteProfile(ctx context.Context, tenant, name string) error {
 	if err != nil {
 		return err
 	}
-	t.Audit(ctx, "", "dirsync-profile-delete", name)
+	t.Audit(ctx, backend.ActorOf(ctx), "dirsync-profile-delete", name)
 	s.reschedule(tenant, name)
 	return nil
 }

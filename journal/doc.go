@@ -10,5 +10,7 @@
 // addresses that encode them (ParseAddress).
 //
 // The package only reads; it never fails on bad input, since a journaled
-// message must be archived whatever it looks like.
+// message must be archived whatever it looks like. A report that is cut off
+// (its boundary never closes) yields no original, only Copy.Problem: the
+// cut attachment must not pass for the message.
 package journal

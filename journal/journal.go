@@ -146,7 +146,11 @@ func parseReport(body []byte, contentType string) (Copy, string) {
 	}
 	c := Copy{Format: Exchange}
 	haveEnvelope := false
-	for _, part := range splitMultipart(body, boundary) {
+	parts, closed := splitMultipart(body, boundary)
+	if !closed {
+		return Copy{}, "journal report truncated: its multipart boundary is never closed"
+	}
+	for _, part := range parts {
 		var ctype, cte []byte
 		start := fields(part, func(name, value []byte) {
 			switch {
@@ -163,6 +167,9 @@ func parseReport(body []byte, contentType string) (Copy, string) {
 		content := part[start:]
 		switch {
 		case pt == "message/rfc822" && c.Original == nil:
+			if strings.EqualFold(unfold(cte), "base64") && base64Cut(content) {
+				return Copy{}, "journal report truncated: the base64 of the attached original is cut off"
+			}
 			c.Original = decode(unfold(cte), content)
 		case pt == "text/plain" && !haveEnvelope:
 			haveEnvelope = true

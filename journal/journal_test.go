@@ -127,14 +127,34 @@ func TestBrokenReportIsPlain(t *testing.T) {
 	}
 }
 
-func TestTruncatedReportKeepsOriginal(t *testing.T) {
-	// A report cut after the attachment, without its closing delimiter,
-	// still yields the attached message.
-	raw := report(sampleEnvelope, sampleOriginal, "")
-	raw = raw[:bytes.LastIndex(raw, []byte("\r\n--_000_journal_report_--"))]
-	c := Parse(raw)
-	if c.Format != Exchange || !bytes.Equal(c.Original, sampleOriginal) {
-		t.Fatalf("format %v problem %q original %q", c.Format, c.Problem, c.Original)
+func TestTruncatedReportIsPlain(t *testing.T) {
+	// A report cut anywhere in or after its attachment must not yield the
+	// attached message as if it were whole: the cut copy would be filed
+	// as the message for every recipient.
+	full := report(sampleEnvelope, sampleOriginal, "")
+	b64 := bytes.Replace(report(sampleEnvelope, nil, ""), []byte("Content-Type: message/rfc822\r\n"),
+		[]byte("Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n"), 1)
+	b64 = bytes.Replace(b64, []byte("\r\n\r\n\r\n--_000_journal_report_--"),
+		[]byte("\r\n\r\n"+base64.StdEncoding.EncodeToString(sampleOriginal)[:50]+"\r\n--_000_journal_report_--"), 1)
+	cases := map[string][]byte{
+		"closing delimiter missing": full[:bytes.LastIndex(full, []byte("\r\n--_000_journal_report_--"))],
+		"cut inside the original":   full[:bytes.Index(full, []byte("Numbers attached"))+7],
+		"cut inside its header":     full[:bytes.Index(full, []byte("Cc: carol@fabrikam.example\r\nSubject"))+10],
+		"base64 original cut":       b64,
+	}
+	for name, raw := range cases {
+		c := Parse(raw)
+		if c.Format != Plain || c.Problem == "" || !bytes.Equal(c.Original, raw) {
+			t.Errorf("%s: format %v problem %q, original is input: %v", name, c.Format, c.Problem, bytes.Equal(c.Original, raw))
+		}
+	}
+	// An original that is itself malformed (its multipart never closes)
+	// inside a complete report is what the recipients received: it is
+	// unwrapped as it is.
+	sloppy := []byte("From: alice@contoso.example\r\nTo: bob@contoso.example\r\n" +
+		"Content-Type: multipart/mixed; boundary=inner\r\n\r\n--inner\r\n\r\nsee attached\r\n")
+	if c := Parse(report(sampleEnvelope, sloppy, "")); c.Format != Exchange || !bytes.Equal(c.Original, sloppy) {
+		t.Fatalf("complete report of a sloppy original: format %v problem %q", c.Format, c.Problem)
 	}
 }
 

@@ -60,9 +60,9 @@ func unfold(v []byte) string {
 // splitMultipart returns the parts of a multipart body (RFC 2046 5.1.1):
 // the content between delimiter lines, without the line break that belongs
 // to the next delimiter. Preamble and epilogue are dropped; a final part
-// with no closing delimiter is kept, as truncated reports happen.
-func splitMultipart(body []byte, boundary string) [][]byte {
-	var parts [][]byte
+// with no closing delimiter is kept, and closed says whether the closing
+// delimiter was found, since a body without it was cut off.
+func splitMultipart(body []byte, boundary string) (parts [][]byte, closed bool) {
 	delim := []byte("--" + boundary)
 	start := -1
 	for i := 0; i < len(body); {
@@ -75,7 +75,7 @@ func splitMultipart(body []byte, boundary string) [][]byte {
 				parts = append(parts, body[start:max(start, lineBreakBefore(body, i))])
 			}
 			if closing {
-				return parts
+				return parts, true
 			}
 			start = next
 		}
@@ -84,7 +84,7 @@ func splitMultipart(body []byte, boundary string) [][]byte {
 	if start >= 0 && start < len(body) {
 		parts = append(parts, body[start:])
 	}
-	return parts
+	return parts, false
 }
 
 // lineBreakBefore returns where the line break ending just before i starts.
@@ -133,4 +133,16 @@ func decode(cte string, b []byte) []byte {
 		return out
 	}
 	return b
+}
+
+// base64Cut says whether base64 content ends within a 4-character group,
+// as it does when the part was cut off.
+func base64Cut(b []byte) bool {
+	n := 0
+	for _, c := range b {
+		if 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '=' {
+			n++
+		}
+	}
+	return n%4 != 0
 }

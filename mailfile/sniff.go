@@ -18,18 +18,34 @@ const (
 	kindMbox
 )
 
-// sniffSize is how much of a file sniff looks at.
-const sniffSize = 16 << 10
+// sniffSize is how much of a file sniff looks at first; maxSniffSize how
+// far it reads when the header goes on beyond that (long X- fields of
+// spam filters and Exchange come first in real messages).
+const (
+	sniffSize    = 16 << 10
+	maxSniffSize = 1 << 20
+)
+
+// errUndecided says sniff needs more of the file: head ends inside a header
+// that has shown no message field yet.
+var errUndecided = errors.New("header goes on beyond what was read")
 
 // sniff tells a file's kind from its first bytes, head; truncated says the
-// file goes on beyond head. For an unknown kind it says why.
-func sniff(head []byte, truncated bool) (fileKind, error) {
+// file goes on beyond head. named says the file's name says it is one
+// message (.eml): then any well-formed header will do. For an unknown kind
+// it says why; errUndecided asks for more of the file.
+func sniff(head []byte, truncated, named bool) (fileKind, error) {
 	b := bytes.TrimPrefix(head, []byte(utf8BOM))
-	switch {
-	case bytes.HasPrefix(b, []byte("From ")):
+	if bytes.HasPrefix(b, []byte("From ")) {
 		return kindMbox, nil
-	case looksLikeHeader(b, truncated):
+	}
+	switch looksLikeHeader(b, truncated, named) {
+	case headerYes:
 		return kindMessage, nil
+	case headerCut:
+		return kindUnknown, errUndecided
+	}
+	switch {
 	case bytes.HasPrefix(head, []byte("\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")):
 		return kindUnknown, fmt.Errorf("%w: Outlook .msg (compound document), convert it to .eml first", ErrNotMail)
 	case bytes.HasPrefix(head, []byte("!BDN")):
@@ -42,32 +58,46 @@ func sniff(head []byte, truncated bool) (fileKind, error) {
 	return kindUnknown, ErrNotMail
 }
 
+type headerVerdict int
+
+const (
+	headerNo headerVerdict = iota
+	headerYes
+	headerCut // b ends before a verdict
+)
+
 // looksLikeHeader reports whether b starts with an RFC 5322 header: a
 // field on the first line, and a field every message has (From, Date,
-// Received, ...) before the first empty line. It is lenient about the
-// rest, as real messages break every rule: lines without colon, blanks in
-// field names, leading blanks on the first line.
-func looksLikeHeader(b []byte, truncated bool) bool {
+// Received, ...) before the first empty line; with named, fields (of any
+// name, X- included) up to an empty line or the end suffice. It is lenient
+// about the rest, as real messages break every rule: lines without colon,
+// blanks in field names, leading blanks on the first line.
+func looksLikeHeader(b []byte, truncated, named bool) headerVerdict {
 	b = bytes.TrimLeft(b, " \t")
+	wellFormed := true
 	for first := true; len(b) > 0; first = false {
 		line, rest, found := bytes.Cut(b, []byte("\n"))
 		if !found && truncated {
-			return false // cut off: not judged
+			return headerCut
 		}
 		b = rest
 		line = bytes.TrimSuffix(line, []byte("\r"))
 		if len(line) == 0 {
-			return false
+			break
 		}
 		name, ok := fieldName(line)
 		if first && !ok {
-			return false
+			return headerNo
 		}
 		if ok && isMessageField(name) {
-			return true
+			return headerYes
 		}
+		wellFormed = wellFormed && (ok || line[0] == ' ' || line[0] == '\t')
 	}
-	return false
+	if named && wellFormed {
+		return headerYes
+	}
+	return headerNo
 }
 
 // fieldName returns the name of the header field on line; blanks before

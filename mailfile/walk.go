@@ -31,9 +31,10 @@ type Message struct {
 	// Source says where the message came from, for progress and error
 	// reports: the file path, with "#n" for the n-th message of an mbox.
 	Source string
-	// Date is the time to use as INTERNALDATE: the file's modification time
-	// for message files and Maildir, the date of the mbox From_ line; zero
-	// when that line has none the reader understands.
+	// Date is the time to use as INTERNALDATE: for message files and
+	// Maildir the message's Date field, else its last Received field's
+	// date, else the file's modification time; for mbox the date of the
+	// From_ line, else the header's as for files; zero when none is known.
 	Date time.Time
 	// Flags are the IMAP flags and keywords of a Maildir file name's info
 	// (S \Seen, R \Answered, F \Flagged, T \Deleted, D \Draft,
@@ -131,7 +132,9 @@ func (w *walker) root(root string) error {
 	case fi.IsDir():
 		return w.dir(root, "", false)
 	case fi.Mode().IsRegular():
-		return w.file(root, "", "")
+		// An mbox file given alone is a folder named after it, as it is
+		// inside a directory; a message file goes into INBOX.
+		return w.file(root, "", mboxFolderName(filepath.Base(root), false))
 	}
 	return fmt.Errorf("import root %s: not a file or directory", root)
 }
@@ -185,12 +188,7 @@ func (w *walker) dir(dir, folder string, inMaildir bool) error {
 		case typ.IsRegular():
 			// A message file saved with a From_ line is an mbox too, but
 			// its name says it is no folder.
-			mboxFolder := folder
-			ext := filepath.Ext(name)
-			if !(appleMbox && name == "mbox") && !strings.EqualFold(ext, ".eml") && !strings.EqualFold(ext, ".msg") {
-				mboxFolder = path.Join(folder, strings.TrimSuffix(strings.TrimSuffix(name, ".mbox"), ".mbx"))
-			}
-			err = w.file(p, folder, mboxFolder)
+			err = w.file(p, folder, path.Join(folder, mboxFolderName(name, appleMbox)))
 		default:
 			err = w.report(p, fmt.Errorf("%w: not a regular file", ErrNotMail))
 		}
@@ -279,11 +277,26 @@ func (w *walker) maildirFile(p string, e fs.DirEntry) error {
 	}
 	w.msg.Raw = w.buf
 	w.msg.Date = fi.ModTime()
+	if d, ok := headerDate(w.buf); ok {
+		w.msg.Date = d
+	}
 	return w.emit(len(w.buf))
 }
 
 // file handles a file outside Maildirs: a message, which goes to folder, an
 // mbox, which goes to mboxFolder, or something to report.
+// mboxFolderName is the folder an mbox file called name stands for: its
+// name without .mbox/.mbx; "" (its parent's folder) for the "mbox" file of
+// an Apple Mail .mbox directory and for message files (.eml, .msg) that
+// turn out to be in mbox format.
+func mboxFolderName(name string, inAppleMbox bool) string {
+	ext := filepath.Ext(name)
+	if inAppleMbox && name == "mbox" || strings.EqualFold(ext, ".eml") || strings.EqualFold(ext, ".msg") {
+		return ""
+	}
+	return strings.TrimSuffix(strings.TrimSuffix(name, ".mbox"), ".mbx")
+}
+
 func (w *walker) file(p, folder, mboxFolder string) error {
 	f, err := os.Open(p)
 	if err != nil {
@@ -307,7 +320,23 @@ func (w *walker) file(p, folder, mboxFolder string) error {
 		w.msg.Folder, w.msg.Raw = folder, w.buf
 		return w.emit(0)
 	}
-	kind, why := sniff(w.buf, n == sniffSize)
+	named := strings.EqualFold(filepath.Ext(p), ".eml")
+	kind, why := sniff(w.buf, n == sniffSize, named)
+	for errors.Is(why, errUndecided) && len(w.buf) < maxSniffSize {
+		// Read on: the header is longer than what was read.
+		more := min(2*len(w.buf), maxSniffSize)
+		w.buf = slices.Grow(w.buf, more-len(w.buf))[:more]
+		m, err := io.ReadFull(f, w.buf[n:])
+		n += m
+		w.buf = w.buf[:n]
+		if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+			return w.report(p, err)
+		}
+		kind, why = sniff(w.buf, n == more, named)
+	}
+	if errors.Is(why, errUndecided) {
+		why = fmt.Errorf("%w: no message header field in the first %d bytes", ErrNotMail, n)
+	}
 	switch kind {
 	case kindMbox:
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
@@ -323,6 +352,9 @@ func (w *walker) file(p, folder, mboxFolder string) error {
 			return w.report(p, err)
 		}
 		w.msg.Raw = w.buf
+		if d, ok := headerDate(w.buf); ok {
+			w.msg.Date = d
+		}
 		return w.emit(len(w.buf))
 	}
 	return w.report(p, why)
@@ -348,6 +380,9 @@ func (w *walker) mboxFile(f *os.File, p, folder string) error {
 		if w.fn != nil {
 			w.msg.Raw = w.mbox.buf
 			w.msg.Source = p + "#" + strconv.Itoa(n)
+			if d, ok := headerDate(w.msg.Raw); ok && date.IsZero() {
+				w.msg.Date = d
+			}
 		}
 		if err := w.emit(size); err != nil {
 			return err

@@ -188,14 +188,17 @@ func FuzzSniff(f *testing.F) {
 	f.Add([]byte(utf8BOM + "From a Mon Jan  1 00:00:00 2024\n"))
 	f.Add([]byte(" From: x\n\tcont\nX : y\n\n"))
 	f.Add([]byte("Just text.\n"))
+	f.Add([]byte("X-Mozilla-Status: 0001\r\nX-Weird: x\r\n\r\nbody"))
 	f.Fuzz(func(t *testing.T, head []byte) {
-		kind, why := sniff(head, false)
-		if (kind == kindUnknown) != (why != nil) {
-			t.Fatalf("sniff(%q) = %v, %v", head, kind, why)
-		}
-		if kind != kindUnknown {
-			if k, _ := sniff(append(head, "\nmore: x\n"...), true); k != kind {
-				t.Fatalf("sniff(%q) = %v, but %v when more follows", head, kind, k)
+		for _, named := range []bool{false, true} {
+			kind, why := sniff(head, false, named)
+			if (kind == kindUnknown) != (why != nil) || errors.Is(why, errUndecided) {
+				t.Fatalf("sniff(%q, named %v) = %v, %v", head, named, kind, why)
+			}
+			if kind != kindUnknown {
+				if k, _ := sniff(append(head, "\nmore: x\n"...), true, named); k != kind {
+					t.Fatalf("sniff(%q, named %v) = %v, but %v when more follows", head, named, kind, k)
+				}
 			}
 		}
 	})

@@ -10,10 +10,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mailvault/mailvault/backend"
 )
@@ -50,18 +52,13 @@ func NewAPI(p *backend.Provider, log *slog.Logger) *API {
 	h("PUT /api/v1/tenants/{t}/users/{login}/password", tenantAction(a, func(r *http.Request, t *backend.Tenant, req struct {
 		Password string `json:"password"`
 	}) error {
-		if err := t.SetPassword(r.Context(), r.PathValue("login"), req.Password); err != nil {
+		if err := checkPassword(req.Password); err != nil {
 			return err
 		}
-		t.Audit(r.Context(), "provider", "user-password", r.PathValue("login"))
-		return nil
+		return t.SetPassword(r.Context(), r.PathValue("login"), req.Password)
 	}))
 	h("DELETE /api/v1/tenants/{t}/users/{login}", tenantAction(a, func(r *http.Request, t *backend.Tenant, _ noBody) error {
-		if err := t.DeleteUser(r.Context(), r.PathValue("login")); err != nil {
-			return err
-		}
-		t.Audit(r.Context(), "provider", "user-delete", r.PathValue("login"))
-		return nil
+		return t.DeleteUser(r.Context(), r.PathValue("login"))
 	}))
 	h("GET /api/v1/tenants/{t}/groups", a.listGroups)
 	h("POST /api/v1/tenants/{t}/groups", a.createGroup)
@@ -148,7 +145,29 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong provider token (see provider.token in the data directory)"})
 		return
 	}
-	a.mux.ServeHTTP(w, r)
+	a.mux.ServeHTTP(w, r.WithContext(backend.WithActor(r.Context(), requestActor(r))))
+}
+
+// OperatorHeader names who runs an administration command (the CLI sends
+// the OS user and host). It is not authenticated (the token is), so it is
+// recorded apart from logins: the actor becomes "cli:<operator>".
+const OperatorHeader = "X-Mailvault-Operator"
+
+// requestActor is who a request's changes are audited as.
+func requestActor(r *http.Request) string {
+	op := strings.Map(func(c rune) rune {
+		if c < 0x21 || c > 0x7e {
+			return -1
+		}
+		return c
+	}, r.Header.Get(OperatorHeader))
+	if op == "" {
+		return "provider"
+	}
+	if len(op) > 100 {
+		op = op[:100]
+	}
+	return "cli:" + op
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -227,6 +246,9 @@ func (a *API) createTenant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if t, err := a.p.Tenant(r.Context(), info.Name); err == nil {
+		t.Audit(r.Context(), backend.ActorOf(r.Context()), "tenant-create", fmt.Sprintf("%s domains %v quotas %+v", info.Name, info.Domains, info.Quotas))
+	}
 	writeJSON(w, http.StatusCreated, tenantJSON(info))
 	return nil
 }
@@ -260,6 +282,16 @@ func (a *API) patchTenant(w http.ResponseWriter, r *http.Request) error {
 	if err := a.p.SetTenantOptions(r.Context(), r.PathValue("t"), req.Quotas, req.AutoMailboxes); err != nil {
 		return err
 	}
+	if t, err := a.tenant(r); err == nil {
+		var detail []string
+		if req.Quotas != nil {
+			detail = append(detail, fmt.Sprintf("quotas %+v", *req.Quotas))
+		}
+		if req.AutoMailboxes != nil {
+			detail = append(detail, fmt.Sprintf("auto_mailboxes %v", *req.AutoMailboxes))
+		}
+		t.Audit(r.Context(), backend.ActorOf(r.Context()), "tenant-set", strings.Join(detail, " "))
+	}
 	return a.showTenant(w, r)
 }
 
@@ -272,6 +304,9 @@ func (a *API) addDomain(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := a.p.AddDomain(r.Context(), r.PathValue("t"), req.Domain); err != nil {
 		return err
+	}
+	if t, err := a.tenant(r); err == nil {
+		t.Audit(r.Context(), backend.ActorOf(r.Context()), "domain-add", req.Domain)
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"domain": req.Domain})
 	return nil
@@ -308,12 +343,25 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := checkPassword(req.Password); err != nil {
+		return err
+	}
 	u, err := t.CreateUser(r.Context(), backend.UserSpec{Login: req.Login, Password: req.Password, Roles: roles, Mailbox: !req.NoMailbox, Aliases: req.Aliases})
 	if err != nil {
 		return err
 	}
-	t.Audit(r.Context(), "provider", "user-create", u.Login)
 	writeJSON(w, http.StatusCreated, map[string]any{"login": u.Login, "roles": u.Roles})
+	return nil
+}
+
+// MinPasswordLength is the shortest password an administrator may set for
+// a local user.
+const MinPasswordLength = 8
+
+func checkPassword(pw string) error {
+	if n := utf8.RuneCountInString(pw); n < MinPasswordLength {
+		return fmt.Errorf("%w: a password needs at least %d characters (this one has %d)", errBadRequest, MinPasswordLength, n)
+	}
 	return nil
 }
 
@@ -396,6 +444,9 @@ func (a *API) createMailbox(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// Audited here, not in CreateMailbox: ingest creates mailboxes for
+	// new addresses too, and those are no administrative change.
+	t.Audit(r.Context(), backend.ActorOf(r.Context()), "mailbox-create", fmt.Sprintf("%s kind %s aliases %v owner %q", mb.Address, mb.Kind, mb.Aliases, mb.Owner))
 	writeJSON(w, http.StatusCreated, mb)
 	return nil
 }
@@ -441,7 +492,28 @@ func (a *API) ingestOne(w http.ResponseWriter, r *http.Request) error {
 type ImportResult struct {
 	N int `json:"n"`
 	backend.IngestResult
-	Error string `json:"error,omitempty"`
+	// Unmatched: assigned by address, the message matched no archive
+	// mailbox and is kept in the journal mailbox only.
+	Unmatched bool   `json:"unmatched,omitempty"`
+	Error     string `json:"error,omitempty"`
+}
+
+// checkImportMailbox checks an import's target mailbox up front, so that a
+// misspelt address fails once instead of once per message.
+func checkImportMailbox(t *backend.Tenant, target string) error {
+	if target == "" {
+		return nil
+	}
+	want, err := backend.NormalizeAddress(target)
+	if err != nil {
+		return fmt.Errorf("%w: mailbox: %v", errBadRequest, err)
+	}
+	for _, mb := range t.Mailboxes() {
+		if slices.Contains(mb.Addresses(), want) {
+			return nil
+		}
+	}
+	return fmt.Errorf("archive mailbox %s: %w (see `mailvault mailbox list`)", want, backend.ErrNotFound)
 }
 
 // importBatch archives a stream of messages in the batch format written by
@@ -455,6 +527,9 @@ func (a *API) importBatch(w http.ResponseWriter, r *http.Request) error {
 	}
 	base, err := sourceFromQuery(r.URL.Query())
 	if err != nil {
+		return err
+	}
+	if err := checkImportMailbox(t, base.Mailbox); err != nil {
 		return err
 	}
 	// Results stream back while the request is still being read.
@@ -513,6 +588,12 @@ func (a *API) importBatch(w http.ResponseWriter, r *http.Request) error {
 			ir := ImportResult{N: s.n, IngestResult: res}
 			if err != nil {
 				ir.Error = err.Error()
+			}
+			if src.Mailbox == "" && !src.Journal && len(res.Placed) > 0 {
+				ir.Unmatched = true
+				for _, pl := range res.Placed {
+					ir.Unmatched = ir.Unmatched && t.IsJournalAddress(pl.Mailbox)
+				}
 			}
 			s.res <- ir
 		}(rec.Raw)
@@ -676,11 +757,30 @@ func (a *API) audit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	after, _ := strconv.ParseUint(r.URL.Query().Get("after"), 10, 64)
-	entries, err := t.AuditLog(after, 1000)
+	q := r.URL.Query()
+	var after uint64
+	if s := q.Get("after"); s != "" {
+		if after, err = strconv.ParseUint(s, 10, 64); err != nil {
+			return fmt.Errorf("%w: after must be a sequence number", errBadRequest)
+		}
+	}
+	limit := AuditPageSize
+	if s := q.Get("limit"); s != "" {
+		if limit, err = strconv.Atoi(s); err != nil || limit < 1 || limit > AuditPageSize {
+			return fmt.Errorf("%w: limit must be 1 to %d", errBadRequest, AuditPageSize)
+		}
+	}
+	entries, err := t.AuditLog(after, limit)
 	if err != nil {
 		return err
+	}
+	if entries == nil {
+		entries = []backend.AuditEntry{}
 	}
 	writeJSON(w, 200, entries)
 	return nil
 }
+
+// AuditPageSize is the most audit entries one GET .../audit returns; the
+// next page starts after the last entry's seq, and an empty page is the end.
+const AuditPageSize = 1000

@@ -14,6 +14,9 @@ type Client struct {
 	BaseURL string // http://127.0.0.1:8080
 	Token   string
 	HTTP    *http.Client
+	// Operator, when set, is sent as OperatorHeader: who runs the
+	// command, for the audit log.
+	Operator string
 }
 
 // Do sends a JSON request and decodes a JSON answer into out (if not nil).
@@ -49,6 +52,9 @@ func (c *Client) Raw(method, path, contentType string, body io.Reader) (*http.Re
 		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.Token)
+	if c.Operator != "" {
+		req.Header.Set(OperatorHeader, c.Operator)
+	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}

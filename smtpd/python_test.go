@@ -167,7 +167,7 @@ func TestPythonSenders(t *testing.T) {
 		{"alice@acme.example", "alice@acme.example", "INBOX", orig4},
 		{"dave@acme.example", "dave@acme.example", "Sent", orig4},
 		{officerLogin, journal, "INBOX", orig4},
-		{officerLogin, journal, "INBOX", brokenReport},
+		{officerLogin, journal, backend.FolderJournalReports, brokenReport},
 		{officerLogin, journal, "INBOX", garbage},
 	}
 	for _, u := range []string{"bob", "carol", "dave", "erika", "frank", "ines", "zoe"} {
@@ -178,9 +178,13 @@ func TestPythonSenders(t *testing.T) {
 	}
 	checkPlaced(t, acme, wants)
 
-	// The two reports of orig1 stored it once.
-	if n := len(folderContents(t, acme, officerLogin, journal, backend.FolderJournalReports)); n != 2 {
-		t.Errorf("journal reports folder holds %d reports, want 2", n)
+	// The two reports of orig1 stored it once; the broken report is the
+	// third, kept there only.
+	if n := len(folderContents(t, acme, officerLogin, journal, backend.FolderJournalReports)); n != 3 {
+		t.Errorf("journal reports folder holds %d reports, want 3", n)
+	}
+	if st := srv.Stats(); st.MalformedReports != 1 {
+		t.Errorf("%d malformed reports counted, want 1", st.MalformedReports)
 	}
 	st := srv.Stats()
 	if st.Accepted != int64(len(jobs)) || st.Duplicates < 1 || st.TempFailures != 0 {

@@ -235,11 +235,11 @@ func (ss *session) Data(r io.Reader) error {
 	raw := buf.Bytes()
 	c := journal.Parse(raw)
 	if c.Problem != "" {
-		ss.log.Warn("journal report archived as received", "problem", c.Problem, "size", len(raw))
+		s.stats.malformedReports.Add(1)
 	}
 	var dup bool
 	for _, rt := range tenants {
-		jc := backend.JournalCopy{Original: c.Original, Received: start, Recipients: rt.recipients}
+		jc := backend.JournalCopy{Original: c.Original, Received: start, Recipients: rt.recipients, Problem: c.Problem}
 		if c.Format == journal.Exchange {
 			jc.Report, jc.Sender = raw, c.Sender
 		} else {

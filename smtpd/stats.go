@@ -24,6 +24,9 @@ type Stats struct {
 	AuthFailures       int64 `json:"auth_failures"`
 	TooLarge           int64 `json:"too_large"`
 	TempFailures       int64 `json:"temp_failures"`
+	// MalformedReports counts accepted journal reports that could not be
+	// unwrapped and were kept in the journal mailbox only.
+	MalformedReports int64 `json:"malformed_reports"`
 }
 
 type counters struct {
@@ -31,7 +34,7 @@ type counters struct {
 	sessions                                         atomic.Int64
 	acceptedMsgs, acceptedBytes, duplicates, lastMsg atomic.Int64
 	rejectedRcpts, authFailures, tooLarge            atomic.Int64
-	tempFailures                                     atomic.Int64
+	tempFailures, malformedReports                   atomic.Int64
 
 	mu      sync.Mutex
 	samples [rateWindow/sampleEvery + 1]sample // ring, for PerSecond
@@ -65,7 +68,7 @@ func (s *Server) Stats() Stats {
 		Started: c.started, Sessions: c.sessions.Load(),
 		Accepted: c.acceptedMsgs.Load(), AcceptedBytes: c.acceptedBytes.Load(), Duplicates: c.duplicates.Load(),
 		RejectedRecipients: c.rejectedRcpts.Load(), AuthFailures: c.authFailures.Load(),
-		TooLarge: c.tooLarge.Load(), TempFailures: c.tempFailures.Load(),
+		TooLarge: c.tooLarge.Load(), TempFailures: c.tempFailures.Load(), MalformedReports: c.malformedReports.Load(),
 	}
 	if l := c.lastMsg.Load(); l != 0 {
 		st.LastMessage = time.Unix(0, l).UTC()

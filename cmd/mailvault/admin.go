@@ -9,8 +9,12 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"os/user"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/mailvault/mailvault/backend"
 	"github.com/mailvault/mailvault/conf"
@@ -51,7 +55,23 @@ func (cf clientFlags) client() (*server.Client, error) {
 			return nil, fmt.Errorf("%w; pass -token or set MAILVAULT_TOKEN", err)
 		}
 	}
-	return &server.Client{BaseURL: base, Token: tok}, nil
+	return &server.Client{BaseURL: base, Token: tok, Operator: operator()}, nil
+}
+
+// operator names who runs the command, for the server's audit log: the OS
+// user and host.
+func operator() string {
+	name := os.Getenv("USER")
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	if name == "" {
+		name = strconv.Itoa(os.Getuid())
+	}
+	if host, err := os.Hostname(); err == nil {
+		name += "@" + host
+	}
+	return name
 }
 
 func printJSON(v any) {
@@ -80,11 +100,41 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
 
+// sub takes the sub-command of a grouped command (user add, ...); -help
+// there lists the sub-commands.
 func sub(args []string, cmds string) (string, []string, error) {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
+		fmt.Printf("Sub-commands: %s.\nRun `mailvault <command> <sub-command> -help` for the flags of one.\n", cmds)
+		return "", nil, flag.ErrHelp
+	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		return "", nil, fmt.Errorf("missing sub-command: one of %s", cmds)
 	}
 	return args[0], args[1:], nil
+}
+
+// show prints an answer's value for a table: "-" for nothing (no <nil>,
+// no []).
+func show(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "-"
+	case string:
+		if x == "" {
+			return "-"
+		}
+		return x
+	case []any:
+		if len(x) == 0 {
+			return "-"
+		}
+		parts := make([]string, len(x))
+		for i, e := range x {
+			parts[i] = fmt.Sprint(e)
+		}
+		return strings.Join(parts, ",")
+	}
+	return fmt.Sprint(v)
 }
 
 func cmdConfig(ctx context.Context, args []string) error {
@@ -251,10 +301,24 @@ func cmdUser(ctx context.Context, args []string) error {
 			printJSON(out)
 			return nil
 		}
+		var groups []backend.Group
+		if err := c.Do("GET", tenantPath(*tenant, "groups"), nil, &groups); err != nil {
+			return err
+		}
 		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "LOGIN\tROLES\tDISABLED")
+		fmt.Fprintln(tw, "LOGIN\tROLES\tGROUPS (ROLES)\tDISABLED")
 		for _, u := range out {
-			fmt.Fprintf(tw, "%v\t%v\t%v\n", u["login"], u["roles"], u["disabled"] == true)
+			var via []string
+			for _, g := range groups {
+				if slices.Contains(g.Members, fmt.Sprint(u["login"])) {
+					roles := make([]string, len(g.Roles))
+					for i, r := range g.Roles {
+						roles[i] = string(r)
+					}
+					via = append(via, g.Name+" ("+show(strings.Join(roles, ","))+")")
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\n", show(u["login"]), show(u["roles"]), show(strings.Join(via, ", ")), u["disabled"] == true)
 		}
 		tw.Flush()
 	case "passwd":
@@ -311,11 +375,20 @@ func cmdGroup(ctx context.Context, args []string) error {
 		}
 		fmt.Printf("group %s created\n", pos[0])
 	case "list":
-		var out any
+		var out []map[string]any
 		if err := c.Do("GET", tenantPath(*tenant, "groups"), nil, &out); err != nil {
 			return err
 		}
-		printJSON(out)
+		if *tf.json {
+			printJSON(out)
+			return nil
+		}
+		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "GROUP\tROLES\tMEMBERS")
+		for _, g := range out {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", show(g["name"]), show(g["roles"]), show(g["members"]))
+		}
+		tw.Flush()
 	case "member":
 		if err := need(pos, 2, "group and login"); err != nil {
 			return err
@@ -368,7 +441,7 @@ func cmdMailbox(ctx context.Context, args []string) error {
 		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ADDRESS\tKIND\tALIASES\tOWNER\tREADERS\tGROUPS")
 		for _, m := range out {
-			fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%v\n", m["address"], m["kind"], m["aliases"], m["owner"], m["readers"], m["groups"])
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", show(m["address"]), show(m["kind"]), show(m["aliases"]), show(m["owner"]), show(m["readers"]), show(m["groups"]))
 		}
 		tw.Flush()
 	case "alias":
@@ -500,16 +573,33 @@ func cmdAudit(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var out []map[string]any
-	if err := c.Do("GET", fmt.Sprintf("%s?after=%d", tenantPath(*tenant, "audit"), *after), nil, &out); err != nil {
-		return err
+	var all []backend.AuditEntry
+	for next := *after; ; {
+		var page []backend.AuditEntry
+		if err := c.Do("GET", fmt.Sprintf("%s?after=%d&limit=%d", tenantPath(*tenant, "audit"), next, server.AuditPageSize), nil, &page); err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			break
+		}
+		next = page[len(page)-1].Seq
+		if *tf.json {
+			all = append(all, page...)
+			continue
+		}
+		for _, e := range page {
+			actor := e.Actor
+			if actor == "" {
+				actor = "system"
+			}
+			fmt.Printf("%d %s %s %s %s\n", e.Seq, e.Time.Format(time.RFC3339Nano), actor, e.Action, e.Detail)
+		}
 	}
 	if *tf.json {
-		printJSON(out)
-		return nil
-	}
-	for _, e := range out {
-		fmt.Printf("%v %v %v %v %v\n", e["seq"], e["time"], e["actor"], e["action"], e["detail"])
+		if all == nil {
+			all = []backend.AuditEntry{}
+		}
+		printJSON(all)
 	}
 	return nil
 }

@@ -8,11 +8,13 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/mailvault/mailvault/backend"
 	"github.com/mailvault/mailvault/mailfile"
 	"github.com/mailvault/mailvault/server"
 )
@@ -34,6 +36,12 @@ func cmdImport(ctx context.Context, args []string) error {
 	c, err := cf.client()
 	if err != nil {
 		return err
+	}
+	if *mailbox != "" {
+		// Before reading any file: a misspelt mailbox is one error.
+		if err := checkMailbox(c, *tenant, *mailbox); err != nil {
+			return err
+		}
 	}
 	var total int
 	var totalBytes int64
@@ -88,7 +96,7 @@ func cmdImport(ctx context.Context, args []string) error {
 	}
 	defer resp.Body.Close()
 	start := time.Now()
-	var archived, dups, failed, done int
+	var archived, dups, failed, unmatched, done int
 	var bytesDone int64
 	dec := json.NewDecoder(resp.Body)
 	progress := newProgress(os.Stderr, total, totalBytes, *quiet)
@@ -119,12 +127,18 @@ func cmdImport(ctx context.Context, args []string) error {
 		default:
 			archived++
 		}
+		if r.Unmatched {
+			unmatched++
+		}
 		progress.update(done, bytesDone)
 	}
 	progress.finish()
 	el := time.Since(start)
 	fmt.Printf("import finished in %s: %d archived, %d already archived (duplicates), %d failed, %.0f messages/s\n",
 		el.Round(time.Millisecond), archived, dups, len(failures), float64(done)/max(el.Seconds(), 1e-3))
+	if *mailbox == "" {
+		fmt.Printf("%d matched no archive mailbox and are kept in the journal mailbox only\n", unmatched)
+	}
 	if len(failures) > 0 {
 		sort.Strings(failures)
 		fmt.Println("failed:")
@@ -191,4 +205,23 @@ func (p *progress) finish() {
 	if !p.quiet && p.tty {
 		fmt.Fprintln(p.w)
 	}
+}
+
+// checkMailbox fails unless the tenant has an archive mailbox with the
+// address (or alias) addr.
+func checkMailbox(c *server.Client, tenant, addr string) error {
+	want, err := backend.NormalizeAddress(addr)
+	if err != nil {
+		return fmt.Errorf("-mailbox: %w", err)
+	}
+	var mbs []backend.Mailbox
+	if err := c.Do("GET", tenantPath(tenant, "mailboxes"), nil, &mbs); err != nil {
+		return err
+	}
+	for _, mb := range mbs {
+		if slices.Contains(mb.Addresses(), want) {
+			return nil
+		}
+	}
+	return fmt.Errorf("tenant %s has no archive mailbox %s (see `mailvault mailbox list -tenant %s`)", tenant, want, tenant)
 }

@@ -15,11 +15,12 @@ import (
 	"github.com/mailvault/mailvault/mailgen"
 	"github.com/mailvault/mailvault/server"
 	"github.com/mailvault/mailvault/smtpd"
+	"github.com/mailvault/mailvault/tlscert"
 )
 
 func cmdServe(ctx context.Context, args []string) error {
 	fs := newFlags("serve", "serve [-config FILE] [-demo]")
-	cfgFile := fs.String("config", "", "TOML configuration file (default: built-in defaults; see `mailvault config example`)")
+	cfgFile := fs.String("config", "", "TOML configuration `FILE` (default: built-in defaults; mailvault config example prints one)")
 	demo := fs.Bool("demo", false, "create a demo tenant with a user and generated mail on first start")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -58,6 +59,14 @@ func protocols(cfg conf.Config) []server.Protocol {
 	var imapSrv *imapd.Server
 	newIMAP := func(s *server.Server) (*imapd.Server, error) {
 		if imapSrv == nil {
+			// The shared self-signed pair names the configured hostname,
+			// whichever listener needs it first.
+			if _, created, err := tlscert.Load(s.Provider.TLSDir(), s.Config.SMTP.Hostname); err != nil {
+				return nil, err
+			} else if created {
+				s.Log.Warn("created a self-signed certificate; clients must trust it (see the README) or configure a real pair",
+					"dir", s.Provider.TLSDir(), "names", "localhost, 127.0.0.1, ::1, "+s.Config.SMTP.Hostname)
+			}
 			srv, err := imapd.New(s.Provider, s.Config.IMAP, s.Config.DataDir, s.Log.With("component", "imapd"))
 			if err != nil {
 				return nil, err
