@@ -28,6 +28,8 @@ type Options struct {
 	MaxIndexedText int
 	IdleClose      time.Duration
 	CommitDelay    time.Duration
+	// Disk keeps free space for the archive; nil sets no floors.
+	Disk *DiskLimits
 	// Directory authenticates directory-synced users; nil refuses them.
 	Directory Authenticator
 }
@@ -46,6 +48,7 @@ type Provider struct {
 	master []byte
 	db     *buntdb.DB
 	token  string
+	space  *diskGuard // nil: no floors
 
 	mu      sync.Mutex
 	tenants map[string]*Tenant
@@ -74,6 +77,9 @@ func Open(opt Options) (*Provider, error) {
 		return nil, err
 	}
 	p := &Provider{opt: opt, log: opt.Logger, lock: lock, tenants: map[string]*Tenant{}, stop: make(chan struct{})}
+	if opt.Disk != nil {
+		p.space = newDiskGuard(opt.DataDir, *opt.Disk, opt.Logger)
+	}
 	ok := false
 	defer func() {
 		if !ok {
