@@ -20,6 +20,7 @@ type indexJob struct {
 	mid     uint64
 	modseq  uint64
 	summary *mailparse.Summary // nil: rebuild from the blob
+	size    int64              // of the raw message, set by the catch-up
 }
 
 // indexState is what the indexer, its committer and Reindex share.
@@ -30,11 +31,16 @@ type indexState struct {
 	gen      atomic.Uint64 // bumped when batches in flight are void: the indexer restarts from the watermark
 	fails    atomic.Int64  // failed commits in a row, for the back-off
 	paused   atomic.Bool
+	need     atomic.Int64 // bytes the last batch dropped for space wanted
 	reindex  atomic.Bool // a rebuild from the archive was asked for
 }
 
 const (
 	maxIndexBatch = 4000
+	// maxCatchUpBytes bounds a catch-up batch by its messages' sizes,
+	// which bound both the memory to prepare it and the disk space its
+	// segment takes.
+	maxCatchUpBytes = 16 << 20
 	// spaceCheck is how often an idle or paused indexer looks at the
 	// free disk space.
 	spaceCheck = time.Second
@@ -65,7 +71,7 @@ func (t *Tenant) newCatchUp() *catchUp {
 	cu.covered = t.modseq
 	for i := range t.msgs {
 		if m := &t.msgs[i]; m.modseq > cu.watermark {
-			cu.todo = append(cu.todo, indexJob{mid: uint64(i + 1), modseq: m.modseq})
+			cu.todo = append(cu.todo, indexJob{mid: uint64(i + 1), modseq: m.modseq, size: m.size})
 		}
 	}
 	t.mu.RUnlock()
@@ -111,7 +117,11 @@ func (t *Tenant) drain(cu *catchUp) (stop func()) {
 // modseq stay within one watermark: a batch that ends inside a modseq
 // claims only the one before.
 func (cu *catchUp) next() ([]indexJob, uint64) {
-	n := min(len(cu.todo), maxIndexBatch)
+	n, bytes := 0, int64(0)
+	for n < min(len(cu.todo), maxIndexBatch) && (n == 0 || bytes+cu.todo[n].size <= maxCatchUpBytes) {
+		bytes += cu.todo[n].size
+		n++
+	}
 	batch := cu.todo[:n:n]
 	cu.todo = cu.todo[n:]
 	upTo := batch[n-1].modseq
@@ -156,7 +166,7 @@ func (t *Tenant) indexer() {
 			}
 			cu = t.newCatchUp()
 		}
-		if ok, sp, limit := t.p.space.indexRoom(0, false); !ok {
+		if ok, sp, limit := t.p.space.indexRoom(t.ixs.need.Load(), false); !ok {
 			if !t.pauseIndex(sp.Free, limit) {
 				return
 			}
@@ -196,17 +206,35 @@ func (t *Tenant) indexer() {
 		clear(batch) // drop references to parsed summaries until the next batch
 		if ok {
 			pb.gen = gen
-			select {
-			case prepared <- pb:
-			case <-t.done:
-				ok = false
-			}
+			ok = t.handOver(prepared, pb)
 		}
 		if stopDrain != nil {
 			stopDrain()
 		}
 		if !ok {
 			return
+		}
+	}
+}
+
+// handOver passes a prepared batch to the committer. Writing the one
+// before may take long on a full disk (bluge's persister waits for its
+// merger), so the disk space is watched meanwhile: below the floor the
+// batch is dropped, and the indexer pauses. false: the tenant closes.
+func (t *Tenant) handOver(prepared chan<- preparedBatch, pb preparedBatch) bool {
+	tick := time.NewTicker(spaceCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case prepared <- pb:
+			return true
+		case <-t.done:
+			return false
+		case <-tick.C:
+			if ok, _, _ := t.p.space.indexRoom(0, false); !ok {
+				t.ixs.gen.Add(1) // the batch is dropped: catch up after the pause
+				return true
+			}
 		}
 	}
 }
@@ -282,10 +310,23 @@ func (t *Tenant) sleep(d time.Duration) bool {
 // the catch-up after the pause reads them from there. false: the tenant
 // closes.
 func (t *Tenant) pauseIndex(free, limit int64) bool {
-	if err := t.ix.Pause(); err != nil {
-		t.log.Error("pause index", "err", err)
-	}
 	t.ixs.paused.Store(true)
+	// Pause waits for a batch being written; the queue is drained
+	// meanwhile, so that commits never wait for the index.
+	paused := make(chan error, 1)
+	go func() { paused <- t.ix.Pause() }()
+	for done := false; !done; {
+		select {
+		case <-t.indexQ:
+		case err := <-paused:
+			if err != nil {
+				t.log.Error("pause index", "err", err)
+			}
+			done = true
+		case <-t.done:
+			return false
+		}
+	}
 	t.log.Warn("index paused: free disk space below the index floor; the archive goes first, the index catches up when space is back",
 		"free", free, "floor", limit)
 	tick := time.NewTicker(spaceCheck)
@@ -296,7 +337,7 @@ func (t *Tenant) pauseIndex(free, limit int64) bool {
 		case <-t.done:
 			return false
 		case <-tick.C:
-			ok, sp, _ := t.p.space.indexRoom(0, true)
+			ok, sp, _ := t.p.space.indexRoom(t.ixs.need.Load(), true)
 			if !ok {
 				continue
 			}
@@ -367,15 +408,17 @@ func (t *Tenant) commitIndex(pb preparedBatch) {
 	if pb.gen != t.ixs.gen.Load() {
 		return
 	}
-	// The segment and the merges after it take about twice the text.
-	if ok, _, _ := t.p.space.indexRoom(2*pb.size, false); !ok {
-		t.ixs.gen.Add(1) // the indexer pauses
+	// A segment takes less than the text it indexes.
+	if ok, _, _ := t.p.space.indexRoom(pb.size, false); !ok {
+		t.ixs.need.Store(pb.size)
+		t.ixs.gen.Add(1) // the indexer pauses until there is room for it
 		return
 	}
 	err := t.ix.Commit(context.Background(), pb.b, pb.upTo)
 	switch {
 	case err == nil:
 		t.ixs.fails.Store(0)
+		t.ixs.need.Store(0)
 	case errors.Is(err, index.ErrPaused), errors.Is(err, index.ErrClosed):
 		t.ixs.gen.Add(1)
 	default:
