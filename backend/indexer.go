@@ -32,7 +32,7 @@ type indexState struct {
 	fails    atomic.Int64  // failed commits in a row, for the back-off
 	paused   atomic.Bool
 	need     atomic.Int64 // bytes the last batch dropped for space wanted
-	reindex  atomic.Bool // a rebuild from the archive was asked for
+	reindex  atomic.Bool  // a rebuild from the archive was asked for
 }
 
 const (
