@@ -185,7 +185,7 @@ func (t *Tenant) indexer() {
 			continue
 		case cu != nil:
 			if cu.covered > cu.watermark {
-				t.log.Info("index caught up", "watermark", cu.covered)
+				t.log.Info("index caught up", "modseq", cu.covered)
 			}
 			carry, cu = cu.pending, nil
 			continue
@@ -414,7 +414,9 @@ func (t *Tenant) commitIndex(pb preparedBatch) {
 		t.ixs.gen.Add(1) // the indexer pauses until there is room for it
 		return
 	}
-	err := t.ix.Commit(context.Background(), pb.b, pb.upTo)
+	// A job queued before a catch-up may come after it: its batch must
+	// not set the watermark back.
+	err := t.ix.Commit(context.Background(), pb.b, max(pb.upTo, t.ix.Watermark()))
 	switch {
 	case err == nil:
 		t.ixs.fails.Store(0)
@@ -550,13 +552,16 @@ func setJSON(tx *buntdb.Tx, key string, v any) error {
 
 // Reindex rebuilds the index from the archive (after an index was lost or
 // its analysis changed) in the background and returns how many messages
-// it will read. The request survives a pause, and, as it first sets the
-// watermark to 0, a restart.
+// it will read. It sets the watermark to 0, so the rebuild survives a
+// pause and a restart.
 func (t *Tenant) Reindex(ctx context.Context) int {
 	t.mu.RLock()
 	n := len(t.msgs)
 	t.mu.RUnlock()
 	t.log.Info("reindex started", "messages", n)
-	t.ixs.reindex.Store(true)
+	if err := t.rewindIndex(); err != nil {
+		t.log.Error("reindex: cannot reset the index watermark; will retry", "err", err)
+		t.ixs.reindex.Store(true) // the indexer retries
+	}
 	return n
 }
