@@ -78,6 +78,12 @@ func (t *Tenant) Ingest(ctx context.Context, raw []byte, src Source) (IngestResu
 	if err := t.checkOpen(); err != nil {
 		return IngestResult{}, err
 	}
+	release, err := t.p.space.admit(len(raw))
+	if err != nil {
+		t.stats.failed.Add(1)
+		return IngestResult{}, err
+	}
+	defer release()
 	sum := sha256.Sum256(raw)
 	j := &job{sum: sum, size: int64(len(raw)), done: make(chan error, 1)}
 	j.received = time.Now().Unix()
@@ -98,7 +104,6 @@ func (t *Tenant) Ingest(ctx context.Context, raw []byte, src Source) (IngestResu
 	j.summary = mailparse.Parse(raw, opt)
 	// Assign before writing anything, so a message that cannot be placed
 	// leaves no blob behind.
-	var err error
 	if j.targets, j.rcpts, err = t.assign(ctx, j.summary, src); err != nil {
 		t.stats.failed.Add(1)
 		return IngestResult{}, err

@@ -28,6 +28,8 @@ type Options struct {
 	MaxIndexedText int
 	IdleClose      time.Duration
 	CommitDelay    time.Duration
+	// Disk keeps free space for the archive; nil sets no floors.
+	Disk *DiskLimits
 	// Directory authenticates directory-synced users; nil refuses them.
 	Directory Authenticator
 	// Login bounds and throttles password checks.
@@ -49,6 +51,7 @@ type Provider struct {
 	db     *buntdb.DB
 	token  string
 	gate   *loginGate
+	space  *diskGuard // nil: no floors
 
 	mu      sync.Mutex
 	tenants map[string]*Tenant
@@ -77,6 +80,9 @@ func Open(opt Options) (*Provider, error) {
 		return nil, err
 	}
 	p := &Provider{opt: opt, log: opt.Logger, lock: lock, tenants: map[string]*Tenant{}, stop: make(chan struct{}), gate: newLoginGate(opt.Login)}
+	if opt.Disk != nil {
+		p.space = newDiskGuard(opt.DataDir, *opt.Disk, opt.Logger)
+	}
 	ok := false
 	defer func() {
 		if !ok {

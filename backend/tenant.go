@@ -72,6 +72,7 @@ type Tenant struct {
 
 	commitQ chan *job
 	indexQ  chan indexJob
+	ixs     indexState
 	lastUse atomic.Int64
 	done    chan struct{}
 	wg      sync.WaitGroup
@@ -157,7 +158,6 @@ func openTenant(ctx context.Context, p *Provider, info *TenantInfo, key []byte) 
 	go t.committer()
 	go t.indexer()
 	t.log.Info("tenant opened", "messages", len(t.msgs), "mailboxes", len(t.mailboxes), "took", time.Since(start).Round(time.Millisecond))
-	t.catchUpIndex()
 	return t, nil
 }
 

@@ -193,6 +193,7 @@ type Stats struct {
 	Failed       int64     `json:"failed_since_start"`
 	LastMessage  time.Time `json:"last_message,omitempty"`
 	ChainTip     string    `json:"chain_tip"`
+	Disk         DiskSpace `json:"disk"`
 }
 
 // Stats returns the tenant's counters.
@@ -215,6 +216,7 @@ func (t *Tenant) Stats() Stats {
 	s.Archived = t.stats.archived.Load()
 	s.Duplicates = t.stats.duplicates.Load()
 	s.Failed = t.stats.failed.Load()
+	s.Disk = t.diskSpace()
 	if l := t.stats.last.Load(); l != 0 {
 		s.LastMessage = time.Unix(0, l).UTC()
 	}

@@ -59,6 +59,15 @@ type Store struct {
 	// CommitDelay is how long ingest waits to gather more messages into one
 	// fsynced commit.
 	CommitDelay Duration `toml:"commit_delay"`
+	// Free disk space kept for the archive, each floor the larger of bytes
+	// and percent of the filesystem: below the index floor the full-text
+	// index pauses (it catches up later from the archive); below the
+	// smaller intake floor new messages are refused as a full disk (SMTP
+	// 452), so that audit entries and metadata commits still fit.
+	IndexMinFreeBytes    int64 `toml:"index_min_free_bytes"`
+	IndexMinFreePercent  int   `toml:"index_min_free_percent"`
+	IntakeMinFreeBytes   int64 `toml:"intake_min_free_bytes"`
+	IntakeMinFreePercent int   `toml:"intake_min_free_percent"`
 }
 
 // Login bounds the password checks of every protocol (IMAP, JMAP, SMTP
@@ -106,6 +115,11 @@ func Default() Config {
 			MaxIndexedText: 1 << 20,
 			IdleClose:      Duration{10 * time.Minute},
 			CommitDelay:    Duration{2 * time.Millisecond},
+
+			IndexMinFreeBytes:    1 << 30,
+			IndexMinFreePercent:  2,
+			IntakeMinFreeBytes:   256 << 20,
+			IntakeMinFreePercent: 1,
 		},
 	}
 }
@@ -141,6 +155,19 @@ func (c Config) Validate() error {
 	}
 	if c.SMTP.MaxMessageBytes <= 0 {
 		return fmt.Errorf("config: smtp.max_message_bytes must be positive")
+	}
+	st := c.Store
+	if st.IndexMinFreeBytes < 0 || st.IntakeMinFreeBytes < 0 {
+		return fmt.Errorf("config: store.*_min_free_bytes must not be negative")
+	}
+	for _, p := range []int{st.IndexMinFreePercent, st.IntakeMinFreePercent} {
+		if p < 0 || p > 50 {
+			return fmt.Errorf("config: store.*_min_free_percent %d: want 0 to 50", p)
+		}
+	}
+	indexOn := st.IndexMinFreeBytes > 0 || st.IndexMinFreePercent > 0
+	if indexOn && (st.IntakeMinFreeBytes > st.IndexMinFreeBytes || st.IntakeMinFreePercent > st.IndexMinFreePercent) {
+		return fmt.Errorf("config: the intake floor (store.intake_min_free_*) must not exceed the index floor (store.index_min_free_*): the index pauses before intake refuses")
 	}
 	return nil
 }

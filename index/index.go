@@ -34,6 +34,9 @@ const watermarkFile = "watermark" // inside the bluge directory, which ignores i
 // ErrClosed is returned after Close.
 var ErrClosed = errors.New("index closed")
 
+// ErrPaused is returned by writes while the index is paused.
+var ErrPaused = errors.New("index paused")
+
 // ErrNotFound is returned by Snippet for a message that is not indexed.
 var ErrNotFound = errors.New("message not indexed")
 
@@ -47,8 +50,11 @@ type Index struct {
 	writeMu   sync.Mutex // serializes batches and the watermark file
 	watermark atomic.Uint64
 
-	mu sync.RWMutex // guards w against Close
-	w  *bluge.Writer
+	cfg    bluge.Config
+	mu     sync.RWMutex // guards w, paused and closed
+	w      *bluge.Writer
+	paused bool // w is closed until Resume; searches open the files read-only
+	closed bool
 }
 
 // Open opens the index in dir, creating it if missing. Bluge locks the
@@ -64,7 +70,7 @@ func Open(dir string, log *slog.Logger) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open index %q: %w", dir, err)
 	}
-	ix := &Index{dir: dir, log: log, an: newAnalyzers(), w: w}
+	ix := &Index{dir: dir, log: log, an: newAnalyzers(), cfg: cfg, w: w}
 	wm, err := readWatermark(filepath.Join(dir, watermarkFile))
 	if err != nil {
 		// Safe: the caller re-feeds from 0, and Put replaces documents.
@@ -80,8 +86,12 @@ func (ix *Index) Close() error {
 	defer ix.writeMu.Unlock()
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	if ix.w == nil {
+	if ix.closed {
 		return ErrClosed
+	}
+	ix.closed = true
+	if ix.w == nil {
+		return nil
 	}
 	err := ix.w.Close()
 	ix.w = nil
@@ -89,6 +99,58 @@ func (ix *Index) Close() error {
 		return fmt.Errorf("close index %q: %w", ix.dir, err)
 	}
 	return nil
+}
+
+// Pause closes the writer: no segment is written and no merge runs until
+// Resume, and bluge's memory for segments not yet persisted (a batch that
+// failed on a full disk) is released. Commit and Delete return ErrPaused;
+// searches read the last persisted state, opening its files per search.
+// What a failed batch had added is gone, so the caller re-feeds from the
+// watermark after Resume.
+func (ix *Index) Pause() error {
+	ix.writeMu.Lock()
+	defer ix.writeMu.Unlock()
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.closed {
+		return ErrClosed
+	}
+	if ix.paused {
+		return nil
+	}
+	err := ix.w.Close()
+	ix.w, ix.paused = nil, true
+	if err != nil {
+		return fmt.Errorf("pause index %q: %w", ix.dir, err)
+	}
+	return nil
+}
+
+// Resume reopens the writer after Pause.
+func (ix *Index) Resume() error {
+	ix.writeMu.Lock()
+	defer ix.writeMu.Unlock()
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.closed {
+		return ErrClosed
+	}
+	if !ix.paused {
+		return nil
+	}
+	w, err := bluge.OpenWriter(ix.cfg)
+	if err != nil {
+		return fmt.Errorf("resume index %q: %w", ix.dir, err)
+	}
+	ix.w, ix.paused = w, false
+	return nil
+}
+
+// Paused reports whether the index is paused.
+func (ix *Index) Paused() bool {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return ix.paused
 }
 
 // Watermark returns the upTo of the last successful Put, persisted across
@@ -146,6 +208,12 @@ func (ix *Index) Commit(ctx context.Context, b *Prepared, upTo uint64) error {
 	}
 	ix.writeMu.Lock()
 	defer ix.writeMu.Unlock()
+	ix.mu.RLock()
+	err := ix.writableLocked()
+	ix.mu.RUnlock()
+	if err != nil {
+		return err
+	}
 	if len(b.docs) > 0 {
 		batch := bluge.NewBatch()
 		for _, d := range b.docs {
@@ -154,6 +222,22 @@ func (ix *Index) Commit(ctx context.Context, b *Prepared, upTo uint64) error {
 		if err := ix.batch(batch); err != nil {
 			return fmt.Errorf("index %d messages: %w", len(b.docs), err)
 		}
+	}
+	if err := writeWatermark(filepath.Join(ix.dir, watermarkFile), upTo); err != nil {
+		return err
+	}
+	ix.watermark.Store(upTo)
+	return nil
+}
+
+// Rewind sets the watermark back, so that the caller re-feeds everything
+// after upTo (a rebuild from the archive). Documents stay searchable until
+// they are replaced.
+func (ix *Index) Rewind(upTo uint64) error {
+	ix.writeMu.Lock()
+	defer ix.writeMu.Unlock()
+	if upTo >= ix.watermark.Load() {
+		return nil
 	}
 	if err := writeWatermark(filepath.Join(ix.dir, watermarkFile), upTo); err != nil {
 		return err
@@ -218,10 +302,20 @@ func (ix *Index) batch(b *blugeindex.Batch) (err error) {
 	defer ix.recoverPanic(&err, "batch")
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	if ix.w == nil {
-		return ErrClosed
+	if err := ix.writableLocked(); err != nil {
+		return err
 	}
 	return ix.w.Batch(b)
+}
+
+func (ix *Index) writableLocked() error {
+	switch {
+	case ix.closed:
+		return ErrClosed
+	case ix.paused:
+		return ErrPaused
+	}
+	return nil
 }
 
 func docID(mid uint64) bluge.Identifier { return bluge.Identifier(strconv.FormatUint(mid, 10)) }
@@ -265,10 +359,16 @@ func (ix *Index) Count() (n uint64, err error) {
 func (ix *Index) reader() (*bluge.Reader, error) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	if ix.w == nil {
+	if ix.closed {
 		return nil, ErrClosed
 	}
-	r, err := ix.w.Reader()
+	var r *bluge.Reader
+	var err error
+	if ix.paused {
+		r, err = bluge.OpenReader(ix.cfg)
+	} else {
+		r, err = ix.w.Reader()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("index %q reader: %w", ix.dir, err)
 	}

@@ -2,9 +2,12 @@ package index
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -898,5 +901,72 @@ func TestDocValuesManyChunks(t *testing.T) {
 		if total != 1000 || len(mids) != 1000 || mids[0] != 2000 || mids[999] != 1001 {
 			t.Fatalf("round %d: sizes 2000..2999 newest first: total %d, %d mids, first %v", round, total, len(mids), mids[:min(3, len(mids))])
 		}
+	}
+}
+
+// TestPauseResume: a paused index writes nothing (its directory does not
+// change) and refuses writes, searches still answer from the files, and
+// after Resume writes go on. Rewind sets the watermark back durably.
+func TestPauseResume(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	docs := testDocs()
+	ix, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	half := len(docs) / 2
+	if err := ix.Put(ctx, docs[:half], 1); err != nil {
+		t.Fatal(err)
+	}
+	want, err := ix.SearchFolder(ctx, 1, Text(FieldBody, "budget"))
+	if err != nil || len(want) == 0 {
+		t.Fatal(want, err)
+	}
+	if err := ix.Pause(); err != nil || !ix.Paused() {
+		t.Fatalf("pause: %v", err)
+	}
+	listing := func() []string {
+		var names []string
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				info, _ := d.Info()
+				names = append(names, fmt.Sprintf("%s %d", p, info.Size()))
+			}
+			return nil
+		})
+		return names
+	}
+	files := listing()
+	if err := ix.Put(ctx, docs[half:], 2); !errors.Is(err, ErrPaused) {
+		t.Fatalf("put while paused: %v, want ErrPaused", err)
+	}
+	if err := ix.Put(ctx, nil, 3); !errors.Is(err, ErrPaused) || ix.Watermark() != 1 {
+		t.Fatalf("empty put while paused: %v, watermark %d", err, ix.Watermark())
+	}
+	if got, err := ix.SearchFolder(ctx, 1, Text(FieldBody, "budget")); err != nil || !slices.Equal(got, want) {
+		t.Fatalf("search while paused: %v %v, want %v", got, err, want)
+	}
+	if n, err := ix.Count(); err != nil || n != uint64(half) {
+		t.Fatalf("count while paused: %d %v", n, err)
+	}
+	if now := listing(); !slices.Equal(now, files) {
+		t.Fatalf("a paused index wrote:\n%v\n%v", files, now)
+	}
+	if err := ix.Resume(); err != nil || ix.Paused() {
+		t.Fatalf("resume: %v", err)
+	}
+	if err := ix.Put(ctx, docs[half:], 2); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ix.Count(); err != nil || n != uint64(len(docs)) {
+		t.Fatalf("count after resume: %d %v", n, err)
+	}
+	if err := ix.Rewind(0); err != nil || ix.Watermark() != 0 {
+		t.Fatalf("rewind: %v, watermark %d", err, ix.Watermark())
+	}
+	if wm, err := readWatermark(filepath.Join(dir, watermarkFile)); err != nil || wm != 0 {
+		t.Fatalf("rewound watermark on disk: %d %v", wm, err)
 	}
 }

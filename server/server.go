@@ -86,6 +86,10 @@ func Start(ctx context.Context, cfg conf.Config, log *slog.Logger, protocols []P
 	p, err := backend.Open(backend.Options{
 		DataDir: cfg.DataDir, Logger: log, MaxIndexedText: cfg.Store.MaxIndexedText,
 		IdleClose: cfg.Store.IdleClose.Duration, CommitDelay: cfg.Store.CommitDelay.Duration,
+		Disk: &backend.DiskLimits{
+			IndexMinFree: cfg.Store.IndexMinFreeBytes, IndexMinFreePercent: cfg.Store.IndexMinFreePercent,
+			IntakeMinFree: cfg.Store.IntakeMinFreeBytes, IntakeMinFreePercent: cfg.Store.IntakeMinFreePercent,
+		},
 		Directory: syncer,
 		Login:     backend.LoginLimits{Checks: cfg.Login.MaxChecks, Waiting: cfg.Login.MaxWaiting},
 	})
