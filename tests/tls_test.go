@@ -24,7 +24,15 @@ func TestSelfSignedCertificateNames(t *testing.T) {
 	in.start()
 	// The certificate as the server presents it, and as the file the
 	// README tells clients to trust.
-	probe, err := tls.Dial("tcp", net.JoinHostPort("127.0.0.1", port), &tls.Config{InsecureSkipVerify: true})
+	// The API answers before every listener is bound: wait for this one.
+	var probe *tls.Conn
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		probe, err = tls.Dial("tcp", net.JoinHostPort("127.0.0.1", port), &tls.Config{InsecureSkipVerify: true})
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
