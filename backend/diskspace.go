@@ -54,7 +54,7 @@ type diskGuard struct {
 	dir      string
 	lim      DiskLimits
 	log      *slog.Logger
-	inflight atomic.Int64 // bytes admitted ingests may still write
+	inflight atomic.Int64 // bytes admitted ingests and an index batch may still write
 	refused  atomic.Int64
 	refusing atomic.Bool // logs the change, not every refused message
 }
@@ -121,6 +121,15 @@ func (g *diskGuard) indexRoom(need int64, resume bool) (ok bool, sp store.DiskSp
 		need += limit / 10
 	}
 	return sp.Free-g.inflight.Load()-need >= limit, sp, limit
+}
+
+// hold counts n bytes as taken until release, so that ingest leaves them.
+func (g *diskGuard) hold(n int64) (release func()) {
+	if g == nil {
+		return func() {}
+	}
+	g.inflight.Add(n)
+	return func() { g.inflight.Add(-n) }
 }
 
 func (g *diskGuard) state() DiskSpace {

@@ -38,14 +38,21 @@ type indexState struct {
 
 const (
 	maxIndexBatch = 4000
-	// maxCatchUpBytes bounds a catch-up batch by its messages' sizes,
-	// which bound both the memory to prepare it and the disk space its
-	// segment takes.
-	maxCatchUpBytes = 16 << 20
+	// maxBatchBytes bounds a batch by its messages' text (in a catch-up:
+	// their sizes), which bounds both the memory to prepare it and the
+	// disk space its segment takes.
+	maxBatchBytes = 16 << 20
 	// spaceCheck is how often an idle or paused indexer looks at the
 	// free disk space.
 	spaceCheck = time.Second
 )
+
+func (j *indexJob) textSize() int {
+	if j.summary == nil {
+		return 0
+	}
+	return len(j.summary.Text)
+}
 
 func (t *Tenant) queueIndex(j indexJob) {
 	select {
@@ -119,7 +126,7 @@ func (t *Tenant) drain(cu *catchUp) (stop func()) {
 // claims only the one before.
 func (cu *catchUp) next() ([]indexJob, uint64) {
 	n, bytes := 0, int64(0)
-	for n < min(len(cu.todo), maxIndexBatch) && (n == 0 || bytes+cu.todo[n].size <= maxCatchUpBytes) {
+	for n < min(len(cu.todo), maxIndexBatch) && (n == 0 || bytes+cu.todo[n].size <= maxBatchBytes) {
 		bytes += cu.todo[n].size
 		n++
 	}
@@ -264,13 +271,18 @@ func (t *Tenant) gather(carry []indexJob) ([]indexJob, bool) {
 	deadline := time.After(time.Second)
 	quiet := time.NewTimer(time.Hour)
 	defer quiet.Stop()
-	for len(batch) < maxIndexBatch {
+	var bytes int
+	for _, j := range batch {
+		bytes += j.textSize()
+	}
+	for len(batch) < maxIndexBatch && bytes < maxBatchBytes {
 		if len(batch) >= minQuietBatch {
 			quiet.Reset(quietGap)
 		}
 		select {
 		case j := <-t.indexQ:
 			batch = append(batch, j)
+			bytes += j.textSize()
 		case <-deadline:
 			return batch, true
 		case <-quiet.C:
@@ -311,7 +323,6 @@ func (t *Tenant) sleep(d time.Duration) bool {
 // the catch-up after the pause reads them from there. false: the tenant
 // closes.
 func (t *Tenant) pauseIndex(free, limit int64) bool {
-	t.ixs.paused.Store(true)
 	// Pause waits for a batch being written; the queue is drained
 	// meanwhile, so that commits never wait for the index.
 	paused := make(chan error, 1)
@@ -328,6 +339,7 @@ func (t *Tenant) pauseIndex(free, limit int64) bool {
 			return false
 		}
 	}
+	t.ixs.paused.Store(true)
 	t.log.Warn("index paused: free disk space below the index floor; the archive goes first, the index catches up when space is back",
 		"free", free, "floor", limit)
 	tick := time.NewTicker(spaceCheck)
@@ -409,12 +421,17 @@ func (t *Tenant) commitIndex(pb preparedBatch) {
 	if pb.gen != t.ixs.gen.Load() {
 		return
 	}
-	// A segment takes less than the text it indexes.
+	// A segment takes less than the text it indexes. That room is held
+	// while the batch is written: bluge does not get over a segment it
+	// failed to persist until its next batch, so ingest must not take the
+	// room meanwhile. Batches are small (maxBatchBytes), so this raises
+	// the intake floor only a little, and only for a moment.
 	if ok, _, _ := t.p.space.indexRoom(pb.size, false); !ok {
 		t.ixs.need.Store(pb.size)
 		t.ixs.gen.Add(1) // the indexer pauses until there is room for it
 		return
 	}
+	defer t.p.space.hold(pb.size)()
 	// A job queued before a catch-up may come after it: its batch must
 	// not set the watermark back.
 	err := t.ix.Commit(context.Background(), pb.b, max(pb.upTo, t.ix.Watermark()))
