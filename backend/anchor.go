@@ -1,12 +1,14 @@
 package backend
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/tidwall/buntdb"
@@ -154,15 +156,6 @@ func (t *Tenant) openAnchors() (last, prev anchor, n int64, err error) {
 	return last, prev, n, nil
 }
 
-// metaState is what meta.db holds, in the terms of an anchor.
-type metaState struct {
-	maxMID     uint64
-	placements uint64
-	placeSum   [32]byte
-	audit      uint64
-	auditHash  [32]byte
-}
-
 // integrityProblem records a finding of the open-time checks for verify
 // and logs it.
 func (t *Tenant) integrityProblem(kind, detail string) {
@@ -226,16 +219,16 @@ func (t *Tenant) checkAnchoredState(st anchor, last, prev anchor, n int64, pendi
 	if n == 0 {
 		return
 	}
-	for _, a := range []anchor{last, prev} {
-		if n == 1 && a == prev {
-			break
-		}
+	newest := []anchor{last}
+	if n > 1 {
+		newest = append(newest, prev)
+	}
+	for _, a := range newest {
 		if a.Messages == st.Messages && a.Messages > 0 && !t.msgs[a.Messages-1].missing && a.Chain != st.Chain {
 			t.integrityProblem("chain-anchor-mismatch", fmt.Sprintf("the chain head at message %d is not the anchored one of %s: message records were replaced", a.Messages, anchorTime(a)))
 		}
 	}
-	placed := func(a anchor) bool { return a.Placements == st.Placements && a.PlaceSum == st.PlaceSum }
-	if !placed(last) && !(n > 1 && placed(prev)) {
+	if !slices.ContainsFunc(newest, func(a anchor) bool { return a.Placements == st.Placements && a.PlaceSum == st.PlaceSum }) {
 		if pending && st.Placements >= prev.Placements && st.Placements <= last.Placements {
 			t.log.Warn("placements of a torn final commit kept", "placements", st.Placements)
 		} else {
@@ -243,10 +236,10 @@ func (t *Tenant) checkAnchoredState(st anchor, last, prev anchor, n int64, pendi
 				st.Placements, last.Placements, anchorTime(last)))
 		}
 	}
-	audited := func(a anchor) bool { return a.Audit == st.Audit && a.AuditHash == st.AuditHash }
-	if !audited(last) && !(n > 1 && audited(prev)) {
+	if !slices.ContainsFunc(newest, func(a anchor) bool { return a.Audit == st.Audit && a.AuditHash == st.AuditHash }) {
+		lowest := slices.MinFunc(newest, func(a, b anchor) int { return cmp.Compare(a.Audit, b.Audit) }).Audit
 		switch {
-		case st.Audit < min(last.Audit, prev.Audit) || n == 1 && st.Audit < last.Audit:
+		case st.Audit < lowest:
 			t.integrityProblem("audit-truncated", fmt.Sprintf("the audit log ends at entry %d, but the anchor of %s counts %d entries: entries were removed at its end", st.Audit, anchorTime(last), last.Audit))
 		case st.Audit > last.Audit:
 			t.integrityProblem("audit-unanchored", fmt.Sprintf("the audit log holds %d entries, the newest anchor %d: an anchor write failed or the anchor log was cut", st.Audit, last.Audit))

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -22,7 +21,6 @@ import (
 	"github.com/mailvault/mailvault/backend"
 	"github.com/mailvault/mailvault/mailfile"
 	"github.com/mailvault/mailvault/mailgen"
-	"github.com/mailvault/mailvault/server"
 )
 
 // openData opens a stopped instance's data directory in-process, to check
@@ -197,38 +195,14 @@ func TestKillDuringImport(t *testing.T) {
 	for i := range msgs {
 		msgs[i] = g.Next().Raw
 	}
-	c := in.client()
-	pr, pw := io.Pipe()
-	go func() {
-		bw := bufio.NewWriter(pw)
-		for _, m := range msgs {
-			if err := server.WriteBatchRecord(bw, server.BatchRecord{Raw: m}); err != nil {
-				pw.CloseWithError(err)
-				return
-			}
+	acked, failed := in.importStream("acme", "alice@acme.example", msgs, func(n int) {
+		if n == 700 {
+			in.kill() // the connection dies with the server
 		}
-		pw.CloseWithError(bw.Flush())
-	}()
-	resp, err := c.Raw("POST", "/api/v1/tenants/acme/import?mailbox=alice@acme.example", "application/x-mailvault-batch", pr)
-	if err != nil {
-		t.Fatal(err)
+	})
+	if failed.Error != "" {
+		t.Fatalf("message %d: %s", failed.N, failed.Error)
 	}
-	acked := map[int]server.ImportResult{}
-	dec := json.NewDecoder(resp.Body)
-	for {
-		var r server.ImportResult
-		if err := dec.Decode(&r); err != nil {
-			break // the connection dies with the server
-		}
-		if r.Error != "" {
-			t.Fatalf("message %d: %s", r.N, r.Error)
-		}
-		acked[r.N] = r
-		if len(acked) == 700 {
-			in.kill()
-		}
-	}
-	pr.Close()
 	if len(acked) < 700 || len(acked) == len(msgs) {
 		t.Fatalf("%d acknowledged; the kill should have come in the middle", len(acked))
 	}

@@ -3,6 +3,7 @@ package tests
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -174,4 +175,43 @@ func (in *instance) client() *server.Client {
 		in.t.Fatal(err)
 	}
 	return &server.Client{BaseURL: "http://" + in.HTTP, Token: tok}
+}
+
+// importStream sends msgs to the import API as one batch stream and
+// returns the results the server acknowledged, by message number, and the
+// first result that reports an error (empty if none). after is called after
+// each acknowledgement (to kill the server mid-way, say); the stream ends
+// when the server stops answering or reports an error.
+func (in *instance) importStream(tenant, mailbox string, msgs [][]byte, after func(acked int)) (map[int]server.ImportResult, server.ImportResult) {
+	in.t.Helper()
+	pr, pw := io.Pipe()
+	defer pr.Close()
+	go func() {
+		bw := bufio.NewWriter(pw)
+		for _, m := range msgs {
+			if err := server.WriteBatchRecord(bw, server.BatchRecord{Raw: m}); err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+		}
+		pw.CloseWithError(bw.Flush())
+	}()
+	resp, err := in.client().Raw("POST", "/api/v1/tenants/"+tenant+"/import?mailbox="+mailbox, "application/x-mailvault-batch", pr)
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	acked := map[int]server.ImportResult{}
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var r server.ImportResult
+		if err := dec.Decode(&r); err != nil {
+			return acked, server.ImportResult{}
+		}
+		if r.Error != "" {
+			return acked, r
+		}
+		acked[r.N] = r
+		after(len(acked))
+	}
 }

@@ -1,11 +1,8 @@
 package tests
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +12,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mailvault/mailvault/mailgen"
-	"github.com/mailvault/mailvault/server"
 )
 
 // ext4's shutdown ioctl (EXT4_IOC_SHUTDOWN, as xfstests' godown uses it)
@@ -82,35 +78,13 @@ func TestPowerLossDuringImport(t *testing.T) {
 	for i := range msgs {
 		msgs[i] = g.Next().Raw
 	}
-	pr, pw := io.Pipe()
-	go func() {
-		bw := bufio.NewWriter(pw)
-		for _, m := range msgs {
-			if err := server.WriteBatchRecord(bw, server.BatchRecord{Raw: m}); err != nil {
-				pw.CloseWithError(err)
-				return
-			}
-		}
-		pw.CloseWithError(bw.Flush())
-	}()
-	resp, err := in.client().Raw("POST", "/api/v1/tenants/acme/import?mailbox=alice@acme.example", "application/x-mailvault-batch", pr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	acked := map[int]server.ImportResult{}
-	dec := json.NewDecoder(resp.Body)
-	for {
-		var r server.ImportResult
-		if err := dec.Decode(&r); err != nil || r.Error != "" {
-			break // the server's writes fail once the power is cut
-		}
-		acked[r.N] = r
-		if len(acked) == powerLossCutAfterAck {
+	// The server's writes fail once the power is cut: the stream ends.
+	acked, _ := in.importStream("acme", "alice@acme.example", msgs, func(n int) {
+		if n == powerLossCutAfterAck {
 			cutPower(t, mnt)
 			in.kill()
 		}
-	}
-	pr.Close()
+	})
 	in.kill()
 	if len(acked) < powerLossCutAfterAck || len(acked) == len(msgs) {
 		t.Fatalf("%d acknowledged; the power cut should have come in the middle", len(acked))
