@@ -70,10 +70,52 @@ type ingestStats struct {
 	last                         atomic.Int64 // unix nanos
 }
 
+// Turns orders the commits of a stream of messages that are ingested
+// concurrently, as an import does: each message takes a turn in source
+// order, and IngestInTurn lets it into the commit queue only after the
+// message before it, so that UIDs follow the source while parsing, sealing
+// and storing run in parallel. Next is called by one goroutine.
+type Turns struct{ last chan struct{} }
+
+// Turn is one message's place in a Turns sequence.
+type Turn struct {
+	prev <-chan struct{} // closed once the message before is queued or has failed
+	mine chan struct{}
+}
+
+// NewTurns starts a sequence.
+func NewTurns() *Turns {
+	c := make(chan struct{})
+	close(c)
+	return &Turns{last: c}
+}
+
+// Next returns the turn of the next message of the source.
+func (s *Turns) Next() Turn {
+	t := Turn{prev: s.last, mine: make(chan struct{})}
+	s.last = t.mine
+	return t
+}
+
 // Ingest archives one message: it returns only when the message is durable
 // (blob, summary and metadata fsynced) or has failed as a whole. Every
 // intake (SMTP journal, import, API) goes through here.
 func (t *Tenant) Ingest(ctx context.Context, raw []byte, src Source) (IngestResult, error) {
+	return t.ingest(ctx, raw, src, nil)
+}
+
+// IngestInTurn is Ingest for one message of an ordered stream: the message
+// is committed after every message with an earlier turn that succeeds.
+// Every turn taken must be passed to IngestInTurn, or the stream stalls.
+func (t *Tenant) IngestInTurn(ctx context.Context, raw []byte, src Source, turn Turn) (IngestResult, error) {
+	return t.ingest(ctx, raw, src, &turn)
+}
+
+func (t *Tenant) ingest(ctx context.Context, raw []byte, src Source, turn *Turn) (IngestResult, error) {
+	if turn != nil {
+		// A message that fails before the queue passes its turn on too.
+		defer turn.pass()
+	}
 	t.touch()
 	if err := t.checkOpen(); err != nil {
 		return IngestResult{}, err
@@ -123,6 +165,13 @@ func (t *Tenant) Ingest(ctx context.Context, raw []byte, src Source) (IngestResu
 		}
 		j.sealed = t.seal.SealUncompressed(rec, []byte("summary "+key))
 	}
+	if turn != nil {
+		select {
+		case <-turn.prev:
+		case <-ctx.Done():
+			return IngestResult{}, ctx.Err()
+		}
+	}
 	t.closeMu.RLock()
 	if t.closed {
 		t.closeMu.RUnlock()
@@ -135,6 +184,10 @@ func (t *Tenant) Ingest(ctx context.Context, raw []byte, src Source) (IngestResu
 		return IngestResult{}, ctx.Err()
 	}
 	t.closeMu.RUnlock()
+	if turn != nil {
+		// The committer takes jobs in queue order, and so gives UIDs.
+		turn.pass()
+	}
 	// Once queued the commit must be waited for: it may already be on disk.
 	if err := <-j.done; err != nil {
 		t.stats.failed.Add(1)
@@ -148,6 +201,14 @@ func (t *Tenant) Ingest(ctx context.Context, raw []byte, src Source) (IngestResu
 	}
 	t.stats.last.Store(time.Now().UnixNano())
 	return j.res, nil
+}
+
+// pass lets the next message of the sequence into the commit queue.
+func (tn *Turn) pass() {
+	if tn.mine != nil {
+		close(tn.mine)
+		tn.mine = nil
+	}
 }
 
 func (t *Tenant) checkOpen() error {

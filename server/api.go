@@ -562,6 +562,9 @@ func (a *API) importBatch(w http.ResponseWriter, r *http.Request) error {
 		}
 	}()
 	br := bufio.NewReaderSize(r.Body, 256<<10)
+	// Messages are ingested concurrently but committed in stream order,
+	// so a folder's UIDs follow its source.
+	turns := backend.NewTurns()
 	var readErr error
 	for n := 1; ; n++ {
 		rec, err := ReadBatchRecord(br)
@@ -582,9 +585,10 @@ func (a *API) importBatch(w http.ResponseWriter, r *http.Request) error {
 		s := slot{res: make(chan ImportResult, 1), n: n}
 		order <- s
 		sem <- struct{}{}
+		turn := turns.Next()
 		go func(raw []byte) {
 			defer func() { <-sem }()
-			res, err := t.Ingest(r.Context(), raw, src)
+			res, err := t.IngestInTurn(r.Context(), raw, src, turn)
 			ir := ImportResult{N: s.n, IngestResult: res}
 			if err != nil {
 				ir.Error = err.Error()
