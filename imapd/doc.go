@@ -6,9 +6,11 @@
 // Folders: the user's own archive mailbox is the personal namespace (INBOX,
 // Sent with \Sent, imported folders); every other archive mailbox the user
 // may read is in the shared namespace as Archive/<address>/<folder>, journal
-// mailboxes for compliance users only. A name under Archive/ that names no
-// readable archive mailbox is looked up among the own folders, so an
-// imported folder called Archive stays reachable. Plaintext logins are
+// mailboxes for compliance users only. The prefix Archive/ is reserved for
+// them: an own folder whose first level is "Archive" is shown as
+// "Archive_" (and "Archive_" as "Archive__", and so on), so an imported
+// "Archive/<address>/INBOX" and the shared mailbox of that address are both
+// reachable and every name means one folder. Plaintext logins are
 // accepted on loopback only; elsewhere the client must use STARTTLS or the
 // implicit-TLS port. Failed logins slow down further attempts for the
 // account and the client address. Nothing can be created, deleted,

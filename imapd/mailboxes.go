@@ -18,6 +18,41 @@ const (
 	sharedPrefix = "Archive"
 )
 
+// The shared namespace prefix is reserved: an own folder whose first level
+// is called "Archive" (imported from a client's archive folder, say) is
+// shown as "Archive_", one called "Archive_" as "Archive__", and so on, so
+// that every IMAP name means one folder whatever the user may read, and an
+// own "Archive/<address>/INBOX" is never hidden behind a shared mailbox.
+
+// escapedLevel reports whether a first level is "Archive" followed by one
+// or more "_".
+func escapedLevel(s string) bool {
+	rest, ok := strings.CutPrefix(s, sharedPrefix)
+	return ok && rest != "" && strings.Trim(rest, "_") == ""
+}
+
+// ownName is the IMAP name of an own folder.
+func ownName(folder string) string {
+	first, _, _ := strings.Cut(folder, string(delim))
+	if first == sharedPrefix || escapedLevel(first) {
+		return first + "_" + folder[len(first):]
+	}
+	return folder
+}
+
+// ownFolder is the own folder an IMAP name outside the shared namespace
+// stands for; false for a name in the shared namespace.
+func ownFolder(name string) (string, bool) {
+	first, _, _ := strings.Cut(name, string(delim))
+	switch {
+	case first == sharedPrefix:
+		return "", false
+	case escapedLevel(first):
+		return first[:len(first)-1] + name[len(first):], true
+	}
+	return name, true
+}
+
 // folderRef is a folder with its IMAP name.
 type folderRef struct {
 	name    string // IMAP name
@@ -40,11 +75,12 @@ func rootMailbox(readable []backend.MailboxView) int {
 }
 
 // resolve finds the folder an IMAP name refers to, among those the user may
-// read. Names under Archive/ that name a readable archive mailbox are that
-// mailbox's; anything else is a folder of the root mailbox.
+// read. Names under Archive/ are folders of other archive mailboxes;
+// anything else is a folder of the root mailbox.
 func (s *session) resolve(t *backend.Tenant, name string) (folderRef, error) {
 	readable := t.Readable(s.login)
 	root := rootMailbox(readable)
+	own, isOwn := ownFolder(name)
 	if rest, ok := strings.CutPrefix(name, sharedPrefix+string(delim)); ok {
 		addr, folder, _ := strings.Cut(rest, string(delim))
 		addr = strings.ToLower(addr)
@@ -65,8 +101,8 @@ func (s *session) resolve(t *backend.Tenant, name string) (folderRef, error) {
 			}
 		}
 	}
-	if root >= 0 {
-		if fi, err := t.FolderByName(s.login, readable[root].ID, name); err == nil {
+	if root >= 0 && isOwn {
+		if fi, err := t.FolderByName(s.login, readable[root].ID, own); err == nil {
 			return folderRef{name: name, address: readable[root].Address, info: fi}, nil
 		}
 	}
@@ -103,12 +139,12 @@ func (s *session) tree(t *backend.Tenant) []listEntry {
 		if err != nil {
 			continue // access changed in between
 		}
-		prefix := ""
-		if i != root {
-			prefix = sharedPrefix + string(delim) + mb.Address + string(delim)
-		}
 		for _, f := range folders {
-			ref := &folderRef{name: prefix + f.Name, address: mb.Address, info: f}
+			name := ownName(f.Name)
+			if i != root {
+				name = sharedPrefix + string(delim) + mb.Address + string(delim) + f.Name
+			}
+			ref := &folderRef{name: name, address: mb.Address, info: f}
 			e := listEntry{name: ref.name, ref: ref}
 			if i == root && f.Special != "" {
 				e.special = imap.MailboxAttr(f.Special)
