@@ -102,6 +102,9 @@ type ExportRequest struct {
 	By string
 	// Actor is who the audit log names.
 	Actor string
+	// Started, if not nil, is called with the scope's totals once it is
+	// resolved, before anything is written.
+	Started func(total ExportResult)
 }
 
 // ExportResult counts what an export wrote.
@@ -241,6 +244,9 @@ func (t *Tenant) Export(ctx context.Context, req ExportRequest, w io.Writer) (re
 	if err != nil {
 		return res, err
 	}
+	if req.Started != nil {
+		req.Started(ExportResult{Messages: len(p.items), Bytes: p.bytes})
+	}
 	release := t.Hold()
 	defer release()
 	defer func() {
@@ -259,16 +265,6 @@ func (t *Tenant) Export(ctx context.Context, req ExportRequest, w io.Writer) (re
 		err = fmt.Errorf("%w export format %q", ErrInvalid, req.Format)
 	}
 	return res, err
-}
-
-// ExportCount tells how many messages and archived bytes a scope holds,
-// before an export is started (the API sends it as headers).
-func (t *Tenant) ExportCount(ctx context.Context, s ExportScope) (ExportResult, error) {
-	p, err := t.plan(ctx, s)
-	if err != nil {
-		return ExportResult{}, err
-	}
-	return ExportResult{Messages: len(p.items), Bytes: p.bytes}, nil
 }
 
 func (t *Tenant) exportZip(ctx context.Context, p *exportPlan, w io.Writer, res *ExportResult) error {

@@ -21,12 +21,16 @@ import (
 )
 
 // API serves /api/v1. Every request carries the provider token as a Bearer
-// token; the provider administers tenants but has no endpoint that returns
-// archived mail.
+// token; the provider administers tenants, and the only endpoint that
+// returns archived mail is the audited export, which admin and compliance
+// users of a tenant may also call with HTTP Basic authentication.
 type API struct {
 	p   *backend.Provider
 	log *slog.Logger
 	mux *http.ServeMux
+	// users serves the endpoints a tenant user may call with HTTP Basic
+	// authentication (exports, for admin and compliance users).
+	users *http.ServeMux
 	// Endpoints reports the protocol endpoints' counters (SMTP journal
 	// rate, last message, rejects); nil when none runs.
 	Endpoints func() map[string]any
@@ -34,14 +38,19 @@ type API struct {
 
 // NewAPI returns the management API handler.
 func NewAPI(p *backend.Provider, log *slog.Logger) *API {
-	a := &API{p: p, log: log, mux: http.NewServeMux()}
-	h := func(pattern string, fn func(w http.ResponseWriter, r *http.Request) error) {
-		a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+	a := &API{p: p, log: log, mux: http.NewServeMux(), users: http.NewServeMux()}
+	wrap := func(fn func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
 			if err := fn(w, r); err != nil {
 				a.writeError(w, r, err)
 			}
-		})
+		}
 	}
+	h := func(pattern string, fn func(w http.ResponseWriter, r *http.Request) error) {
+		a.mux.HandleFunc(pattern, wrap(fn))
+	}
+	h("GET /api/v1/tenants/{t}/export", a.export)
+	a.users.HandleFunc("GET /api/v1/tenants/{t}/export", wrap(a.export))
 	h("GET /api/v1/tenants", a.listTenants)
 	h("POST /api/v1/tenants", a.createTenant)
 	h("GET /api/v1/tenants/{t}", a.showTenant)
@@ -139,6 +148,10 @@ func tenantAction[Req any](a *API, fn func(r *http.Request, t *backend.Tenant, r
 }
 
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if login, password, ok := r.BasicAuth(); ok {
+		a.serveUser(w, r, login, password)
+		return
+	}
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || !a.p.CheckProviderToken(strings.TrimSpace(tok)) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="mailvault management"`)
@@ -146,6 +159,30 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.mux.ServeHTTP(w, r.WithContext(backend.WithActor(r.Context(), requestActor(r))))
+}
+
+type apiUserKey struct{}
+
+// apiUser is a tenant user authenticated by HTTP Basic authentication.
+type apiUser struct {
+	tenant, login string
+}
+
+// serveUser serves a request of a tenant user: only the endpoints in
+// a.users, only for the user's own tenant, audited as the user's login.
+func (a *API) serveUser(w http.ResponseWriter, r *http.Request, login, password string) {
+	t, u, err := a.p.Login(r.Context(), login, password)
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Basic realm="mailvault"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": err.Error()})
+		return
+	}
+	if _, pattern := a.users.Handler(r); pattern == "" {
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": "this endpoint needs the provider token"})
+		return
+	}
+	ctx := context.WithValue(backend.WithActor(r.Context(), u.Login), apiUserKey{}, apiUser{t.Name, u.Login})
+	a.users.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // OperatorHeader names who runs an administration command (the CLI sends

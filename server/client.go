@@ -17,6 +17,9 @@ type Client struct {
 	// Operator, when set, is sent as OperatorHeader: who runs the
 	// command, for the audit log.
 	Operator string
+	// User and Password, when User is set, authenticate as a tenant user
+	// (HTTP Basic) instead of the provider token.
+	User, Password string
 }
 
 // Do sends a JSON request and decodes a JSON answer into out (if not nil).
@@ -51,7 +54,11 @@ func (c *Client) Raw(method, path, contentType string, body io.Reader) (*http.Re
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.Token)
+	if c.User != "" {
+		req.SetBasicAuth(c.User, c.Password)
+	} else {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
 	if c.Operator != "" {
 		req.Header.Set(OperatorHeader, c.Operator)
 	}

@@ -34,6 +34,7 @@ func commands() []command {
 		{"journal", "journal show|allow|deny|credential: who may journal mail over SMTP", cmdJournal},
 		{"dirsync", "dirsync run|profiles|show|put|delete: sync users from LDAP / Active Directory", cmdDirsync},
 		{"import", "import EML files, directories, MBOX and Maildir", cmdImport},
+		{"export", "export mailboxes, folders, periods or search results as zipped EML or mbox", cmdExport},
 		{"stats", "show archive counters", cmdStats},
 		{"verify", "re-read every message and check hashes and the hash chain", cmdVerify},
 		{"reindex", "rebuild a tenant's full-text index from the archived messages", cmdReindex},
