@@ -14,7 +14,8 @@
 // accepted on loopback only; elsewhere the client must use STARTTLS or the
 // implicit-TLS port. Failed logins slow down further attempts for the
 // account and the client address. Nothing can be created, deleted,
-// renamed, appended, copied or moved (NO [CANNOT]); EXPUNGE and CLOSE
+// renamed, appended, copied or moved (NO [CANNOT] with a text for the
+// user, never [TRYCREATE]; docs/clients.md lists them); EXPUNGE and CLOSE
 // succeed and remove nothing, as no message can carry \Deleted. STORE
 // changes the user's own flags (\Seen, \Flagged, \Answered, \Draft,
 // keywords), never the archived message; archived mail starts \Seen.

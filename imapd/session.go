@@ -135,23 +135,28 @@ func (s *session) fail(what string, err error) error {
 	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeServerBug, Text: fmt.Sprintf("%s failed; the administrator finds the reason in the log", what)}
 }
 
+// readOnlyError is the answer to every write: NO [CANNOT], never
+// [TRYCREATE] (which makes clients create the folder and try again), with a
+// text that clients show the user (Thunderbird in an alert) and that says
+// the archive kept everything, since a client may already have removed the
+// message from its own view.
 func readOnlyError(text string) error {
 	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "The archive is read-only: " + text}
 }
 
 // Create refuses: archive folders come from ingest and import only.
 func (s *session) Create(mailbox string, options *imap.CreateOptions) error {
-	return readOnlyError("folders cannot be created")
+	return readOnlyError("folders cannot be created here; keep Trash, Drafts and Archives folders in another account")
 }
 
 // Delete refuses.
 func (s *session) Delete(mailbox string) error {
-	return readOnlyError("folders cannot be deleted")
+	return readOnlyError("folders cannot be deleted; the folder and its messages stay in the archive")
 }
 
 // Rename refuses.
 func (s *session) Rename(mailbox, newName string, options *imap.RenameOptions) error {
-	return readOnlyError("folders cannot be renamed")
+	return readOnlyError("folders cannot be renamed; the folder keeps its name")
 }
 
 // Subscribe accepts existing folders: every readable folder counts as
@@ -167,12 +172,12 @@ func (s *session) Subscribe(mailbox string) error {
 
 // Unsubscribe refuses, as the list of subscribed folders is fixed.
 func (s *session) Unsubscribe(mailbox string) error {
-	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Every archive folder you may read stays subscribed"}
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "The archive is read-only: every archive folder you may read stays subscribed"}
 }
 
 // Append refuses: mail enters the archive by journaling or import only.
 func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
-	return nil, readOnlyError("messages cannot be added by IMAP")
+	return nil, readOnlyError("messages cannot be added here; mail enters the archive by journaling or import")
 }
 
 // Copy refuses.
@@ -182,7 +187,7 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 
 // Move refuses.
 func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
-	return readOnlyError("messages cannot be moved")
+	return readOnlyError("messages cannot be moved or deleted; the message stays in the archive (copy it to a folder of another account)")
 }
 
 // Expunge does nothing and succeeds: no message can carry \Deleted, so

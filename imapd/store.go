@@ -17,13 +17,13 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 		return err
 	}
 	if sel.readOnly {
-		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "The folder was opened with EXAMINE; SELECT it to change your flags"}
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "The folder was opened read-only (EXAMINE); open it with SELECT to change your own flags"}
 	}
 	var list []string
 	for _, f := range flags.Flags {
 		switch {
 		case strings.EqualFold(string(f), string(imap.FlagDeleted)):
-			return readOnlyError(`messages cannot be marked \Deleted; \Seen, \Flagged, \Answered, \Draft and keywords can be set`)
+			return readOnlyError(`messages cannot be deleted, the message stays in the archive; \Seen, \Flagged, \Answered, \Draft and keywords can be set`)
 		case strings.EqualFold(string(f), `\Recent`):
 			continue // set by the server only
 		}
