@@ -299,7 +299,8 @@ func (t *Tenant) Summary(ctx context.Context, mid uint64) (*mailparse.Summary, e
 		return nil, err
 	}
 	var s mailparse.Summary
-	if err := s.UnmarshalBinary(rec); err != nil {
+	_, js := splitRecord(rec)
+	if err := s.UnmarshalBinary(js); err != nil {
 		return nil, fmt.Errorf("summary of message %d: %w", mid, err)
 	}
 	return &s, nil

@@ -71,6 +71,8 @@ func (t *Tenant) MessageInfos(mids []uint64) ([]MessageInfo, error) {
 type ListedMessage struct {
 	MessageInfo
 	Envelope *mailparse.Envelope
+	// Head (header block and MIME tree) is set by ListHeads.
+	Head *mailparse.Head
 	// Err says why this message could not be read; the others still are.
 	Err error
 }
@@ -81,6 +83,20 @@ type ListedMessage struct {
 // message. Like Message, it is for MIDs taken from a snapshot the caller
 // was allowed to take. Only an ended ctx fails the whole call.
 func (t *Tenant) ListMessages(ctx context.Context, mids []uint64) ([]ListedMessage, error) {
+	return t.listMessages(ctx, mids, true, false)
+}
+
+// ListHeads is ListMessages with the Head of each message (header block
+// and MIME tree, see mailparse.Head), and the envelope only if withEnvelope:
+// what a client listing a folder by header fields or structure asks for.
+// Neither the messages nor the summaries' JSON are read, except for a
+// message archived before summaries held heads, whose head is made from
+// the message once and stored with its summary.
+func (t *Tenant) ListHeads(ctx context.Context, mids []uint64, withEnvelope bool) ([]ListedMessage, error) {
+	return t.listMessages(ctx, mids, withEnvelope, true)
+}
+
+func (t *Tenant) listMessages(ctx context.Context, mids []uint64, withEnv, withHead bool) ([]ListedMessage, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -101,6 +117,28 @@ func (t *Tenant) ListMessages(ctx context.Context, mids []uint64) ([]ListedMessa
 	}
 	t.mu.RUnlock()
 	var damaged []int
+	var old []headless // records from before heads
+	fill := func(i int, rec []byte) {
+		l := &out[i]
+		head, js := splitRecord(rec)
+		var err error
+		if withEnv {
+			if l.Envelope, err = decodeEnvelope(js); err != nil {
+				l.Err = fmt.Errorf("envelope of message %d: %w", l.MID, err)
+				return
+			}
+		}
+		if !withHead {
+			return
+		}
+		if head == nil {
+			old = append(old, headless{i, l.MID, js})
+			return
+		}
+		if l.Head, err = mailparse.DecodeHead(head); err != nil {
+			l.Err = fmt.Errorf("head of message %d: %w", l.MID, err)
+		}
+	}
 	err := t.sums.ReadBatch(offs, func(k int, sealed []byte, err error) error {
 		l := &out[at[k]]
 		rec, oerr := t.openRead(l.MID, l.SHA256, sealed, err)
@@ -112,9 +150,7 @@ func (t *Tenant) ListMessages(ctx context.Context, mids []uint64) ([]ListedMessa
 		if oerr != nil {
 			return nil
 		}
-		if l.Envelope, err = decodeEnvelope(rec); err != nil {
-			l.Err = fmt.Errorf("envelope of message %d: %w", l.MID, err)
-		}
+		fill(at[k], rec)
 		return nil
 	})
 	if err != nil {
@@ -123,15 +159,65 @@ func (t *Tenant) ListMessages(ctx context.Context, mids []uint64) ([]ListedMessa
 	for _, i := range damaged {
 		l := &out[i]
 		rec, err := t.rebuildSummary(ctx, l.MID)
-		if l.Envelope != nil {
+		if l.Envelope != nil || l.Head != nil || l.Err != nil {
 			continue // served from the authentic record
 		}
-		if err == nil {
-			l.Envelope, err = decodeEnvelope(rec)
+		if err != nil {
+			l.Err = err
+			continue
 		}
-		l.Err = err
+		fill(i, rec)
+	}
+	if len(old) > 0 {
+		t.addHeads(ctx, old, out)
 	}
 	return out, nil
+}
+
+// headless is a summary record from before summaries held heads.
+type headless struct {
+	i   int // in the caller's list
+	mid uint64
+	js  []byte
+}
+
+// addHeads makes the heads of old from their messages, sets them in out,
+// and stores each record again with its head, in one write: the next
+// listing reads them like any other. Not storing them costs only time.
+func (t *Tenant) addHeads(ctx context.Context, old []headless, out []ListedMessage) {
+	var redo []rewrite
+	for _, h := range old {
+		l := &out[h.i]
+		var s mailparse.Summary
+		if err := s.UnmarshalBinary(h.js); err != nil {
+			l.Err = fmt.Errorf("summary of message %d: %w", h.mid, err)
+			continue
+		}
+		raw, err := t.RawMessage(ctx, h.mid)
+		if err != nil {
+			l.Err = err
+			continue
+		}
+		head := mailparse.AppendHead(nil, raw, &s)
+		if l.Head, err = mailparse.DecodeHead(head); err != nil {
+			l.Err = fmt.Errorf("head of message %d: %w", h.mid, err)
+			continue
+		}
+		t.mu.RLock()
+		m := t.msgs[h.mid-1]
+		t.mu.RUnlock()
+		sealed := t.seal.SealUncompressed(withHead(head, h.js), []byte("summary "+t.seal.BlobKey(m.sum)))
+		redo = append(redo, rewrite{h.mid, m.sumOff, sealed})
+	}
+	if len(redo) == 0 {
+		return
+	}
+	t.wmu.Lock()
+	err := t.replaceSummaries(redo)
+	t.wmu.Unlock()
+	if err != nil {
+		t.log.Error("heads of older messages not stored; serving them", "messages", len(redo), "err", err)
+	}
 }
 
 // Envelope returns the envelope stored in a message's summary, decoding
@@ -142,7 +228,8 @@ func (t *Tenant) Envelope(ctx context.Context, mid uint64) (*mailparse.Envelope,
 	if err != nil {
 		return nil, err
 	}
-	env, err := decodeEnvelope(rec)
+	_, js := splitRecord(rec)
+	env, err := decodeEnvelope(js)
 	if err != nil {
 		return nil, fmt.Errorf("envelope of message %d: %w", mid, err)
 	}
@@ -196,7 +283,7 @@ func (t *Tenant) rebuildSummary(ctx context.Context, mid uint64) ([]byte, error)
 	if err != nil {
 		return nil, fmt.Errorf("rebuild summary of message %d: %w", mid, err)
 	}
-	rec, err := mailparse.Parse(raw, mailparse.Options{MaxText: -1}).MarshalBinary()
+	rec, err := encodeSummary(raw, mailparse.Parse(raw, mailparse.Options{MaxText: -1}))
 	if err != nil {
 		return nil, fmt.Errorf("rebuild summary of message %d: %w", mid, err)
 	}
@@ -219,28 +306,61 @@ func (t *Tenant) rebuildSummary(ctx context.Context, mid uint64) ([]byte, error)
 // replaceSummary stores a rebuilt summary unless another reader did so
 // since old was read. The caller holds wmu.
 func (t *Tenant) replaceSummary(mid uint64, old int64, sealed []byte) error {
+	return t.replaceSummaries([]rewrite{{mid, old, sealed}})
+}
+
+// rewrite is a summary record to store in place of the one at old.
+type rewrite struct {
+	mid    uint64
+	old    int64
+	sealed []byte
+}
+
+// replaceSummaries stores new summary records, each unless another reader
+// replaced it since it was read, with one flush and one transaction. The
+// caller holds wmu.
+func (t *Tenant) replaceSummaries(l []rewrite) error {
+	var recs [][]byte
+	var todo []rewrite
 	t.mu.RLock()
-	m := t.msgs[mid-1]
+	for _, r := range l {
+		if t.msgs[r.mid-1].sumOff == r.old {
+			todo = append(todo, r)
+			recs = append(recs, r.sealed)
+		}
+	}
 	t.mu.RUnlock()
-	if m.sumOff != old {
+	if len(todo) == 0 {
 		return nil
 	}
-	offs, err := t.sums.Append([][]byte{sealed})
+	offs, err := t.sums.Append(recs)
 	if err != nil {
 		return err
 	}
 	if err := t.sums.Sync(); err != nil {
 		return err
 	}
-	m.sumOff = offs[0]
+	t.mu.RLock()
+	ms := make([]msgMeta, len(todo))
+	for i, r := range todo {
+		ms[i] = t.msgs[r.mid-1]
+		ms[i].sumOff = offs[i]
+	}
+	t.mu.RUnlock()
 	if err := t.db.Update(func(tx *buntdb.Tx) error {
-		_, _, err := tx.Set(msgKey(mid), encodeMsg(&m), nil)
-		return err
+		for i, r := range todo {
+			if _, _, err := tx.Set(msgKey(r.mid), encodeMsg(&ms[i]), nil); err != nil {
+				return err
+			}
+		}
+		return nil
 	}); err != nil {
 		return err
 	}
 	t.mu.Lock()
-	t.msgs[mid-1].sumOff = offs[0]
+	for i, r := range todo {
+		t.msgs[r.mid-1].sumOff = offs[i]
+	}
 	t.mu.Unlock()
 	return nil
 }

@@ -9,8 +9,9 @@ import (
 	"github.com/mailvault/mailvault/mailparse"
 )
 
-// decodeEnvelope returns the envelope of a stored summary (MarshalBinary's
-// JSON, which starts with the envelope), decoding nothing else.
+// decodeEnvelope returns the envelope of a stored summary's JSON
+// (MarshalBinary's, which starts with the envelope; see splitRecord),
+// decoding nothing else.
 func decodeEnvelope(rec []byte) (*mailparse.Envelope, error) {
 	if env, ok := scanEnvelope(rec); ok {
 		return env, nil

@@ -159,9 +159,9 @@ func (t *Tenant) ingest(ctx context.Context, raw []byte, src Source, turn *Turn)
 			t.stats.failed.Add(1)
 			return IngestResult{}, fmt.Errorf("store message: %w", err)
 		}
-		rec, err := j.summary.MarshalBinary()
+		rec, err := encodeSummary(raw, j.summary)
 		if err != nil {
-			return IngestResult{}, fmt.Errorf("encode summary: %w", err)
+			return IngestResult{}, err
 		}
 		j.sealed = t.seal.SealUncompressed(rec, []byte("summary "+key))
 	}

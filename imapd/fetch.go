@@ -19,8 +19,19 @@ type loaded struct {
 	info backend.MessageInfo
 	env  *imap.Envelope
 	sum  *mailparse.Summary
+	// head, when set, serves the header sections and the structure
+	// instead of sum and raw.
+	head *mailparse.Head
 	raw  []byte
 	err  error
+}
+
+// structure returns the message's MIME tree.
+func (m *loaded) structure() *mailparse.Part {
+	if m.head != nil {
+		return m.head.Structure
+	}
+	return m.sum.Structure
 }
 
 // Fetch answers FETCH and UID FETCH from metadata, the stored Summary and,
@@ -34,9 +45,13 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	if len(spans) == 0 {
 		return nil
 	}
-	needRaw := len(options.BodySection) > 0 || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
-	needSum := needRaw || options.BodyStructure != nil
-	if needSum || options.Envelope {
+	bodies := len(options.BodySection) > 0 || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
+	// Header sections and the structure come from the heads stored with
+	// the summaries, read in batches; other sections from the message.
+	heads := headerSectionsOnly(options) && (bodies || options.BodyStructure != nil)
+	needRaw := bodies && !heads
+	needSum := !heads && (needRaw || options.BodyStructure != nil)
+	if bodies || options.BodyStructure != nil || options.Envelope {
 		var items []string
 		if options.Envelope {
 			items = append(items, "ENVELOPE")
@@ -44,7 +59,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		if options.BodyStructure != nil {
 			items = append(items, "BODYSTRUCTURE")
 		}
-		if needRaw {
+		if bodies {
 			items = append(items, "BODY")
 		}
 		s.audit(t, "imap-fetch", fmt.Sprintf("%s uids %s %s", sel.ref.display(), uidSetOf(sel.uids, spans), strings.Join(items, " ")))
@@ -88,7 +103,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	}
 
 	var failed []uint32
-	err = s.load(t, sel, spans, options.Envelope, needSum, needRaw, func(m *loaded) error {
+	err = s.load(t, sel, spans, options.Envelope, needSum, needRaw, heads, func(m *loaded) error {
 		uid := sel.uids[m.pos]
 		if m.err != nil {
 			s.srv.log.Error("imap fetch: cannot read message", "tenant", s.tenant, "folder", sel.ref.display(), "uid", uid, "err", m.err)
@@ -115,6 +130,21 @@ func uids32(l []uint32) []imap.UID {
 	return out
 }
 
+// headerSectionsOnly reports whether every section the FETCH asks for is
+// the message's header or fields of it (BODY[HEADER], BODY[HEADER.FIELDS
+// (...)], RFC822.HEADER).
+func headerSectionsOnly(options *imap.FetchOptions) bool {
+	if len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0 {
+		return false
+	}
+	for _, bs := range options.BodySection {
+		if len(bs.Part) > 0 || bs.Specifier != imap.PartSpecifierHeader {
+			return false
+		}
+	}
+	return true
+}
+
 // marksSeen reports whether the FETCH reads a body without .PEEK.
 func marksSeen(options *imap.FetchOptions) bool {
 	for _, bs := range options.BodySection {
@@ -133,7 +163,7 @@ func marksSeen(options *imap.FetchOptions) bool {
 // load reads the messages of spans in order and hands each to emit. Reading
 // summaries and blobs (decrypting, decompressing) is spread over the CPUs,
 // while emit runs in order on the caller's goroutine.
-func (s *session) load(t *backend.Tenant, sel *selection, spans []span, needEnv, needSum, needRaw bool, emit func(*loaded) error) error {
+func (s *session) load(t *backend.Tenant, sel *selection, spans []span, needEnv, needSum, needRaw, heads bool, emit func(*loaded) error) error {
 	one := func(pos int) *loaded {
 		m := &loaded{pos: pos}
 		mid := sel.mids[pos]
@@ -153,9 +183,10 @@ func (s *session) load(t *backend.Tenant, sel *selection, spans []span, needEnv,
 		}
 		return m
 	}
-	// Listing a folder (envelopes, no body or structure): the backend reads
-	// the envelopes of a chunk in one pass over the summary log.
-	listing := needEnv && !needSum
+	// Listing a folder (envelopes, header sections or structure, no other
+	// body): the backend reads the summaries of a chunk in one pass over
+	// the summary log.
+	listing := heads || needEnv && !needSum
 	loadChunk := func(pos []int) ([]*loaded, error) {
 		res := make([]*loaded, len(pos))
 		if !listing {
@@ -168,15 +199,21 @@ func (s *session) load(t *backend.Tenant, sel *selection, spans []span, needEnv,
 		for k, p := range pos {
 			mids[k] = sel.mids[p]
 		}
-		list, err := t.ListMessages(s.ctx, mids)
+		var list []backend.ListedMessage
+		var err error
+		if heads {
+			list, err = t.ListHeads(s.ctx, mids, needEnv)
+		} else {
+			list, err = t.ListMessages(s.ctx, mids)
+		}
 		if err != nil {
 			return nil, err
 		}
 		all := make([]loaded, len(pos))
 		for k, p := range pos {
 			l := &list[k]
-			all[k] = loaded{pos: p, info: l.MessageInfo, err: l.Err}
-			if l.Err == nil {
+			all[k] = loaded{pos: p, info: l.MessageInfo, head: l.Head, err: l.Err}
+			if l.Err == nil && needEnv {
 				// Converted here, off the connection's goroutine.
 				all[k].env = envelope(l.Envelope)
 			}
@@ -202,7 +239,7 @@ func (s *session) load(t *backend.Tenant, sel *selection, spans []span, needEnv,
 		chunk = 256
 	}
 	workers := min(runtime.GOMAXPROCS(0), (len(positions)+chunk-1)/chunk)
-	if !needEnv && !needSum || workers < 2 {
+	if !needEnv && !needSum && !heads || workers < 2 {
 		for lo := 0; lo < len(positions); lo += chunk {
 			res, err := loadChunk(positions[lo:min(lo+chunk, len(positions))])
 			if err != nil {
@@ -279,7 +316,13 @@ func writeMessage(w *imapserver.FetchWriter, m *loaded, uid uint32, options *ima
 	}
 	var sections []section
 	for _, bs := range options.BodySection {
-		sections = append(sections, section{body: bs, data: bodySection(m.sum, m.raw, bs)})
+		var data []byte
+		if m.head != nil {
+			data = headerSection(m.head.Header, bs)
+		} else {
+			data = bodySection(m.sum, m.raw, bs)
+		}
+		sections = append(sections, section{body: bs, data: data})
 	}
 	for _, bs := range options.BinarySection {
 		data, err := binarySection(m.sum, m.raw, bs.Part)
@@ -317,7 +360,7 @@ func writeMessage(w *imapserver.FetchWriter, m *loaded, uid uint32, options *ima
 		r.WriteEnvelope(m.env)
 	}
 	if options.BodyStructure != nil {
-		r.WriteBodyStructure(bodyStructure(m.sum.Structure))
+		r.WriteBodyStructure(bodyStructure(m.structure()))
 	}
 	for _, sec := range sections {
 		var lw interface {
@@ -360,7 +403,12 @@ func bodySection(sum *mailparse.Summary, raw []byte, bs *imap.FetchItemBodySecti
 	if !ok || end > int64(len(raw)) {
 		return nil
 	}
-	data := raw[start:end]
+	return headerSection(raw[start:end], bs)
+}
+
+// headerSection returns the fields bs names of a section (all of it if it
+// names none), <partial> applied.
+func headerSection(data []byte, bs *imap.FetchItemBodySection) []byte {
 	switch {
 	case len(bs.HeaderFields) > 0:
 		data = appendHeaderFields(nil, data, bs.HeaderFields, false)
