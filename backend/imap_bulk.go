@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -83,20 +84,21 @@ type ListedMessage struct {
 // message. Like Message, it is for MIDs taken from a snapshot the caller
 // was allowed to take. Only an ended ctx fails the whole call.
 func (t *Tenant) ListMessages(ctx context.Context, mids []uint64) ([]ListedMessage, error) {
-	return t.listMessages(ctx, mids, true, false)
+	return t.listMessages(ctx, mids, true, false, false)
 }
 
-// ListHeads is ListMessages with the Head of each message (header block
-// and MIME tree, see mailparse.Head), and the envelope only if withEnvelope:
-// what a client listing a folder by header fields or structure asks for.
+// ListHeads is ListMessages with the Head of each message (header block,
+// and the MIME tree if withStructure; see mailparse.Head), and the
+// envelope only if withEnvelope: what a client listing a folder by header
+// fields or structure asks for.
 // Neither the messages nor the summaries' JSON are read, except for a
 // message archived before summaries held heads, whose head is made from
 // the message once and stored with its summary.
-func (t *Tenant) ListHeads(ctx context.Context, mids []uint64, withEnvelope bool) ([]ListedMessage, error) {
-	return t.listMessages(ctx, mids, withEnvelope, true)
+func (t *Tenant) ListHeads(ctx context.Context, mids []uint64, withEnvelope, withStructure bool) ([]ListedMessage, error) {
+	return t.listMessages(ctx, mids, withEnvelope, true, withStructure)
 }
 
-func (t *Tenant) listMessages(ctx context.Context, mids []uint64, withEnv, withHead bool) ([]ListedMessage, error) {
+func (t *Tenant) listMessages(ctx context.Context, mids []uint64, withEnv, withHead, withStructure bool) ([]ListedMessage, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -118,6 +120,7 @@ func (t *Tenant) listMessages(ctx context.Context, mids []uint64, withEnv, withH
 	t.mu.RUnlock()
 	var damaged []int
 	var old []headless // records from before heads
+	// fill is given a record valid only during the call.
 	fill := func(i int, rec []byte) {
 		l := &out[i]
 		head, js := splitRecord(rec)
@@ -132,16 +135,25 @@ func (t *Tenant) listMessages(ctx context.Context, mids []uint64, withEnv, withH
 			return
 		}
 		if head == nil {
-			old = append(old, headless{i, l.MID, js})
+			old = append(old, headless{i, l.MID, bytes.Clone(js)})
 			return
 		}
-		if l.Head, err = mailparse.DecodeHead(head); err != nil {
+		decode := mailparse.DecodeHeader
+		if withStructure {
+			decode = mailparse.DecodeHead
+		}
+		if l.Head, err = decode(head); err != nil {
 			l.Err = fmt.Errorf("head of message %d: %w", l.MID, err)
 		}
 	}
+	var aad, plain []byte // reused for every record
 	err := t.sums.ReadBatch(offs, func(k int, sealed []byte, err error) error {
 		l := &out[at[k]]
-		rec, oerr := t.openRead(l.MID, l.SHA256, sealed, err)
+		aad = appendSummaryAAD(aad[:0], t.seal, l.SHA256)
+		rec, oerr := t.openReadTo(plain[:0], l.MID, aad, sealed, err)
+		if rec != nil {
+			plain = rec
+		}
 		if oerr != nil || err != nil {
 			// Rebuilt below; a record whose checksum alone was hit is
 			// rewritten too, so that verify finds the log whole again.
@@ -260,12 +272,18 @@ func (t *Tenant) summaryRecord(mid uint64) ([]byte, error) {
 // openRead opens a summary record as the log returned it. A record whose
 // checksum alone was hit still authenticates, and is used.
 func (t *Tenant) openRead(mid uint64, sum [32]byte, sealed []byte, rerr error) ([]byte, error) {
+	return t.openReadTo(nil, mid, appendSummaryAAD(nil, t.seal, sum), sealed, rerr)
+}
+
+// openReadTo is openRead appending to dst, with the record's additional
+// data aad (appendSummaryAAD).
+func (t *Tenant) openReadTo(dst []byte, mid uint64, aad, sealed []byte, rerr error) ([]byte, error) {
 	if rerr != nil && !(errors.Is(rerr, store.ErrChecksum) && sealed != nil) {
 		return nil, fmt.Errorf("summary of message %d: %w", mid, rerr)
 	}
-	rec, err := t.openSummary(mid, sum, sealed)
+	rec, err := t.seal.AppendOpen(dst, sealed, aad)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("summary of message %d: %w", mid, err)
 	}
 	if rerr != nil {
 		t.log.Error("summary record checksum damaged; its content authenticates and is used", "mid", mid, "err", rerr)
@@ -365,12 +383,8 @@ func (t *Tenant) replaceSummaries(l []rewrite) error {
 	return nil
 }
 
-// openSummary authenticates and decrypts a summary record, which is bound
-// to the message's content hash.
-func (t *Tenant) openSummary(mid uint64, sum [32]byte, sealed []byte) ([]byte, error) {
-	rec, err := t.seal.Open(sealed, []byte("summary "+t.seal.BlobKey(sum)))
-	if err != nil {
-		return nil, fmt.Errorf("summary of message %d: %w", mid, err)
-	}
-	return rec, nil
+// appendSummaryAAD appends the additional data that binds a sealed summary
+// record to its message's content hash.
+func appendSummaryAAD(dst []byte, seal *store.Sealer, sum [32]byte) []byte {
+	return seal.AppendBlobKey(append(dst, "summary "...), sum)
 }

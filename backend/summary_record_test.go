@@ -54,7 +54,7 @@ func TestListHeads(t *testing.T) {
 		t.Fatal(err)
 	}
 	check := func(round string) {
-		got, err := tn.ListHeads(ctx, snap.MIDs, true)
+		got, err := tn.ListHeads(ctx, snap.MIDs, true, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,8 +90,8 @@ func TestListHeads(t *testing.T) {
 	}
 	check("stored again")
 	last := snap.MIDs[len(snap.MIDs)-1]
-	got, _ := tn.ListHeads(ctx, []uint64{last}, false)
-	if string(got[0].Head.Header) != "From: bob@acme.example\r\nTo: alice@acme.example\r\nSubject: bare\r\n  folded\r\n\r\n" || got[0].Envelope != nil {
+	got, _ := tn.ListHeads(ctx, []uint64{last}, false, false)
+	if string(got[0].Head.Header) != "From: bob@acme.example\r\nTo: alice@acme.example\r\nSubject: bare\r\n  folded\r\n\r\n" || got[0].Envelope != nil || got[0].Head.Structure != nil {
 		t.Errorf("bare LF message: header %q, envelope %v", got[0].Head.Header, got[0].Envelope)
 	}
 	rep, err := tn.Verify(ctx, nil)

@@ -103,7 +103,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	}
 
 	var failed []uint32
-	err = s.load(t, sel, spans, options.Envelope, needSum, needRaw, heads, func(m *loaded) error {
+	err = s.load(t, sel, spans, options.Envelope, needSum, needRaw, heads, options.BodyStructure != nil, func(m *loaded) error {
 		uid := sel.uids[m.pos]
 		if m.err != nil {
 			s.srv.log.Error("imap fetch: cannot read message", "tenant", s.tenant, "folder", sel.ref.display(), "uid", uid, "err", m.err)
@@ -163,7 +163,7 @@ func marksSeen(options *imap.FetchOptions) bool {
 // load reads the messages of spans in order and hands each to emit. Reading
 // summaries and blobs (decrypting, decompressing) is spread over the CPUs,
 // while emit runs in order on the caller's goroutine.
-func (s *session) load(t *backend.Tenant, sel *selection, spans []span, needEnv, needSum, needRaw, heads bool, emit func(*loaded) error) error {
+func (s *session) load(t *backend.Tenant, sel *selection, spans []span, needEnv, needSum, needRaw, heads, needStructure bool, emit func(*loaded) error) error {
 	one := func(pos int) *loaded {
 		m := &loaded{pos: pos}
 		mid := sel.mids[pos]
@@ -202,7 +202,7 @@ func (s *session) load(t *backend.Tenant, sel *selection, spans []span, needEnv,
 		var list []backend.ListedMessage
 		var err error
 		if heads {
-			list, err = t.ListHeads(s.ctx, mids, needEnv)
+			list, err = t.ListHeads(s.ctx, mids, needEnv, needStructure)
 		} else {
 			list, err = t.ListMessages(s.ctx, mids)
 		}

@@ -2,7 +2,6 @@ package imapd
 
 import (
 	"bytes"
-	"strings"
 
 	"github.com/mailvault/mailvault/mailparse"
 )
@@ -18,7 +17,7 @@ func appendHeaderFields(dst, header []byte, names []string, not bool) []byte {
 		// A field is its first line and the lines starting with
 		// whitespace after it.
 		end := lineEnd(header, 0)
-		if end == 0 || isBlankLine(header[:end]) {
+		if end == 0 || header[0] == '\n' || header[0] == '\r' && isBlankLine(header[:end]) {
 			break
 		}
 		for end < len(header) && (header[end] == ' ' || header[end] == '\t') {
@@ -33,7 +32,7 @@ func appendHeaderFields(dst, header []byte, names []string, not bool) []byte {
 		name := bytes.TrimRight(field[:colon], " \t")
 		listed := false
 		for _, n := range names {
-			if strings.EqualFold(n, string(name)) {
+			if len(n) == len(name) && bytes.EqualFold([]byte(n), name) {
 				listed = true
 				break
 			}

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"time"
+	"unsafe"
 )
 
 // Head is what a message list reads of a message besides its envelope: the
@@ -68,9 +69,15 @@ func AppendCRLF(dst, b []byte) []byte {
 	return dst
 }
 
-// DecodeHead decodes an encoded Head. Header aliases b; the strings of the
-// structure share one copy of b's bytes.
-func DecodeHead(b []byte) (*Head, error) {
+// DecodeHead decodes an encoded Head into new memory: b may be reused
+// afterwards.
+func DecodeHead(b []byte) (*Head, error) { return decodeHead(b, true) }
+
+// DecodeHeader decodes only the header block of an encoded Head (Structure
+// is nil), for readers of header fields.
+func DecodeHeader(b []byte) (*Head, error) { return decodeHead(b, false) }
+
+func decodeHead(b []byte, structure bool) (*Head, error) {
 	if len(b) == 0 || b[0] != headVersion {
 		return nil, errors.New("head: unknown layout")
 	}
@@ -78,9 +85,17 @@ func DecodeHead(b []byte) (*Head, error) {
 	if k <= 0 || n > uint64(len(b)-1-k) {
 		return nil, errors.New("head: bad header length")
 	}
-	h := &Head{Header: b[1+k : 1+k+int(n)]}
-	rest := b[1+k+int(n):]
-	d := headDecoder{s: string(rest)}
+	if !structure {
+		return &Head{Header: bytes.Clone(b[1+k : 1+k+int(n)])}, nil
+	}
+	// One copy holds the header block and, after it, the bytes of every
+	// string of the structure, which are never written again.
+	own := bytes.Clone(b[1+k:])
+	h := &Head{Header: own[:n:n]}
+	d := headDecoder{}
+	if rest := own[n:]; len(rest) > 0 {
+		d.s = unsafe.String(&rest[0], len(rest))
+	}
 	h.Structure = d.part(0)
 	if d.err != nil {
 		return nil, d.err
@@ -185,6 +200,8 @@ type headDecoder struct {
 	s   string
 	i   int
 	err error
+	// slab backs the parts: one allocation for a few instead of one each.
+	slab []Part
 }
 
 func (d *headDecoder) fail(msg string) {
@@ -271,7 +288,11 @@ func (d *headDecoder) part(depth int) *Part {
 		d.fail("nested too deep")
 		return nil
 	}
-	p := &Part{}
+	if len(d.slab) == cap(d.slab) {
+		d.slab = make([]Part, 0, 4)
+	}
+	d.slab = d.slab[:len(d.slab)+1]
+	p := &d.slab[len(d.slab)-1]
 	p.Type = d.str()
 	p.Subtype = d.str()
 	p.Params = d.dict()

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"os"
 	"slices"
 	"strings"
@@ -45,6 +46,7 @@ type Sealer struct {
 	dec  *zstd.Decoder
 
 	bufs sync.Pool // *[]byte for WithSealed
+	macs sync.Pool // hash.Hash keyed with mac, for AppendBlobKey
 }
 
 // maxPooledBuf keeps the buffers of rare huge messages out of the pool.
@@ -87,6 +89,21 @@ func (s *Sealer) BlobKey(sum [32]byte) string {
 	m := hmac.New(sha256.New, s.mac)
 	m.Write(sum[:])
 	return hex.EncodeToString(m.Sum(nil))
+}
+
+// AppendBlobKey appends BlobKey(sum) to dst, without BlobKey's
+// allocations: listings name one blob per message.
+func (s *Sealer) AppendBlobKey(dst []byte, sum [32]byte) []byte {
+	m, _ := s.macs.Get().(hash.Hash)
+	if m == nil {
+		m = hmac.New(sha256.New, s.mac)
+	}
+	m.Reset()
+	m.Write(sum[:])
+	var out [sha256.Size]byte
+	m.Sum(out[:0])
+	s.macs.Put(m)
+	return hex.AppendEncode(dst, out[:])
 }
 
 // DeriveKey returns a secret for one purpose, derived from the data key:
@@ -159,12 +176,16 @@ func (s *Sealer) appendSeal(dst, plain, aad []byte, compress bool) []byte {
 }
 
 // Open authenticates, decrypts and decompresses what Seal produced.
-func (s *Sealer) Open(sealed, aad []byte) ([]byte, error) {
+func (s *Sealer) Open(sealed, aad []byte) ([]byte, error) { return s.AppendOpen(nil, sealed, aad) }
+
+// AppendOpen is Open appending to dst, which a reader of many small
+// records reuses; a compressed record is returned in new memory.
+func (s *Sealer) AppendOpen(dst, sealed, aad []byte) ([]byte, error) {
 	if len(sealed) < sealHeaderSize+s.aead.Overhead() || string(sealed[:3]) != sealMagic {
 		return nil, ErrCorrupt
 	}
 	flags := sealed[3]
-	body, err := s.aead.Open(nil, sealed[4:sealHeaderSize], sealed[sealHeaderSize:], aad)
+	body, err := s.aead.Open(dst, sealed[4:sealHeaderSize], sealed[sealHeaderSize:], aad)
 	if err != nil {
 		return nil, ErrCorrupt
 	}
