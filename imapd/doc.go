@@ -30,9 +30,12 @@
 // login, the third BAD answer ends the connection (a client speaking
 // another protocol); see third_party/README.md for these library changes.
 //
-// ENVELOPE and BODYSTRUCTURE come from the summary stored at ingest, body
-// sections are slices of the archived bytes at the offsets recorded there;
-// no FETCH parses a message again.
+// ENVELOPE and BODYSTRUCTURE come from the summary stored at ingest, and
+// so do the message's header (BODY[HEADER], BODY[HEADER.FIELDS (...)],
+// RFC822.HEADER): a FETCH that asks for nothing else reads the stored
+// heads in batches, never the messages. Other body sections are slices of
+// the archived bytes at the offsets recorded there; no FETCH parses a
+// message again.
 //
 // SEARCH: sequence numbers, UIDs, internal dates (SINCE, BEFORE, ON, in
 // UTC), sizes and flags come from metadata and the user's flags. Text keys
