@@ -25,15 +25,20 @@ const (
 	ExportEML ExportFormat = "eml"
 	// ExportMbox is one mboxrd stream of every message of the scope.
 	ExportMbox ExportFormat = "mbox"
+	// ExportZ3 is a GoBD Z3 data carrier: a ZIP of the EML files, index.xml
+	// in the GDPdU Beschreibungsstandard with its DTD, the message table and
+	// the scope's audit log entries as CSV, and a SHA-256 manifest of every
+	// file with a detached CMS signature by the tenant's signing key.
+	ExportZ3 ExportFormat = "z3"
 )
 
 // ParseExportFormat checks a format name.
 func ParseExportFormat(s string) (ExportFormat, error) {
 	switch f := ExportFormat(strings.ToLower(s)); f {
-	case ExportEML, ExportMbox:
+	case ExportEML, ExportMbox, ExportZ3:
 		return f, nil
 	}
-	return "", fmt.Errorf("%w export format %q: want eml or mbox", ErrInvalid, s)
+	return "", fmt.Errorf("%w export format %q: want eml, mbox or z3", ErrInvalid, s)
 }
 
 // ExportScope selects what an export holds: the messages of the named
@@ -122,10 +127,16 @@ type exportItem struct {
 }
 
 type exportPlan struct {
-	folders []string // archive path prefix of each folder: "<mailbox>/<folder>/"
+	folders []exportFolder
 	items   []exportItem
 	bytes   int64
 	mboxes  []uint64
+}
+
+type exportFolder struct {
+	prefix  string // archive path prefix: "<mailbox>/<folder>/"
+	mailbox string
+	name    string
 }
 
 // MayExport reports whether login may run exports: admins and compliance
@@ -153,7 +164,7 @@ func (t *Tenant) plan(ctx context.Context, s ExportScope) (*exportPlan, error) {
 	q, search := s.query()
 	type folderRef struct {
 		id     uint64
-		prefix string
+		folder exportFolder
 		uids   []uint32
 		mids   []uint64
 	}
@@ -187,7 +198,7 @@ func (t *Tenant) plan(ctx context.Context, s ExportScope) (*exportPlan, error) {
 				continue
 			}
 			n := len(f.uids)
-			refs = append(refs, folderRef{f.ID, zipPath(mb.Address) + "/" + zipPath(f.Name) + "/", f.uids[:n:n], f.mids[:n:n]})
+			refs = append(refs, folderRef{f.ID, exportFolder{zipPath(mb.Address) + "/" + zipPath(f.Name) + "/", mb.Address, f.Name}, f.uids[:n:n], f.mids[:n:n]})
 		}
 	}
 	since, until := int64(-1<<63), int64(1<<63-1)
@@ -210,7 +221,7 @@ func (t *Tenant) plan(ctx context.Context, s ExportScope) (*exportPlan, error) {
 			}
 		}
 		fi := uint32(len(p.folders))
-		p.folders = append(p.folders, r.prefix)
+		p.folders = append(p.folders, r.folder)
 		t.mu.RLock()
 		for i, uid := range r.uids {
 			if search {
@@ -261,6 +272,8 @@ func (t *Tenant) Export(ctx context.Context, req ExportRequest, w io.Writer) (re
 		err = t.exportZip(ctx, p, w, &res)
 	case ExportMbox:
 		err = t.exportMbox(ctx, p, w, &res)
+	case ExportZ3:
+		err = t.exportZ3(ctx, p, req.Scope, w, &res)
 	default:
 		err = fmt.Errorf("%w export format %q", ErrInvalid, req.Format)
 	}
@@ -282,7 +295,7 @@ func (t *Tenant) exportZip(ctx context.Context, p *exportPlan, w io.Writer, res 
 		if err != nil {
 			return err
 		}
-		name = strconv.AppendUint(append(name[:0], p.folders[it.folder]...), uint64(it.uid), 10)
+		name = strconv.AppendUint(append(name[:0], p.folders[it.folder].prefix...), uint64(it.uid), 10)
 		name = append(name, ".eml"...)
 		if err := zw.add(string(name), info.Received, raw); err != nil {
 			return fmt.Errorf("write export: %w", err)

@@ -50,6 +50,11 @@ func NewAPI(p *backend.Provider, log *slog.Logger) *API {
 		a.mux.HandleFunc(pattern, wrap(fn))
 	}
 	h("GET /api/v1/tenants/{t}/export", a.export)
+	h("GET /api/v1/tenants/{t}/signing", a.signingCert)
+	h("POST /api/v1/tenants/{t}/signing/generate", a.signingGenerate)
+	h("PUT /api/v1/tenants/{t}/signing", tenantAction(a, func(r *http.Request, t *backend.Tenant, req SigningImport) error {
+		return t.ImportSigningKey(r.Context(), []byte(req.Cert), []byte(req.Key))
+	}))
 	a.users.HandleFunc("GET /api/v1/tenants/{t}/export", wrap(a.export))
 	h("GET /api/v1/tenants", a.listTenants)
 	h("POST /api/v1/tenants", a.createTenant)

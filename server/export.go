@@ -120,8 +120,11 @@ func (a *API) export(w http.ResponseWriter, r *http.Request) error {
 	}
 	name := t.Name + "-export.zip"
 	ctype := "application/zip"
-	if format == backend.ExportMbox {
+	switch format {
+	case backend.ExportMbox:
 		name, ctype = t.Name+"-export.mbox", "application/mbox"
+	case backend.ExportZ3:
+		name = t.Name + "-z3.zip"
 	}
 	req.Started = func(total backend.ExportResult) {
 		h := w.Header()
@@ -139,5 +142,43 @@ func (a *API) export(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
+	return nil
+}
+
+// SigningImport is the body of PUT .../signing: a certificate and its
+// private key, PEM.
+type SigningImport struct {
+	Cert string `json:"cert"`
+	Key  string `json:"key"`
+}
+
+// SigningCert is the answer of GET .../signing.
+type SigningCert struct {
+	Cert string `json:"cert"`
+}
+
+func (a *API) signingCert(w http.ResponseWriter, r *http.Request) error {
+	t, err := a.tenant(r)
+	if err != nil {
+		return err
+	}
+	pem, err := t.SigningCert()
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, SigningCert{Cert: string(pem)})
+	return nil
+}
+
+func (a *API) signingGenerate(w http.ResponseWriter, r *http.Request) error {
+	t, err := a.tenant(r)
+	if err != nil {
+		return err
+	}
+	pem, err := t.GenerateSigningKey(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, SigningCert{Cert: string(pem)})
 	return nil
 }

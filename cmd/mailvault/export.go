@@ -14,7 +14,7 @@ import (
 )
 
 func cmdExport(ctx context.Context, args []string) error {
-	fs := newFlags("export", "export -tenant T (-mailbox ADDRESS... | -all) [-folder NAME] [-since DATE] [-until DATE] [-text|-from|-to|-subject WORDS] [-format eml|mbox] -o FILE")
+	fs := newFlags("export", "export -tenant T (-mailbox ADDRESS... | -all) [-folder NAME] [-since DATE] [-until DATE] [-text|-from|-to|-subject WORDS] [-format eml|mbox|z3] -o FILE")
 	cf := addClientFlags(fs)
 	tenant := fs.String("tenant", "", "tenant name (required)")
 	var mailboxes multiFlag
@@ -27,7 +27,7 @@ func cmdExport(ctx context.Context, args []string) error {
 	from := fs.String("from", "", "only messages from this sender (address or words)")
 	to := fs.String("to", "", "only messages to this recipient")
 	subject := fs.String("subject", "", "only messages with these words in the subject")
-	format := fs.String("format", "eml", "eml (a ZIP of .eml files in mailbox/folder/) or mbox (mboxrd)")
+	format := fs.String("format", "eml", "eml (a ZIP of .eml files in mailbox/folder/), mbox (mboxrd) or z3 (GoBD data carrier: EML, index.xml, CSV, signed manifest)")
 	out := fs.String("o", "", "file to write (required; - for standard output); written as FILE.part and renamed when complete")
 	asUser := fs.String("user", "", "export as this admin or compliance user (password from $MAILVAULT_PASSWORD) instead of with the provider token")
 	quiet := fs.Bool("quiet", false, "no progress line")

@@ -35,6 +35,7 @@ func commands() []command {
 		{"dirsync", "dirsync run|profiles|show|put|delete: sync users from LDAP / Active Directory", cmdDirsync},
 		{"import", "import EML files, directories, MBOX and Maildir", cmdImport},
 		{"export", "export mailboxes, folders, periods or search results as zipped EML or mbox", cmdExport},
+		{"signing", "signing show|generate|import: the tenant's certificate that signs Z3 packages", cmdSigning},
 		{"stats", "show archive counters", cmdStats},
 		{"verify", "re-read every message and check hashes and the hash chain", cmdVerify},
 		{"reindex", "rebuild a tenant's full-text index from the archived messages", cmdReindex},
