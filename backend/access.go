@@ -203,7 +203,7 @@ type FolderInfo struct {
 	Folder
 	Messages int
 	UIDNext  uint32
-	Size     int64
+	Size     int64 // of the messages as IMAP presents them (MessageInfo.IMAPSize)
 }
 
 // Folders lists a mailbox's folders if the user may read it.
@@ -250,8 +250,11 @@ func (t *Tenant) Snapshot(login string, folder uint64) (*FolderSnapshot, error) 
 
 // MessageInfo is the per-message metadata FETCH needs without a blob read.
 type MessageInfo struct {
-	MID      uint64
+	MID uint64
+	// Size is the size as archived, IMAPSize the size IMAP presents: the
+	// message with every bare LF as CRLF.
 	Size     int64
+	IMAPSize int64
 	Received time.Time
 	ModSeq   uint64
 	SHA256   [32]byte
@@ -266,7 +269,7 @@ func (t *Tenant) Message(mid uint64) (MessageInfo, error) {
 		return MessageInfo{}, fmt.Errorf("message %d: %w", mid, ErrNotFound)
 	}
 	m := &t.msgs[mid-1]
-	return MessageInfo{MID: mid, Size: m.size, Received: time.Unix(m.received, 0).UTC(), ModSeq: m.modseq, SHA256: m.sum}, nil
+	return MessageInfo{MID: mid, Size: m.size, IMAPSize: m.imapSize(), Received: time.Unix(m.received, 0).UTC(), ModSeq: m.modseq, SHA256: m.sum}, nil
 }
 
 // RawMessage returns the archived bytes, verified against their hash.

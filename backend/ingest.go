@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -55,6 +56,7 @@ type target struct {
 type job struct {
 	sum      [32]byte
 	size     int64
+	bareLFs  uint32 // see msgMeta
 	received int64
 	summary  *mailparse.Summary
 	sealed   []byte // sealed summary record; nil when the message exists already
@@ -151,6 +153,8 @@ func (t *Tenant) ingest(ctx context.Context, raw []byte, src Source, turn *Turn)
 		return IngestResult{}, err
 	}
 	if !exists {
+		// Messages beyond 4 GiB are refused long before this.
+		j.bareLFs = uint32(min(mailparse.BareLFs(raw), math.MaxUint32))
 		key := t.seal.BlobKey(sum)
 		err := t.seal.WithSealed(raw, []byte(key), func(sealed []byte) error {
 			return t.blobs.Put(ctx, key, sealed)
@@ -436,7 +440,7 @@ func (t *Tenant) commit(batch []*job) (err error) {
 			mid = nextMID
 			nextMID++
 			archived := now.UnixNano()
-			m := msgMeta{sum: j.sum, size: j.size, received: j.received, archived: archived, modseq: modseq}
+			m := msgMeta{sum: j.sum, size: j.size, received: j.received, archived: archived, modseq: modseq, bareLFs: j.bareLFs}
 			m.chain = chainHash(prev, mid, j.sum, j.size, archived)
 			prev = m.chain
 			newBySum[j.sum] = mid
@@ -615,7 +619,7 @@ func (t *Tenant) commit(batch []*job) (err error) {
 		f.uids = append(f.uids, a.mem.uid)
 		f.mids = append(f.mids, a.mid)
 		f.uidNext = a.mem.uid + 1
-		f.size += t.msgs[a.mid-1].size
+		f.size += t.msgs[a.mid-1].imapSize()
 		m := &t.msgs[a.mid-1]
 		m.members = append(m.members, a.mem)
 		counts[a.mem.folder] = len(f.uids)

@@ -103,8 +103,15 @@ type msgMeta struct {
 	sumOff   int64 // offset of the sealed summary in the summary log
 	modseq   uint64
 	members  []member
-	missing  bool // the metadata record is gone (only verify looks at it)
+	// bareLFs counts the line feeds without CR before them; IMAP presents
+	// the message with CRLF, size+bareLFs bytes. Beside missing it fits
+	// in what would be padding.
+	bareLFs uint32
+	missing bool // the metadata record is gone (only verify looks at it)
 }
+
+// imapSize is the size of the message as IMAP presents it, with CRLF.
+func (m *msgMeta) imapSize() int64 { return m.size + int64(m.bareLFs) }
 
 type folderState struct {
 	Folder
@@ -188,14 +195,31 @@ func encodeMsg(m *msgMeta) string {
 	return "1 " + b64.EncodeToString(m.sum[:]) + " " + strconv.FormatInt(m.size, 10) + " " +
 		strconv.FormatInt(m.received, 10) + " " + strconv.FormatInt(m.archived, 10) + " " +
 		b64.EncodeToString(m.chain[:]) + " " + strconv.FormatInt(m.sumOff, 10) + " " +
-		strconv.FormatUint(m.modseq, 10)
+		strconv.FormatUint(m.modseq, 10) + bareLFsField(m.bareLFs)
+}
+
+// bareLFsField is the optional last field of a message record, absent for
+// the usual message with CRLF line ends (and in records written before it
+// existed).
+func bareLFsField(n uint32) string {
+	if n == 0 {
+		return ""
+	}
+	return " " + strconv.FormatUint(uint64(n), 10)
 }
 
 func decodeMsg(s string) (msgMeta, error) {
 	var m msgMeta
 	f := strings.Fields(s)
-	if len(f) != 8 || f[0] != "1" {
+	if len(f) != 8 && len(f) != 9 || f[0] != "1" {
 		return m, fmt.Errorf("bad message record %q", s)
+	}
+	if len(f) == 9 {
+		n, err := strconv.ParseUint(f[8], 10, 32)
+		if err != nil {
+			return m, fmt.Errorf("bad message record %q", s)
+		}
+		m.bareLFs = uint32(n)
 	}
 	sum, err1 := b64.DecodeString(f[1])
 	chain, err2 := b64.DecodeString(f[5])
@@ -355,7 +379,7 @@ func (t *Tenant) load() error {
 		m.members = append(m.members, member{mm.folder, mm.uid})
 		f.uids = append(f.uids, mm.uid) // keys ascend, so UIDs come sorted
 		f.mids = append(f.mids, mm.mid)
-		f.size += m.size
+		f.size += m.imapSize()
 		f.uidNext = max(f.uidNext, mm.uid+1)
 	}
 	if lastAudit != "" {

@@ -37,6 +37,16 @@
 // the archived bytes at the offsets recorded there; no FETCH parses a
 // message again.
 //
+// Messages are presented with CRLF line ends, as IMAP requires and Dovecot
+// does: a message archived with bare LFs (mbox and Maildir imports) is
+// served with each bare LF as CRLF in BODY[], RFC822, BINARY, every section
+// and partial, and counted so in RFC822.SIZE, BODYSTRUCTURE sizes, STATUS
+// SIZE and SEARCH LARGER/SMALLER (line counts are the same either way).
+// The bare LFs of the message and of each part are counted at ingest, so
+// the usual CRLF message costs nothing and the others are converted while
+// written, a partial by converting only its window. The archive keeps the
+// bytes as they came: verify, export and JMAP blobs serve them unchanged.
+//
 // SEARCH: sequence numbers, UIDs, internal dates (SINCE, BEFORE, ON, in
 // UTC), sizes and flags come from metadata and the user's flags. Text keys
 // (FROM, TO, CC, BCC, SUBJECT, BODY, TEXT, HEADER) run on the tenant's

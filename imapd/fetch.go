@@ -313,34 +313,40 @@ func writeMessage(w *imapserver.FetchWriter, m *loaded, uid uint32, options *ima
 		body   *imap.FetchItemBodySection
 		binary *imap.FetchItemBinarySection
 		data   []byte
+		crlf   bool // data has bare LFs, written as CRLF
 	}
+	// IMAP presents messages with CRLF line ends: those archived with bare
+	// LFs (known at ingest) are converted while written.
+	bare := m.info.IMAPSize != m.info.Size
 	var sections []section
 	for _, bs := range options.BodySection {
 		var data []byte
+		var crlf bool
 		if m.head != nil {
-			data = headerSection(m.head.Header, bs)
+			// The stored head is in CRLF form already.
+			data, _ = headerSection(m.head.Header, bs, false)
 		} else {
-			data = bodySection(m.sum, m.raw, bs)
+			data, crlf = bodySection(m.sum, m.raw, bs, bare)
 		}
-		sections = append(sections, section{body: bs, data: data})
+		sections = append(sections, section{body: bs, data: data, crlf: crlf})
 	}
 	for _, bs := range options.BinarySection {
-		data, err := binarySection(m.sum, m.raw, bs.Part)
+		data, crlf, err := binarySection(m.sum, m.raw, bs.Part, bare)
 		if err != nil {
 			return err
 		}
 		if bs.Partial != nil {
-			data = partial(data, bs.Partial.Offset, bs.Partial.Size)
+			data, crlf = partialCRLF(data, crlf, bs.Partial.Offset, bs.Partial.Size)
 		}
-		sections = append(sections, section{binary: bs, data: data})
+		sections = append(sections, section{binary: bs, data: data, crlf: crlf})
 	}
 	var binarySizes []uint32
 	for _, bs := range options.BinarySectionSize {
-		data, err := binarySection(m.sum, m.raw, bs.Part)
+		data, crlf, err := binarySection(m.sum, m.raw, bs.Part, bare)
 		if err != nil {
 			return err
 		}
-		binarySizes = append(binarySizes, uint32(min(len(data), 1<<32-1)))
+		binarySizes = append(binarySizes, uint32(min(presentedLen(data, crlf), 1<<32-1)))
 	}
 
 	r := w.CreateMessage(uint32(m.pos + 1))
@@ -354,7 +360,7 @@ func writeMessage(w *imapserver.FetchWriter, m *loaded, uid uint32, options *ima
 		r.WriteInternalDate(m.info.Received)
 	}
 	if options.RFC822Size {
-		r.WriteRFC822Size(m.info.Size)
+		r.WriteRFC822Size(m.info.IMAPSize)
 	}
 	if options.Envelope {
 		r.WriteEnvelope(m.env)
@@ -367,12 +373,19 @@ func writeMessage(w *imapserver.FetchWriter, m *loaded, uid uint32, options *ima
 			Write([]byte) (int, error)
 			Close() error
 		}
+		size := presentedLen(sec.data, sec.crlf)
 		if sec.body != nil {
-			lw = r.WriteBodySection(sec.body, int64(len(sec.data)))
+			lw = r.WriteBodySection(sec.body, size)
 		} else {
-			lw = r.WriteBinarySection(sec.binary, int64(len(sec.data)))
+			lw = r.WriteBinarySection(sec.binary, size)
 		}
-		if _, err := lw.Write(sec.data); err != nil {
+		var err error
+		if sec.crlf {
+			err = mailparse.WriteCRLF(lw, sec.data)
+		} else {
+			_, err = lw.Write(sec.data)
+		}
+		if err != nil {
 			lw.Close()
 			r.Close()
 			return err
@@ -397,50 +410,78 @@ func imapFlags(l []string) []imap.Flag {
 }
 
 // bodySection returns BODY[section]<partial>; a section the message does
-// not have is empty.
-func bodySection(sum *mailparse.Summary, raw []byte, bs *imap.FetchItemBodySection) []byte {
+// not have is empty. bare says the message has bare LFs; crlf that data
+// still has some, to be written as CRLF.
+func bodySection(sum *mailparse.Summary, raw []byte, bs *imap.FetchItemBodySection, bare bool) (data []byte, crlf bool) {
 	start, end, ok := sum.Section(bs.Part, string(bs.Specifier))
 	if !ok || end > int64(len(raw)) {
-		return nil
+		return nil, false
 	}
-	return headerSection(raw[start:end], bs)
+	return headerSection(raw[start:end], bs, bare)
 }
 
 // headerSection returns the fields bs names of a section (all of it if it
-// names none), <partial> applied.
-func headerSection(data []byte, bs *imap.FetchItemBodySection) []byte {
+// names none), <partial> applied; crlf is as for bodySection.
+func headerSection(data []byte, bs *imap.FetchItemBodySection, crlf bool) ([]byte, bool) {
 	switch {
 	case len(bs.HeaderFields) > 0:
-		data = appendHeaderFields(nil, data, bs.HeaderFields, false)
+		data, crlf = appendHeaderFields(nil, data, bs.HeaderFields, false), false
 	case len(bs.HeaderFieldsNot) > 0:
-		data = appendHeaderFields(nil, data, bs.HeaderFieldsNot, true)
+		data, crlf = appendHeaderFields(nil, data, bs.HeaderFieldsNot, true), false
 	}
 	if bs.Partial != nil {
-		data = partial(data, bs.Partial.Offset, bs.Partial.Size)
+		data, crlf = partialCRLF(data, crlf, bs.Partial.Offset, bs.Partial.Size)
 	}
-	return data
+	return data, crlf
 }
 
 // binarySection returns BINARY[part]: the part's body without its transfer
-// encoding; BINARY[] is the whole message as archived.
-func binarySection(sum *mailparse.Summary, raw []byte, path []int) ([]byte, error) {
+// encoding; BINARY[] is the whole message. bare and crlf are as for
+// bodySection: a text encoding is decoded from the CRLF form, as the
+// message is presented so.
+func binarySection(sum *mailparse.Summary, raw []byte, path []int, bare bool) (data []byte, crlf bool, err error) {
 	if len(path) == 0 {
-		return raw, nil
+		return raw, bare, nil
 	}
 	p := findPart(sum.Structure, path)
 	if p == nil || p.End > int64(len(raw)) {
-		return nil, nil
+		return nil, false, nil
 	}
 	body := raw[p.BodyStart:p.End]
+	switch p.Encoding {
+	case "7BIT", "8BIT", "BINARY":
+		return body, bare, nil
+	}
 	if p.Type == "multipart" {
-		return body, nil
+		return body, bare, nil
+	}
+	if bare && p.BareLFs > 0 && p.Encoding != "BASE64" {
+		body = mailparse.AppendCRLF(nil, body)
 	}
 	data, ok := appendDecoded(nil, body, p.Encoding)
 	if !ok {
-		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: "UNKNOWN-CTE",
+		return nil, false, &imap.Error{Type: imap.StatusResponseTypeNo, Code: "UNKNOWN-CTE",
 			Text: fmt.Sprintf("Part %s has the unknown transfer encoding %q; fetch it with BODY[] instead", partPath(path), p.Encoding)}
 	}
-	return data, nil
+	return data, false, nil
+}
+
+// partialCRLF returns the <offset.size> slice of data as presented: of its
+// CRLF form when crlf is set, converting only that slice.
+func partialCRLF(data []byte, crlf bool, offset, size int64) ([]byte, bool) {
+	if !crlf {
+		return partial(data, offset, size), false
+	}
+	return mailparse.AppendCRLFRange(nil, data, offset, size), false
+}
+
+// presentedLen is the length of data as written: with bare LFs as CRLF
+// when crlf is set.
+func presentedLen(data []byte, crlf bool) int64 {
+	if crlf {
+		return mailparse.CRLFLen(data)
+	}
+	return int64(len(data))
 }
 
 func partPath(path []int) string {

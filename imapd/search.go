@@ -114,8 +114,8 @@ func (m *matcher) eval(c *imap.SearchCriteria) (bitset, error) {
 			day := info.Received.UTC()
 			if !c.Since.IsZero() && day.Before(c.Since) ||
 				!c.Before.IsZero() && !day.Before(c.Before) ||
-				c.Larger > 0 && info.Size <= c.Larger ||
-				c.Smaller > 0 && info.Size >= c.Smaller {
+				c.Larger > 0 && info.IMAPSize <= c.Larger ||
+				c.Smaller > 0 && info.IMAPSize >= c.Smaller {
 				res.clear(i)
 			}
 		}

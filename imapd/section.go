@@ -10,8 +10,8 @@ import (
 // recorded at ingest; only HEADER.FIELDS and BINARY look at the bytes.
 
 // appendHeaderFields appends the fields of the header block whose names are
-// among names (or, with not, are not), each with its continuation lines
-// exactly as archived, then the blank line that ends a header.
+// among names (or, with not, are not), each with its continuation lines as
+// archived but with CRLF line ends, then the blank line that ends a header.
 func appendHeaderFields(dst, header []byte, names []string, not bool) []byte {
 	for len(header) > 0 {
 		// A field is its first line and the lines starting with
@@ -40,7 +40,7 @@ func appendHeaderFields(dst, header []byte, names []string, not bool) []byte {
 		if listed == not {
 			continue
 		}
-		dst = append(dst, field...)
+		dst = mailparse.AppendCRLF(dst, field)
 		if field[len(field)-1] != '\n' {
 			dst = append(dst, '\r', '\n')
 		}

@@ -131,7 +131,7 @@ func FuzzSection(f *testing.F) {
 					t.Fatalf("findPart %v disagrees with Section: [%d,%d) vs [%d,%d)", path, p.BodyStart, p.End, s, e)
 				}
 			}
-			if _, err := binarySection(sum, raw, path); err != nil && !strings.Contains(err.Error(), "UNKNOWN-CTE") {
+			if _, _, err := binarySection(sum, raw, path, mailparse.BareLFs(raw) > 0); err != nil && !strings.Contains(err.Error(), "UNKNOWN-CTE") {
 				t.Fatal(err)
 			}
 		}

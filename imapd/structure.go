@@ -77,7 +77,7 @@ func bodyStructure(p *mailparse.Part) imap.BodyStructure {
 	}
 	sp := &imap.BodyStructureSinglePart{
 		Type: p.Type, Subtype: p.Subtype, Params: p.Params, ID: p.ID, Description: p.Description,
-		Encoding: p.Encoding, Size: uint32(min(p.Size, math.MaxUint32)),
+		Encoding: p.Encoding, Size: uint32(min(p.Size+p.BareLFs, math.MaxUint32)),
 		Extended: &imap.BodyStructureSinglePartExt{Disposition: disposition(p), Language: p.Language, Location: p.Location},
 	}
 	if p.Type == "multipart" {

@@ -13,7 +13,8 @@ import (
 // TestTypedCorpus fetches ENVELOPE, BODYSTRUCTURE and every leaf part of
 // every real-world message with go-imap's client, whose parser is strict:
 // broken mail must still produce well-formed responses, and each part must
-// be the bytes the stored summary points at.
+// be the bytes the stored summary points at, with CRLF line ends as IMAP
+// presents them (sizes counted so too).
 func TestTypedCorpus(t *testing.T) {
 	f := newFixture(t, 0, true)
 	c, err := imapclient.DialInsecure(f.addr, nil)
@@ -44,8 +45,8 @@ func TestTypedCorpus(t *testing.T) {
 	parts := 0
 	for _, m := range got {
 		a := byUID[m.UID]
-		if m.RFC822Size != int64(len(a.raw)) {
-			t.Errorf("UID %d: RFC822.SIZE %d, want %d", m.UID, m.RFC822Size, len(a.raw))
+		if want := mailparse.CRLFLen(a.raw); m.RFC822Size != want {
+			t.Errorf("UID %d: RFC822.SIZE %d, want %d", m.UID, m.RFC822Size, want)
 		}
 		if m.Envelope == nil || m.BodyStructure == nil {
 			t.Errorf("UID %d: no ENVELOPE or BODYSTRUCTURE", m.UID)
@@ -61,10 +62,13 @@ func TestTypedCorpus(t *testing.T) {
 		var sections []*imap.FetchItemBodySection
 		var want [][]byte
 		m.BodyStructure.Walk(func(path []int, part imap.BodyStructure) bool {
-			if _, ok := part.(*imap.BodyStructureSinglePart); ok {
+			if sp, ok := part.(*imap.BodyStructureSinglePart); ok {
 				if s, e, ok := sum.Section(path, ""); ok {
 					sections = append(sections, &imap.FetchItemBodySection{Part: path, Peek: true})
-					want = append(want, a.raw[s:e])
+					want = append(want, mailparse.AppendCRLF(nil, a.raw[s:e]))
+					if int64(sp.Size) != int64(len(want[len(want)-1])) {
+						t.Errorf("UID %d part %v: BODYSTRUCTURE size %d, want %d", m.UID, path, sp.Size, len(want[len(want)-1]))
+					}
 				}
 			}
 			return true

@@ -21,7 +21,8 @@ type Head struct {
 }
 
 // headVersion starts an encoded Head; a later layout takes the next value.
-const headVersion = 1
+// Version 2 added Part.BareLFs; version 1 is still read (without it).
+const headVersion = 2
 
 // maxHeadDepth bounds the nesting a decoded Head may have, far beyond what
 // Parse produces (maxDepth).
@@ -34,39 +35,10 @@ func AppendHead(dst, raw []byte, s *Summary) []byte {
 		header = raw[p.HeaderStart:p.BodyStart]
 	}
 	dst = append(dst, headVersion)
-	n := crlfLen(header)
+	n := CRLFLen(header)
 	dst = binary.AppendUvarint(dst, uint64(n))
-	dst = AppendCRLF(slices.Grow(dst, n), header)
+	dst = AppendCRLF(slices.Grow(dst, int(n)), header)
 	return appendPart(dst, s.Structure)
-}
-
-// crlfLen is the length of b with every bare LF made CRLF.
-func crlfLen(b []byte) int {
-	n := len(b)
-	for i, c := range b {
-		if c == '\n' && (i == 0 || b[i-1] != '\r') {
-			n++
-		}
-	}
-	return n
-}
-
-// AppendCRLF appends b with every bare LF made CRLF, as IMAP presents
-// messages whose lines end in LF alone.
-func AppendCRLF(dst, b []byte) []byte {
-	for len(b) > 0 {
-		i := bytes.IndexByte(b, '\n')
-		if i < 0 {
-			return append(dst, b...)
-		}
-		dst = append(dst, b[:i]...)
-		if i == 0 || b[i-1] != '\r' { // after a LF, or not after a CR
-			dst = append(dst, '\r')
-		}
-		dst = append(dst, '\n')
-		b = b[i+1:]
-	}
-	return dst
 }
 
 // DecodeHead decodes an encoded Head into new memory: b may be reused
@@ -78,7 +50,7 @@ func DecodeHead(b []byte) (*Head, error) { return decodeHead(b, true) }
 func DecodeHeader(b []byte) (*Head, error) { return decodeHead(b, false) }
 
 func decodeHead(b []byte, structure bool) (*Head, error) {
-	if len(b) == 0 || b[0] != headVersion {
+	if len(b) == 0 || b[0] < 1 || b[0] > headVersion {
 		return nil, errors.New("head: unknown layout")
 	}
 	n, k := binary.Uvarint(b[1:])
@@ -92,7 +64,7 @@ func decodeHead(b []byte, structure bool) (*Head, error) {
 	// string of the structure, which are never written again.
 	own := bytes.Clone(b[1+k:])
 	h := &Head{Header: own[:n:n]}
-	d := headDecoder{}
+	d := headDecoder{version: b[0]}
 	if rest := own[n:]; len(rest) > 0 {
 		d.s = unsafe.String(&rest[0], len(rest))
 	}
@@ -147,7 +119,7 @@ func appendPart(dst []byte, p *Part) []byte {
 	dst = appendStrs(dst, p.Language)
 	dst = appendStr(dst, p.Location)
 	dst = appendStr(dst, p.MD5)
-	for _, v := range [...]int64{p.DecodedSize, p.Lines, p.HeaderStart, p.BodyStart, p.End} {
+	for _, v := range [...]int64{p.DecodedSize, p.Lines, p.HeaderStart, p.BodyStart, p.End, p.BareLFs} {
 		dst = binary.AppendVarint(dst, v)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(p.Children)))
@@ -197,9 +169,10 @@ func appendEnvelope(dst []byte, e *Envelope) []byte {
 }
 
 type headDecoder struct {
-	s   string
-	i   int
-	err error
+	s       string
+	i       int
+	version byte
+	err     error
 	// slab backs the parts: one allocation for a few instead of one each.
 	slab []Part
 }
@@ -309,6 +282,9 @@ func (d *headDecoder) part(depth int) *Part {
 	p.HeaderStart = d.varint()
 	p.BodyStart = d.varint()
 	p.End = d.varint()
+	if d.version >= 2 {
+		p.BareLFs = d.varint()
+	}
 	p.Size = p.End - p.BodyStart
 	if n := d.count(); n > 0 {
 		p.Children = make([]*Part, n)

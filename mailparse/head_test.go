@@ -168,8 +168,8 @@ func TestAppendCRLF(t *testing.T) {
 		if got := string(AppendCRLF([]byte("pre"), []byte(in))); got != "pre"+want {
 			t.Errorf("AppendCRLF(%q) = %q, want %q", in, got, "pre"+want)
 		}
-		if n := crlfLen([]byte(in)); n != len(want) {
-			t.Errorf("crlfLen(%q) = %d, want %d", in, n, len(want))
+		if n := CRLFLen([]byte(in)); n != int64(len(want)) {
+			t.Errorf("CRLFLen(%q) = %d, want %d", in, n, len(want))
 		}
 	}
 }

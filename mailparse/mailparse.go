@@ -121,6 +121,10 @@ type Part struct {
 	// Lines counts the lines of the encoded body of text/* and
 	// message/rfc822 (or message/global) parts.
 	Lines int64 `json:"n,omitempty"`
+	// BareLFs counts the line feeds without a carriage return before them
+	// in the body of a part without children: IMAP presents each as CRLF,
+	// so its body is Size+BareLFs bytes there.
+	BareLFs int64 `json:"lf,omitempty"`
 	// [HeaderStart,BodyStart) is the part's header including the blank line,
 	// [BodyStart,End) its body.
 	HeaderStart int64 `json:"hs"`
@@ -286,6 +290,7 @@ func (p *parser) leaf(part *Part, depth int) {
 	if part.Type == "text" || embedded {
 		part.Lines = countLines(body)
 	}
+	part.BareLFs = BareLFs(body)
 	switch part.Encoding {
 	case "BASE64":
 		part.DecodedSize = int64(base64DecodedLen(body))
