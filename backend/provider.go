@@ -34,6 +34,8 @@ type Options struct {
 	Directory Authenticator
 	// Login bounds and throttles password checks.
 	Login LoginLimits
+	// TSA timestamps the chain heads (RFC 3161); nil or no URL takes none.
+	TSA *TSAOptions
 }
 
 // Authenticator checks a password against an external directory.

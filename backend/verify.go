@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"crypto/x509"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -20,7 +21,10 @@ type Problem struct {
 	// blob-orphan, pack-damaged, pack-tail-cut, and those found at open
 	// against the anchor log: records-truncated, placements-altered,
 	// audit-truncated, audit-altered, audit-unanchored, chain-anchor-mismatch,
-	// anchors-behind, anchors-missing.
+	// anchors-behind, anchors-missing; and for the RFC 3161 tokens:
+	// timestamp-invalid (unreadable, bad signature, signer not of the TSA's
+	// CA), timestamp-mismatch (the chain head at the token's sequence
+	// number is not what the token covers).
 	Kind   string `json:"kind"`
 	Detail string `json:"detail"`
 }
@@ -33,6 +37,8 @@ type VerifyReport struct {
 	Problems []Problem     `json:"problems"`
 	Took     time.Duration `json:"took_ns"`
 	ChainTip string        `json:"chain_tip"`
+	// Timestamps are the RFC 3161 tokens of the chain heads, checked.
+	Timestamps *TimestampReport `json:"timestamps"`
 }
 
 // Verify re-reads every blob and checks every hash, the hash chain and the
@@ -118,6 +124,17 @@ func (t *Tenant) Verify(ctx context.Context, progress func(done, total int)) (*V
 		return nil, err
 	}
 	rep.Problems = append(rep.Problems, found...)
+	var roots *x509.CertPool
+	tsa := t.p.opt.TSA
+	if tsa != nil {
+		roots = tsa.Roots
+	}
+	ts, tsProblems, err := t.VerifyTimestamps(roots, tsa != nil && tsa.URL != "")
+	if err != nil {
+		return nil, err
+	}
+	rep.Timestamps = ts
+	rep.Problems = append(rep.Problems, tsProblems...)
 	err = t.blobs.List(ctx, func(key string) error {
 		if !known[key] {
 			// Left by a crash between blob write and commit; harmless, and

@@ -24,6 +24,8 @@ type Config struct {
 	SMTP  SMTP  `toml:"smtp"`
 	Store Store `toml:"store"`
 	Login Login `toml:"login"`
+	// Evidence: RFC 3161 timestamps of the hash chains.
+	Evidence Evidence `toml:"evidence"`
 }
 
 // HTTP is the listener for JMAP and the management API.
@@ -80,6 +82,17 @@ type Login struct {
 	MaxWaiting int `toml:"max_waiting"`
 }
 
+// Evidence configures the RFC 3161 timestamps of every tenant's message
+// and audit chain heads.
+type Evidence struct {
+	// TSAURL is the time-stamping authority (any RFC 3161 service over
+	// HTTP); empty takes no timestamps.
+	TSAURL string `toml:"tsa_url"`
+	// TSACAFile holds the PEM certificates a token's signer must chain to.
+	TSACAFile string   `toml:"tsa_ca_file"`
+	Interval  Duration `toml:"interval"`
+}
+
 // Duration is a time.Duration that reads "30s" style strings from TOML and
 // the environment.
 type Duration struct{ time.Duration }
@@ -111,6 +124,7 @@ func Default() Config {
 			MaxMessageBytes: 150 << 20,
 			ReadTimeout:     Duration{30 * time.Minute},
 		},
+		Evidence: Evidence{Interval: Duration{24 * time.Hour}},
 		Store: Store{
 			MaxIndexedText: 1 << 20,
 			IdleClose:      Duration{10 * time.Minute},
@@ -155,6 +169,9 @@ func (c Config) Validate() error {
 	}
 	if c.SMTP.MaxMessageBytes <= 0 {
 		return fmt.Errorf("config: smtp.max_message_bytes must be positive")
+	}
+	if c.Evidence.TSAURL != "" && c.Evidence.Interval.Duration < time.Second {
+		return fmt.Errorf("config: evidence.interval must be at least 1s")
 	}
 	st := c.Store
 	if st.IndexMinFreeBytes < 0 || st.IntakeMinFreeBytes < 0 {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -83,7 +84,12 @@ type Handler interface {
 // Start opens the archive and starts every listener.
 func Start(ctx context.Context, cfg conf.Config, log *slog.Logger, protocols []Protocol, services ...HTTPService) (*Server, error) {
 	syncer := dirsync.New(log.With("component", "dirsync"))
+	tsa, err := tsaOptions(cfg.Evidence)
+	if err != nil {
+		return nil, err
+	}
 	p, err := backend.Open(backend.Options{
+		TSA:     tsa,
 		DataDir: cfg.DataDir, Logger: log, MaxIndexedText: cfg.Store.MaxIndexedText,
 		IdleClose: cfg.Store.IdleClose.Duration, CommitDelay: cfg.Store.CommitDelay.Duration,
 		Disk: &backend.DiskLimits{
@@ -110,6 +116,13 @@ func Start(ctx context.Context, cfg conf.Config, log *slog.Logger, protocols []P
 		defer s.wg.Done()
 		if err := syncer.Schedule(schedCtx); err != nil && !errors.Is(err, context.Canceled) {
 			log.Error("directory sync scheduler stopped", "err", err)
+		}
+	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := p.TimestampLoop(schedCtx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("timestamp scheduler stopped", "err", err)
 		}
 	}()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
@@ -150,6 +163,25 @@ func Start(ctx context.Context, cfg conf.Config, log *slog.Logger, protocols []P
 	}
 	ok = true
 	return s, nil
+}
+
+// tsaOptions reads the [evidence] section; nil when no TSA is configured.
+func tsaOptions(ev conf.Evidence) (*backend.TSAOptions, error) {
+	if ev.TSAURL == "" {
+		return nil, nil
+	}
+	opt := &backend.TSAOptions{URL: ev.TSAURL, Interval: ev.Interval.Duration}
+	if ev.TSACAFile != "" {
+		pem, err := os.ReadFile(ev.TSACAFile)
+		if err != nil {
+			return nil, fmt.Errorf("evidence.tsa_ca_file: %w", err)
+		}
+		opt.Roots = x509.NewCertPool()
+		if !opt.Roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("evidence.tsa_ca_file %s: no PEM certificate", ev.TSACAFile)
+		}
+	}
+	return opt, nil
 }
 
 // Mux lets protocol packages add HTTP handlers (JMAP) before serving.

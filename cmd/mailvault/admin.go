@@ -514,8 +514,9 @@ func cmdVerify(ctx context.Context, args []string) error {
 				Kind   string `json:"kind"`
 				Detail string `json:"detail"`
 			} `json:"problems"`
-			Took     int64  `json:"took_ns"`
-			ChainTip string `json:"chain_tip"`
+			Took       int64                    `json:"took_ns"`
+			ChainTip   string                   `json:"chain_tip"`
+			Timestamps *backend.TimestampReport `json:"timestamps"`
 		} `json:"report"`
 		Clean       bool     `json:"clean"`
 		AuditBroken []uint64 `json:"audit_broken"`
@@ -537,6 +538,11 @@ func cmdVerify(ctx context.Context, args []string) error {
 		}
 		for _, s := range out.AuditBroken {
 			fmt.Printf("  audit entry %d: altered or follows a removed entry\n", s)
+		}
+		if ts := r.Timestamps; ts != nil {
+			for _, line := range ts.Summary {
+				fmt.Println("timestamps: " + line)
+			}
 		}
 		if out.Clean {
 			fmt.Println("verify: clean")
