@@ -58,7 +58,7 @@ type timeStampReq struct {
 
 type pkiStatusInfo struct {
 	Status       int
-	StatusString []string      `asn1:"optional,utf8"`
+	StatusString []string       `asn1:"optional,utf8"`
 	FailInfo     asn1.BitString `asn1:"optional"`
 }
 

@@ -2,8 +2,8 @@ package backend
 
 import (
 	"context"
-	"crypto/x509"
 	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
