@@ -29,6 +29,7 @@ const (
 	Z3Manifest  = "manifest.sha256"
 	Z3Signature = "manifest.sha256.p7s"
 	Z3Cert      = "signing-cert.pem"
+	Z3Timestamp = "manifest.sha256.tsr"
 	z3MsgDir    = "messages/"
 )
 
@@ -217,10 +218,24 @@ func (t *Tenant) exportZ3(ctx context.Context, p *exportPlan, scope ExportScope,
 	if err != nil {
 		return err
 	}
-	for _, f := range []struct {
+	files := []struct {
 		name string
 		data []byte
-	}{{Z3Manifest, manifest}, {Z3Signature, sig}, {Z3Cert, certPEM}} {
+	}{{Z3Manifest, manifest}, {Z3Signature, sig}, {Z3Cert, certPEM}}
+	if tsa := t.p.opt.TSA; tsa != nil && tsa.URL != "" {
+		// The TSA's token over the manifest dates the package; without one
+		// reachable the package goes out undated, and the log says so.
+		digest := sha256.Sum256(manifest)
+		if reply, err := requestTimestamp(ctx, tsa, digest[:]); err != nil {
+			t.log.Warn("Z3 package not timestamped: the TSA did not answer", "err", err)
+		} else {
+			files = append(files, struct {
+				name string
+				data []byte
+			}{Z3Timestamp, reply})
+		}
+	}
+	for _, f := range files {
 		if err := zw.add(f.name, now, f.data); err != nil {
 			return fmt.Errorf("write export: %w", err)
 		}

@@ -100,7 +100,7 @@ type verifyAnswer struct {
 // the contents are provably unchanged, and an altered token or chain head
 // is reported.
 func TestTimestamps(t *testing.T) {
-	needTools(t, "openssl")
+	needTools(t, "openssl", "unzip")
 	in := newInstance(t)
 	in.start()
 	in.mustCLI("tenant", "create", "acme", "-domain", "acme.example")
@@ -155,6 +155,16 @@ func TestTimestamps(t *testing.T) {
 	}
 	if out, err := tsVerify(auditToken, entries[0].Hash); err != nil || !strings.Contains(out, "Verification: OK") {
 		t.Errorf("openssl ts -verify of the audit chain token: %v\n%s", err, out)
+	}
+	// A Z3 package carries the TSA's token over its manifest.
+	pkg := filepath.Join(t.TempDir(), "z3.zip")
+	in.mustCLI("export", "-tenant", "acme", "-format", "z3", "-all", "-o", pkg, "-quiet")
+	carrier := filepath.Join(t.TempDir(), "carrier")
+	if out, err := exec.Command("unzip", "-q", pkg, "-d", carrier).CombinedOutput(); err != nil {
+		t.Fatalf("unzip: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("openssl", "ts", "-verify", "-in", filepath.Join(carrier, "manifest.sha256.tsr"), "-data", filepath.Join(carrier, "manifest.sha256"), "-CAfile", tsa.ca).CombinedOutput(); err != nil || !strings.Contains(string(out), "Verification: OK") {
+		t.Errorf("openssl ts -verify of the package's manifest token: %v\n%s", err, out)
 	}
 	out, err := in.cli("verify", "-tenant", "acme")
 	if err != nil || !strings.Contains(out, fmt.Sprintf("messages chain: messages 1 to %d provably unchanged since", n)) || !strings.Contains(out, "audit chain: audit entries 1 to") {
