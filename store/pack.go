@@ -26,7 +26,9 @@ import (
 // map is rebuilt from the record headers at open.
 //
 // Record: "MVB1" | 32-byte key | uint32 length | uint32 CRC-32C | data.
-// A length of 0xFFFFFFFF is a tombstone (Delete) without data.
+// A length of 0xFFFFFFFF is a tombstone (Delete) without data. A shredded
+// record keeps its length under the magic "MVB0" (or "MVBX" while being
+// shredded) with its key and data zeroed (see Shred).
 type PackBlobs struct {
 	dir      string
 	log      *slog.Logger
@@ -36,6 +38,9 @@ type PackBlobs struct {
 	files []*os.File // by pack number
 	size  int64      // end of the newest pack
 	index map[[32]byte]packLoc
+	// shredding collects records the scan at open found marked for
+	// shredding but not finished (see Shred).
+	shredding []shredPending
 	// damage is what the scan at open found; read-only afterwards.
 	damage []PackDamage
 
@@ -96,6 +101,11 @@ func OpenPackBlobs(dir string, log *slog.Logger) (*PackBlobs, error) {
 		}
 		b.size = end
 	}
+	if err := b.finishShreds(b.shredding); err != nil {
+		b.Close()
+		return nil, err
+	}
+	b.shredding = nil
 	if len(b.files) == 0 {
 		if err := b.newPack(); err != nil {
 			return nil, err
@@ -127,6 +137,17 @@ func (b *PackBlobs) scan(pack uint32, f *os.File, newest bool) (int64, error) {
 	prev := int64(-1) // start of the record before off
 	for off < size {
 		_, err := f.ReadAt(h[:], off)
+		if m := string(h[:4]); err == nil && (m == shredMagic || m == shreddedMagic) {
+			n := binary.LittleEndian.Uint32(h[36:40])
+			if off+packHeader+int64(n) <= size {
+				if m == shredMagic {
+					b.shredding = append(b.shredding, shredPending{f: f, off: off, n: n})
+				}
+				prev = off
+				off += packHeader + int64(n)
+				continue
+			}
+		}
 		if err == nil && string(h[:4]) != packMagic {
 			err = errors.New("bad record magic")
 		}
@@ -253,11 +274,17 @@ func (b *PackBlobs) resync(f *os.File, from, size int64) (int64, error) {
 // checkRecord reports whether a whole record that checks out starts at off.
 func checkRecord(f *os.File, off, size int64) (key [32]byte, n uint32, ok bool) {
 	var h [packHeader]byte
-	if _, err := f.ReadAt(h[:], off); err != nil || string(h[:4]) != packMagic {
+	if _, err := f.ReadAt(h[:], off); err != nil {
+		return key, 0, false
+	}
+	n = binary.LittleEndian.Uint32(h[36:40])
+	if m := string(h[:4]); m == shredMagic || m == shreddedMagic {
+		return key, n, off+packHeader+int64(n) <= size
+	}
+	if string(h[:4]) != packMagic {
 		return key, 0, false
 	}
 	copy(key[:], h[4:36])
-	n = binary.LittleEndian.Uint32(h[36:40])
 	crc := binary.LittleEndian.Uint32(h[40:44])
 	if n == packTombstone {
 		return key, n, crc == 0
