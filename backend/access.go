@@ -265,7 +265,7 @@ type MessageInfo struct {
 func (t *Tenant) Message(mid uint64) (MessageInfo, error) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	if mid == 0 || mid > uint64(len(t.msgs)) {
+	if mid == 0 || mid > uint64(len(t.msgs)) || t.msgs[mid-1].deleted {
 		return MessageInfo{}, fmt.Errorf("message %d: %w", mid, ErrNotFound)
 	}
 	m := &t.msgs[mid-1]

@@ -56,7 +56,14 @@ func (t *Tenant) Audit(ctx context.Context, actor, action, detail string) {
 // has committed, takes the audit head of next into t.state; if it fails,
 // it calls undo, which takes the anchor back.
 func (t *Tenant) chainAudit(actor string, now time.Time, entries []AuditEntry) (_ []AuditEntry, next anchor, undo func()) {
-	next = t.state
+	return t.chainAuditFrom(t.state, actor, now, entries)
+}
+
+// chainAuditFrom is chainAudit onto base, a state the caller's transaction
+// leads to besides the audit entries (a deletion's placements): one anchor
+// covers both. The caller takes all of next into t.state.
+func (t *Tenant) chainAuditFrom(base anchor, actor string, now time.Time, entries []AuditEntry) (_ []AuditEntry, next anchor, undo func()) {
+	next = base
 	prev := strings.Repeat("0", 64)
 	if next.Audit > 0 {
 		prev = hex.EncodeToString(next.AuditHash[:])

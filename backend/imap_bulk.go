@@ -252,7 +252,7 @@ func (t *Tenant) Envelope(ctx context.Context, mid uint64) (*mailparse.Envelope,
 // Summary and Envelope).
 func (t *Tenant) summaryRecord(mid uint64) ([]byte, error) {
 	t.mu.RLock()
-	if mid == 0 || mid > uint64(len(t.msgs)) {
+	if mid == 0 || mid > uint64(len(t.msgs)) || t.msgs[mid-1].deleted {
 		t.mu.RUnlock()
 		return nil, fmt.Errorf("message %d: %w", mid, ErrNotFound)
 	}

@@ -453,7 +453,15 @@ func (t *Tenant) prepareBatch(batch []indexJob) (preparedBatch, error) {
 	ctx := context.Background()
 	docs := make([]index.Doc, 0, len(batch))
 	var size int64
+	var deleted []uint64
 	for _, j := range batch {
+		t.mu.RLock()
+		gone := t.msgs[j.mid-1].deleted
+		t.mu.RUnlock()
+		if gone {
+			deleted = append(deleted, j.mid)
+			continue
+		}
 		d, err := t.indexDoc(ctx, j.mid, j.summary)
 		if err != nil {
 			// A message whose blob cannot be read is reported by verify;
@@ -468,6 +476,9 @@ func (t *Tenant) prepareBatch(batch []indexJob) (preparedBatch, error) {
 		}
 	}
 	b, err := t.ix.Prepare(ctx, docs)
+	if err == nil {
+		b.Delete(deleted...)
+	}
 	return preparedBatch{b: b, size: size}, err
 }
 

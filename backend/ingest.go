@@ -432,10 +432,10 @@ func (t *Tenant) commit(batch []*job) (err error) {
 			j.res.Duplicate = true
 		} else {
 			if j.sealed == nil {
-				// Arrived as a duplicate of a message that no longer
-				// exists; cannot happen while messages are never deleted.
+				// Arrived as a duplicate of a message that retention
+				// deleted meanwhile: the sender retries, as a new message.
 				t.mu.RUnlock()
-				return fmt.Errorf("message %x: summary missing", j.sum[:8])
+				return fmt.Errorf("message %x was deleted while it arrived again; retry", j.sum[:8])
 			}
 			mid = nextMID
 			nextMID++

@@ -36,6 +36,11 @@ type Options struct {
 	Login LoginLimits
 	// TSA timestamps the chain heads (RFC 3161); nil or no URL takes none.
 	TSA *TSAOptions
+	// RetentionInterval is how often the retention job runs; 0: never
+	// (it can be run on demand).
+	RetentionInterval time.Duration
+	// Now is the clock retention judges by; nil: time.Now.
+	Now func() time.Time
 }
 
 // Authenticator checks a password against an external directory.
@@ -113,7 +118,18 @@ func Open(opt Options) (*Provider, error) {
 	ok = true
 	p.wg.Add(1)
 	go p.closeIdle()
+	if opt.RetentionInterval > 0 {
+		p.wg.Add(1)
+		go p.runRetentionJob(opt.RetentionInterval)
+	}
 	return p, nil
+}
+
+func (p *Provider) now() time.Time {
+	if p.opt.Now != nil {
+		return p.opt.Now()
+	}
+	return time.Now()
 }
 
 func loadOrCreateToken(path string) (string, error) {

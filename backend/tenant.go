@@ -80,6 +80,13 @@ type Tenant struct {
 	closed  bool
 	holders atomic.Int64
 	stats   ingestStats
+
+	// retGen changes with every change of policies or holds: a deletion
+	// judges again when it moved. runMu lets one deletion run at a time.
+	retGen       atomic.Uint64
+	runMu        sync.Mutex
+	runProgress  atomic.Pointer[RetentionProgress]
+	deletedCount int // messages deleted by retention (guarded by mu)
 }
 
 type folderName struct {
@@ -108,6 +115,7 @@ type msgMeta struct {
 	// in what would be padding.
 	bareLFs uint32
 	missing bool // the metadata record is gone (only verify looks at it)
+	deleted bool // removed by retention: a deletion record keeps its place in the chain
 }
 
 // imapSize is the size of the message as IMAP presents it, with CRLF.
@@ -119,6 +127,7 @@ type folderState struct {
 	mids    []uint64 // parallel to uids
 	uidNext uint32
 	size    int64
+	removed int // placements deleted since open, so that state strings change
 }
 
 func openTenant(ctx context.Context, p *Provider, info *TenantInfo, key []byte) (*Tenant, error) {
@@ -147,6 +156,9 @@ func openTenant(ctx context.Context, p *Provider, info *TenantInfo, key []byte) 
 	if t.blobs, err = store.OpenPackBlobs(filepath.Join(dir, "packs"), t.log); err != nil {
 		return nil, err
 	}
+	if err := restoreCompaction(dir); err != nil {
+		return nil, err
+	}
 	if t.db, err = store.OpenKV(filepath.Join(dir, "meta.db")); err != nil {
 		return nil, err
 	}
@@ -160,10 +172,23 @@ func openTenant(ctx context.Context, p *Provider, info *TenantInfo, key []byte) 
 	if err := t.load(); err != nil {
 		return nil, err
 	}
+	if err := t.finishShreds(ctx); err != nil {
+		return nil, err
+	}
 	ok = true
-	t.wg.Add(2)
+	t.wg.Add(3)
 	go t.committer()
 	go t.indexer()
+	go func() {
+		defer t.wg.Done()
+		rctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			<-t.done
+			cancel()
+		}()
+		t.resumeRun(rctx)
+	}()
 	t.log.Info("tenant opened", "messages", len(t.msgs), "mailboxes", len(t.mailboxes), "took", time.Since(start).Round(time.Millisecond))
 	return t, nil
 }
@@ -191,8 +216,14 @@ func memKey(folder uint64, uid uint32) string {
 var b64 = base64.RawURLEncoding
 
 // encodeMsg is the stored form of msgMeta (members are stored as mem: keys).
+// A deleted message's record starts with "D": it keeps the fields the hash
+// chain covers, so the chain still verifies across it.
 func encodeMsg(m *msgMeta) string {
-	return "1 " + b64.EncodeToString(m.sum[:]) + " " + strconv.FormatInt(m.size, 10) + " " +
+	tag := "1 "
+	if m.deleted {
+		tag = "D "
+	}
+	return tag + b64.EncodeToString(m.sum[:]) + " " + strconv.FormatInt(m.size, 10) + " " +
 		strconv.FormatInt(m.received, 10) + " " + strconv.FormatInt(m.archived, 10) + " " +
 		b64.EncodeToString(m.chain[:]) + " " + strconv.FormatInt(m.sumOff, 10) + " " +
 		strconv.FormatUint(m.modseq, 10) + bareLFsField(m.bareLFs)
@@ -211,7 +242,7 @@ func bareLFsField(n uint32) string {
 func decodeMsg(s string) (msgMeta, error) {
 	var m msgMeta
 	f := strings.Fields(s)
-	if len(f) != 8 && len(f) != 9 || f[0] != "1" {
+	if len(f) != 8 && len(f) != 9 || f[0] != "1" && f[0] != "D" {
 		return m, fmt.Errorf("bad message record %q", s)
 	}
 	if len(f) == 9 {
@@ -234,6 +265,7 @@ func decodeMsg(s string) (msgMeta, error) {
 	}
 	copy(m.sum[:], sum)
 	copy(m.chain[:], chain)
+	m.deleted = f[0] == "D"
 	return m, nil
 }
 
@@ -342,7 +374,11 @@ func (t *Tenant) load() error {
 			m = msgMeta{missing: true}
 		}
 		t.msgs = append(t.msgs, m)
-		if !m.missing {
+		switch {
+		case m.deleted:
+			t.deletedCount++
+			t.lastChain = m.chain
+		case !m.missing:
 			t.hashes[m.sum] = mid
 			t.bytes += m.size
 			t.lastChain = m.chain
@@ -372,7 +408,7 @@ func (t *Tenant) load() error {
 		}
 		st.Placements++
 		xorInto(&st.PlaceSum, t.placementHash(mm.folder, mm.uid, mm.mid))
-		if t.msgs[mm.mid-1].missing {
+		if t.msgs[mm.mid-1].missing || t.msgs[mm.mid-1].deleted {
 			continue
 		}
 		m := &t.msgs[mm.mid-1]

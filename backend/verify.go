@@ -15,7 +15,8 @@ import (
 // Problem is one difference verify found.
 type Problem struct {
 	MID uint64 `json:"mid,omitempty"`
-	// Kind is one of record-missing, chain-broken, blob-missing,
+	// Kind is one of record-missing, deletion-unauthenticated,
+	// deletion-incomplete, chain-broken, blob-missing,
 	// blob-corrupt, blob-altered, blob-checksum, summary-corrupt,
 	// summary-checksum,
 	// blob-orphan, pack-damaged, pack-tail-cut, and those found at open
@@ -33,6 +34,7 @@ type Problem struct {
 type VerifyReport struct {
 	Tenant   string        `json:"tenant"`
 	Messages int           `json:"messages"`
+	Deleted  int           `json:"deleted"` // removed by an authorised, recorded deletion
 	Bytes    int64         `json:"bytes"`
 	Problems []Problem     `json:"problems"`
 	Took     time.Duration `json:"took_ns"`
@@ -54,6 +56,16 @@ func (t *Tenant) Verify(ctx context.Context, progress func(done, total int)) (*V
 	rep := &VerifyReport{Tenant: t.Name, Messages: len(msgs), Problems: []Problem{}}
 	prev := chainGenesis(t.Name)
 	known := make(map[string]bool, len(msgs))
+	authorised, err := t.authorisedDeletions()
+	if err != nil {
+		return nil, err
+	}
+	live := make(map[[32]byte]bool, len(msgs))
+	for i := range msgs {
+		if !msgs[i].deleted && !msgs[i].missing {
+			live[msgs[i].sum] = true
+		}
+	}
 	for i := range msgs {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -71,13 +83,25 @@ func (t *Tenant) Verify(ctx context.Context, progress func(done, total int)) (*V
 			}
 			continue
 		}
-		rep.Bytes += m.size
 		want := chainHash(prev, mid, m.sum, m.size, m.archived)
 		if prev != ([32]byte{}) && want != m.chain {
 			rep.Problems = append(rep.Problems, Problem{MID: mid, Kind: "chain-broken", Detail: "the record does not match the hash chain (hash, size or time altered)"})
 		}
 		prev = m.chain
 		key := t.seal.BlobKey(m.sum)
+		if m.deleted {
+			rep.Messages--
+			rep.Deleted++
+			if !authorised[mid] {
+				rep.Problems = append(rep.Problems, Problem{MID: mid, Kind: "deletion-unauthenticated", Detail: "the message is marked deleted, but no intact audit entry records its deletion"})
+			}
+			if ok, err := t.blobs.Has(ctx, key); err == nil && ok && !live[m.sum] {
+				known[key] = true
+				rep.Problems = append(rep.Problems, Problem{MID: mid, Kind: "deletion-incomplete", Detail: "the message was deleted but its blob " + key + " is still stored; the next retention run or open shreds it"})
+			}
+			continue
+		}
+		rep.Bytes += m.size
 		known[key] = true
 		sealed, err := t.blobs.Get(ctx, key)
 		checksum := errors.Is(err, store.ErrChecksum) && sealed != nil
@@ -196,21 +220,23 @@ func (t *Tenant) integrityFindings() ([]Problem, error) {
 
 // Stats are a tenant's counters.
 type Stats struct {
-	Tenant       string    `json:"tenant"`
-	Users        int       `json:"users"`
-	Mailboxes    int       `json:"mailboxes"`
-	Folders      int       `json:"folders"`
-	Messages     int       `json:"messages"`
-	Placements   int       `json:"placements"`
-	RawBytes     int64     `json:"raw_bytes"`
-	Indexed      uint64    `json:"indexed"`
-	IndexPending int       `json:"index_pending"`
-	Archived     int64     `json:"archived_since_start"`
-	Duplicates   int64     `json:"duplicates_since_start"`
-	Failed       int64     `json:"failed_since_start"`
-	LastMessage  time.Time `json:"last_message,omitempty"`
-	ChainTip     string    `json:"chain_tip"`
-	Disk         DiskSpace `json:"disk"`
+	Tenant       string            `json:"tenant"`
+	Users        int               `json:"users"`
+	Mailboxes    int               `json:"mailboxes"`
+	Folders      int               `json:"folders"`
+	Messages     int               `json:"messages"`
+	Deleted      int               `json:"deleted"`
+	Placements   int               `json:"placements"`
+	RawBytes     int64             `json:"raw_bytes"`
+	Indexed      uint64            `json:"indexed"`
+	IndexPending int               `json:"index_pending"`
+	Archived     int64             `json:"archived_since_start"`
+	Duplicates   int64             `json:"duplicates_since_start"`
+	Failed       int64             `json:"failed_since_start"`
+	LastMessage  time.Time         `json:"last_message,omitempty"`
+	ChainTip     string            `json:"chain_tip"`
+	Disk         DiskSpace         `json:"disk"`
+	Retention    RetentionProgress `json:"retention"`
 }
 
 // Stats returns the tenant's counters.
@@ -218,7 +244,7 @@ func (t *Tenant) Stats() Stats {
 	t.touch()
 	t.mu.RLock()
 	s := Stats{Tenant: t.Name, Users: len(t.users), Mailboxes: len(t.mailboxes), Folders: len(t.folders),
-		Messages: len(t.msgs), RawBytes: t.bytes, ChainTip: fmt.Sprintf("%x", t.lastChain)}
+		Messages: len(t.msgs) - t.deletedCount, Deleted: t.deletedCount, RawBytes: t.bytes, ChainTip: fmt.Sprintf("%x", t.lastChain)}
 	for _, f := range t.folders {
 		s.Placements += len(f.uids)
 	}
@@ -234,6 +260,7 @@ func (t *Tenant) Stats() Stats {
 	s.Duplicates = t.stats.duplicates.Load()
 	s.Failed = t.stats.failed.Load()
 	s.Disk = t.diskSpace()
+	s.Retention = t.RetentionProgress()
 	if l := t.stats.last.Load(); l != 0 {
 		s.LastMessage = time.Unix(0, l).UTC()
 	}

@@ -178,11 +178,16 @@ func (ix *Index) Put(ctx context.Context, docs []Doc, upTo uint64) error {
 
 // Prepared is a batch of documents analyzed by Prepare, for Commit.
 type Prepared struct {
-	docs []analyzedDoc
+	docs    []analyzedDoc
+	deletes []uint64
 }
 
 // Len is the number of documents in the batch.
-func (b *Prepared) Len() int { return len(b.docs) }
+func (b *Prepared) Len() int { return len(b.docs) + len(b.deletes) }
+
+// Delete adds the removal of the documents of mids to the batch; Commit
+// applies them after its updates.
+func (b *Prepared) Delete(mids ...uint64) { b.deletes = append(b.deletes, mids...) }
 
 // Prepare analyzes docs on all cores. It may run while Commit writes an
 // earlier batch: an indexer that pipelines the two keeps both cores busy
@@ -214,10 +219,13 @@ func (ix *Index) Commit(ctx context.Context, b *Prepared, upTo uint64) error {
 	if err != nil {
 		return err
 	}
-	if len(b.docs) > 0 {
+	if len(b.docs) > 0 || len(b.deletes) > 0 {
 		batch := bluge.NewBatch()
 		for _, d := range b.docs {
 			batch.Update(d.id, d)
+		}
+		for _, m := range b.deletes {
+			batch.Delete(docID(m))
 		}
 		if err := ix.batch(batch); err != nil {
 			return fmt.Errorf("index %d messages: %w", len(b.docs), err)
