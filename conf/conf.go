@@ -70,6 +70,9 @@ type Store struct {
 	IndexMinFreePercent  int   `toml:"index_min_free_percent"`
 	IntakeMinFreeBytes   int64 `toml:"intake_min_free_bytes"`
 	IntakeMinFreePercent int   `toml:"intake_min_free_percent"`
+	// RetentionInterval is how often the retention job runs (deleting what
+	// is past a maximum retention whose policy says delete); 0: never.
+	RetentionInterval Duration `toml:"retention_interval"`
 }
 
 // Login bounds the password checks of every protocol (IMAP, JMAP, SMTP
@@ -134,6 +137,7 @@ func Default() Config {
 			IndexMinFreePercent:  2,
 			IntakeMinFreeBytes:   256 << 20,
 			IntakeMinFreePercent: 1,
+			RetentionInterval:    Duration{24 * time.Hour},
 		},
 	}
 }
@@ -221,9 +225,9 @@ func applyEnv(c *Config, environ []string) error {
 }
 
 // otherEnv reports MAILVAULT_ variables that are no configuration keys:
-// the CLI's provider token and the sizes of the benchmarks.
+// the CLI's provider token, a compliance user's password and the sizes of the benchmarks.
 func otherEnv(name string) bool {
-	return name == "MAILVAULT_TOKEN" || strings.Contains(name, "_BENCH_") || strings.HasPrefix(name, "MAILVAULT_BENCH")
+	return name == "MAILVAULT_TOKEN" || name == "MAILVAULT_PASSWORD" || strings.Contains(name, "_BENCH_") || strings.HasPrefix(name, "MAILVAULT_BENCH")
 }
 
 func walkEnv(v reflect.Value, prefix string, env map[string]string) error {

@@ -33,8 +33,8 @@ type session struct {
 }
 
 // selection is the selected folder as the client knows it: the view grows
-// only when the client was told (EXISTS), never shrinks (an archive does not
-// expunge).
+// only when the client was told (EXISTS) and shrinks only when it was told
+// (EXPUNGE, for mail retention deleted).
 type selection struct {
 	ref      folderRef
 	readOnly bool
@@ -228,9 +228,10 @@ func (s *session) unselect() {
 	}
 }
 
-// Poll tells the client about messages that arrived since its last command.
+// Poll tells the client about messages that arrived or were deleted since
+// its last command.
 func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
-	return s.update(w)
+	return s.update(w, allowExpunge)
 }
 
 // Idle waits for new messages in the selected folder and announces them.
@@ -246,14 +247,14 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 		case <-s.ctx.Done():
 			return nil
 		case <-s.sel.notify:
-			if err := s.update(w); err != nil {
+			if err := s.update(w, true); err != nil {
 				return err
 			}
 		}
 	}
 }
 
-func (s *session) update(w *imapserver.UpdateWriter) error {
+func (s *session) update(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	sel := s.sel
 	if sel == nil {
 		return nil
@@ -267,6 +268,22 @@ func (s *session) update(w *imapserver.UpdateWriter) error {
 		// Read access was withdrawn: the view stays, commands on it fail.
 		return nil
 	}
+	gone := expunged(sel.uids, snap.UIDs)
+	if len(gone) > 0 {
+		if !allowExpunge {
+			// Not after FETCH, STORE or SEARCH (RFC 9051 7.5.1): the
+			// view stays as it is until a command that allows them.
+			return nil
+		}
+		// Highest first, so no announced number shifts the ones after.
+		for i := len(gone) - 1; i >= 0; i-- {
+			if err := w.WriteExpunge(uint32(gone[i] + 1)); err != nil {
+				return err
+			}
+		}
+		kept := len(sel.uids) - len(gone)
+		sel.uids, sel.mids = snap.UIDs[:kept:kept], snap.MIDs[:kept:kept]
+	}
 	if len(snap.UIDs) > len(sel.uids) {
 		if err := w.WriteNumMessages(uint32(len(snap.UIDs))); err != nil {
 			return err
@@ -274,6 +291,23 @@ func (s *session) update(w *imapserver.UpdateWriter) error {
 		sel.uids, sel.mids = snap.UIDs, snap.MIDs
 	}
 	return nil
+}
+
+// expunged returns the positions in view (ascending UIDs) of the UIDs now
+// missing from cur, ascending. UIDs only ever come after the view's, so
+// cur's first entries are the survivors of view.
+func expunged(view, cur []uint32) []int {
+	var out []int
+	j := 0
+	for i, u := range view {
+		for j < len(cur) && cur[j] < u {
+			j++
+		}
+		if j == len(cur) || cur[j] != u {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // current checks that the user may still read the selected folder and

@@ -79,6 +79,7 @@ var methods = map[string]methodEntry{
 	"Email/copy":           {capMail, (*request).forbidden},
 	"Email/import":         {capMail, (*request).forbidden},
 	"SearchSnippet/get":    {capMail, (*request).searchSnippetGet},
+	"Retention/get":        {capRetention, (*request).retentionGet},
 }
 
 // request is one API request of one user.
@@ -120,7 +121,7 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, u *user) {
 	}
 	rq := &request{h: h, ctx: r.Context(), u: u, using: map[string]bool{}}
 	for _, c := range req.Using {
-		if c != capCore && c != capMail {
+		if c != capCore && c != capMail && c != capRetention {
 			problem(w, http.StatusBadRequest, errUnknownCapability, fmt.Sprintf("The server does not support the capability %q.", c))
 			return
 		}

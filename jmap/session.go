@@ -64,7 +64,7 @@ func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request, u *user) 
 	readable := u.t.Readable(u.login)
 	base := h.baseURL(r)
 	s := sessionResource{
-		Capabilities:    map[string]any{capCore: coreCapability(), capMail: struct{}{}},
+		Capabilities:    map[string]any{capCore: coreCapability(), capMail: struct{}{}, capRetention: struct{}{}},
 		Accounts:        make(map[string]sessionAccount, len(readable)),
 		PrimaryAccounts: map[string]string{},
 		Username:        u.login,
@@ -81,7 +81,7 @@ func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request, u *user) 
 			// Keywords can be set, so the account is not wholly read-only;
 			// myRights of each Mailbox say what is allowed.
 			IsReadOnly:          false,
-			AccountCapabilities: map[string]any{capMail: mailCap},
+			AccountCapabilities: map[string]any{capMail: mailCap, capRetention: struct{}{}},
 		}
 	}
 	if len(readable) > 0 {

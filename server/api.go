@@ -104,6 +104,10 @@ func NewAPI(p *backend.Provider, log *slog.Logger) *API {
 	h("POST /api/v1/tenants/{t}/reindex", a.reindex)
 	h("GET /api/v1/tenants/{t}/audit", a.audit)
 	h("GET /api/v1/stats", a.allStats)
+	a.retentionRoutes(func(pattern string, fn func(w http.ResponseWriter, r *http.Request) error) {
+		h(pattern, fn)
+		a.users.HandleFunc(pattern, wrap(fn))
+	})
 	h("GET /api/v1/tenants/{t}/journal", a.journalAccess)
 	h("POST /api/v1/tenants/{t}/journal/networks", tenantAction(a, func(r *http.Request, t *backend.Tenant, req struct {
 		Network string `json:"network"`
@@ -233,6 +237,8 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		code = http.StatusInsufficientStorage
 	case errors.Is(err, backend.ErrDenied):
 		code = http.StatusForbidden
+	case errors.Is(err, backend.ErrStale):
+		code = http.StatusConflict
 	}
 	if code == http.StatusInternalServerError {
 		a.log.Error("management API request failed", "method", r.Method, "path", r.URL.Path, "err", err)

@@ -92,6 +92,7 @@ func Start(ctx context.Context, cfg conf.Config, log *slog.Logger, protocols []P
 		TSA:     tsa,
 		DataDir: cfg.DataDir, Logger: log, MaxIndexedText: cfg.Store.MaxIndexedText,
 		IdleClose: cfg.Store.IdleClose.Duration, CommitDelay: cfg.Store.CommitDelay.Duration,
+		RetentionInterval: cfg.Store.RetentionInterval.Duration,
 		Disk: &backend.DiskLimits{
 			IndexMinFree: cfg.Store.IndexMinFreeBytes, IndexMinFreePercent: cfg.Store.IndexMinFreePercent,
 			IntakeMinFree: cfg.Store.IntakeMinFreeBytes, IntakeMinFreePercent: cfg.Store.IntakeMinFreePercent,

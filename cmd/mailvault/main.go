@@ -33,6 +33,8 @@ func commands() []command {
 		{"mailbox", "mailbox add|list|alias|grant|revoke: manage archive mailboxes", cmdMailbox},
 		{"journal", "journal show|allow|deny|credential: who may journal mail over SMTP", cmdJournal},
 		{"dirsync", "dirsync run|profiles|show|put|delete: sync users from LDAP / Active Directory", cmdDirsync},
+		{"retention", "retention policies|set|history|show|dry-run|delete|run|reports: how long mail is kept, and deletion", cmdRetention},
+		{"hold", "hold list|place|lift: legal holds that block every deletion", cmdHold},
 		{"import", "import EML files, directories, MBOX and Maildir", cmdImport},
 		{"export", "export mailboxes, folders, periods or search results as zipped EML or mbox", cmdExport},
 		{"signing", "signing show|generate|import: the tenant's certificate that signs Z3 packages", cmdSigning},
