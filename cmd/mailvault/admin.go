@@ -508,6 +508,7 @@ func cmdVerify(ctx context.Context, args []string) error {
 	var out struct {
 		Report struct {
 			Messages int   `json:"messages"`
+			Deleted  int   `json:"deleted"`
 			Bytes    int64 `json:"bytes"`
 			Problems []struct {
 				MID    uint64 `json:"mid"`
@@ -529,6 +530,9 @@ func cmdVerify(ctx context.Context, args []string) error {
 	} else {
 		r := out.Report
 		fmt.Printf("tenant %s: %d messages, %d bytes checked in %.1fs; chain tip %s\n", *tenant, r.Messages, r.Bytes, float64(r.Took)/1e9, r.ChainTip)
+		if r.Deleted > 0 {
+			fmt.Printf("  %d messages deleted by recorded, authorised deletions\n", r.Deleted)
+		}
 		for _, p := range r.Problems {
 			if p.MID != 0 {
 				fmt.Printf("  message %d: %s: %s\n", p.MID, p.Kind, p.Detail)

@@ -119,11 +119,11 @@ func cmdRetention(ctx context.Context, args []string) error {
 		return err
 	}
 	fs := newFlags("retention "+op, "retention policies -tenant T | set -tenant T -user U FILE.json | history -tenant T | show -tenant T MID | "+
-		"dry-run -tenant T [-job | selection] | delete -tenant T -user U -token TOKEN selection | run -tenant T -user U | reports -tenant T\n\n"+
+		"dry-run -tenant T [-job | selection] | delete -tenant T -user U -confirm TOKEN selection | run -tenant T -user U | reports -tenant T\n\n"+
 		"A selection is any of -mailbox A, -folder F, -query JSON, -before YYYY-MM-DD, -mid N, -all; delete takes the same selection as its dry run.")
 	cf := addComplianceFlags(fs)
 	sel := addSelectionFlags(fs)
-	token := fs.String("token", "", "confirmation token of the dry run (delete)")
+	confirm := fs.String("confirm", "", "the token of the dry run this deletion confirms (delete)")
 	job := fs.Bool("job", false, "dry-run the retention job: what is past a maximum retention")
 	c, pos, err := cf.connect(fs, args)
 	if err != nil {
@@ -238,15 +238,15 @@ func cmdRetention(ctx context.Context, args []string) error {
 		if err := cf.needUser(); err != nil {
 			return err
 		}
-		if *token == "" {
-			return fmt.Errorf("-token is required: run `mailvault retention dry-run` with the same selection first and pass its token")
+		if *confirm == "" {
+			return fmt.Errorf("-confirm is required: run `mailvault retention dry-run` with the same selection first and pass its token")
 		}
 		req, err := sel.request()
 		if err != nil {
 			return err
 		}
 		var rep backend.RunReport
-		if err := c.Do("POST", tenantPath(tenant, "retention", "delete"), server.DeleteConfirm{Request: req, Token: *token}, &rep); err != nil {
+		if err := c.Do("POST", tenantPath(tenant, "retention", "delete"), server.DeleteConfirm{Request: req, Token: *confirm}, &rep); err != nil {
 			return err
 		}
 		if *cf.json {
