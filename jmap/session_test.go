@@ -67,7 +67,7 @@ func TestSession(t *testing.T) {
 			t.Errorf("core capability lacks %s: %v", k, coreCap)
 		}
 	}
-	if _, ok := s.Capabilities[capMail]; !ok || len(s.Capabilities) != 2 {
+	if _, ok := s.Capabilities[capMail]; !ok || len(s.Capabilities) != 3 || s.Capabilities[capRetention] == nil {
 		t.Errorf("capabilities: %v", s.Capabilities)
 	}
 	own, sales := f.account(t, f.acme, bob), f.account(t, f.acme, "sales@acme.example")
