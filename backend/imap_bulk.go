@@ -342,7 +342,7 @@ func (t *Tenant) replaceSummaries(l []rewrite) error {
 	var todo []rewrite
 	t.mu.RLock()
 	for _, r := range l {
-		if t.msgs[r.mid-1].sumOff == r.old {
+		if m := &t.msgs[r.mid-1]; m.sumOff == r.old && !m.deleted {
 			todo = append(todo, r)
 			recs = append(recs, r.sealed)
 		}
