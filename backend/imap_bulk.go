@@ -335,7 +335,9 @@ type rewrite struct {
 }
 
 // replaceSummaries stores new summary records, each unless another reader
-// replaced it since it was read, with one flush and one transaction. The
+// replaced it since it was read, with one flush and one transaction, and
+// then wipes the records they replace: what a deleted message's summary
+// held must not outlive its shredding in a record nothing points to. The
 // caller holds wmu.
 func (t *Tenant) replaceSummaries(l []rewrite) error {
 	var recs [][]byte
@@ -380,6 +382,14 @@ func (t *Tenant) replaceSummaries(l []rewrite) error {
 		t.msgs[r.mid-1].sumOff = offs[i]
 	}
 	t.mu.Unlock()
+	old := make([]int64, len(todo))
+	for i, r := range todo {
+		old[i] = r.old
+	}
+	if err := t.sums.Wipe(old); err != nil {
+		// A damaged record may not even say its length.
+		t.log.Warn("replaced summary records not wiped", "records", len(old), "err", err)
+	}
 	return nil
 }
 

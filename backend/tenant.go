@@ -86,7 +86,8 @@ type Tenant struct {
 	retGen       atomic.Uint64
 	runMu        sync.Mutex
 	runProgress  atomic.Pointer[RetentionProgress]
-	deletedCount int // messages deleted by retention (guarded by mu)
+	deletedCount int        // messages deleted by retention (guarded by mu)
+	tkeys        threadKeys // made on first use, see ThreadKeys
 }
 
 type folderName struct {

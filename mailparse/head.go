@@ -341,3 +341,42 @@ func (d *headDecoder) envelope() *Envelope {
 	e.MessageID = d.str()
 	return e
 }
+
+// Field returns the value of the first header field called name (any
+// case), unfolded and trimmed, and whether there is one.
+func (h *Head) Field(name string) (string, bool) {
+	b := h.Header
+	for len(b) > 0 {
+		end := bytes.IndexByte(b, '\n') + 1
+		if end == 0 {
+			end = len(b)
+		}
+		if end <= 2 && len(bytes.TrimRight(b[:end], "\r\n")) == 0 {
+			return "", false // the blank line
+		}
+		for end < len(b) && (b[end] == ' ' || b[end] == '\t') {
+			if i := bytes.IndexByte(b[end:], '\n'); i >= 0 {
+				end += i + 1
+			} else {
+				end = len(b)
+			}
+		}
+		field := b[:end]
+		b = b[end:]
+		colon := bytes.IndexByte(field, ':')
+		if colon > 0 && bytes.EqualFold(bytes.TrimRight(field[:colon], " \t"), []byte(name)) {
+			return fieldString(field[colon+1:]), true
+		}
+	}
+	return "", false
+}
+
+// References returns the message identifiers of the References field,
+// without their angle brackets.
+func (h *Head) References() []string {
+	v, ok := h.Field("References")
+	if !ok {
+		return nil
+	}
+	return msgIDs(v)
+}

@@ -183,3 +183,17 @@ func TestDecodeHeadDamaged(t *testing.T) {
 		}
 	}
 }
+
+func TestHeadField(t *testing.T) {
+	raw := []byte("Subject: x\r\nreferences: <a@b>\r\n\t<c@d> <e@f>\r\nX: <z@z>\r\n\r\nReferences: <body@x>\r\n")
+	_, h := headOf(t, raw)
+	if got := h.References(); !reflect.DeepEqual(got, []string{"a@b", "c@d", "e@f"}) {
+		t.Errorf("References = %q", got)
+	}
+	if v, ok := h.Field("x"); !ok || v != "<z@z>" {
+		t.Errorf("Field(x) = %q, %v", v, ok)
+	}
+	if _, ok := h.Field("in-reply-to"); ok {
+		t.Error("a field that is not there was found")
+	}
+}

@@ -61,10 +61,9 @@ func (cmd *ThreadCommand) Wait() ([]ThreadData, error) {
 	return cmd.data, err
 }
 
-type ThreadData struct {
-	Chain      []uint32
-	SubThreads []ThreadData
-}
+// ThreadData is defined in package imap, where the server uses it too
+// (mailvault patch, see third_party/README.md).
+type ThreadData = imap.ThreadData
 
 func readThreadList(dec *imapwire.Decoder) (*ThreadData, error) {
 	var data ThreadData

@@ -40,10 +40,15 @@ func (c *Conn) availableCaps() []imap.Cap {
 	}
 
 	if available.Has(imap.CapIMAP4rev1) {
-		caps = append(caps, []imap.Cap{
-			imap.CapSASLIR,
-			imap.CapLiteralMinus,
-		}...)
+		caps = append(caps, imap.CapSASLIR)
+	}
+	// Literals work the same in every state, LOGIN's included (RFC 7888):
+	// LITERAL+ is advertised from the start. (mailvault patch, see
+	// third_party/README.md)
+	if available.Has(imap.CapLiteralPlus) {
+		caps = append(caps, imap.CapLiteralPlus)
+	} else if available.Has(imap.CapIMAP4rev1) {
+		caps = append(caps, imap.CapLiteralMinus)
 	}
 	if _, ok := c.session.(SessionID); ok { // mailvault patch, see third_party/README.md
 		caps = append(caps, imap.CapID)
@@ -94,9 +99,17 @@ func (c *Conn) availableCaps() []imap.Cap {
 		addAvailableCaps(&caps, available, []imap.Cap{
 			imap.CapSpecialUse,
 			imap.CapCreateSpecialUse,
-			imap.CapLiteralPlus,
 			imap.CapUnauthenticate,
 		})
+		// mailvault patch, see third_party/README.md
+		if _, ok := c.session.(SessionSort); ok {
+			caps = append(caps, imap.CapSort, imap.CapESort)
+		}
+		if sess, ok := c.session.(SessionThread); ok {
+			for _, alg := range sess.ThreadAlgorithms() {
+				caps = append(caps, imap.Cap("THREAD="+string(alg)))
+			}
+		}
 
 		if appendLimitSession, ok := c.session.(SessionAppendLimit); ok {
 			limit := appendLimitSession.AppendLimit()

@@ -292,6 +292,10 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		err = c.handleSearch(tag, dec, numKind)
 	case "ID": // mailvault patch, see third_party/README.md
 		err = c.handleID(dec)
+	case "SORT", "UID SORT": // mailvault patch, see third_party/README.md
+		err = c.handleSort(tag, dec, numKind)
+	case "THREAD", "UID THREAD": // mailvault patch, see third_party/README.md
+		err = c.handleThread(dec, numKind)
 	default:
 		// Unknown commands before authentication are counted below
 		// (maxBadBeforeAuth) to mitigate cross-protocol attacks:

@@ -49,26 +49,9 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 		maybeReadSearchKeyAtom(dec, &atom)
 	}
 
-	var criteria imap.SearchCriteria
-	for {
-		var err error
-		if atom != "" {
-			err = readSearchKeyWithAtom(&criteria, dec, atom, 0)
-			atom = ""
-		} else {
-			err = readSearchKey(&criteria, dec, 0)
-		}
-		if err != nil {
-			return fmt.Errorf("in search-key: %w", err)
-		}
-
-		if !dec.SP() {
-			break
-		}
-	}
-
-	if !dec.ExpectCRLF() {
-		return dec.Err()
+	criteria, err := readSearchCriteria(dec, atom)
+	if err != nil {
+		return err
 	}
 
 	if err := c.checkState(imap.ConnStateSelected); err != nil {
@@ -80,7 +63,7 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 		options.ReturnAll = true
 	}
 
-	data, err := c.session.Search(numKind, &criteria, &options)
+	data, err := c.session.Search(numKind, criteria, &options)
 	if err != nil {
 		return err
 	}
@@ -90,6 +73,34 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 	} else {
 		return c.writeSearch(data.All)
 	}
+}
+
+// readSearchCriteria reads search keys up to the end of the line; atom is
+// the first key's atom if the caller has read it already. (Shared with SORT
+// and THREAD: mailvault patch, see third_party/README.md.)
+func readSearchCriteria(dec *imapwire.Decoder, atom string) (*imap.SearchCriteria, error) {
+	var criteria imap.SearchCriteria
+	for {
+		var err error
+		if atom != "" {
+			err = readSearchKeyWithAtom(&criteria, dec, atom, 0)
+			atom = ""
+		} else {
+			err = readSearchKey(&criteria, dec, 0)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("in search-key: %w", err)
+		}
+
+		if !dec.SP() {
+			break
+		}
+	}
+
+	if !dec.ExpectCRLF() {
+		return nil, dec.Err()
+	}
+	return &criteria, nil
 }
 
 func (c *Conn) writeESearch(tag string, data *imap.SearchData, options *imap.SearchOptions, numKind NumKind) error {

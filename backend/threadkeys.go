@@ -1,0 +1,180 @@
+package backend
+
+import (
+	"context"
+	"hash/maphash"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/mailvault/mailvault/mailparse"
+)
+
+// ThreadKey is what sorting and threading a folder compares of a message
+// (IMAP SORT and THREAD, RFC 5256). It is made once per message from its
+// envelope and References and kept while the tenant is open: archived mail
+// never changes, so a key never goes stale.
+type ThreadKey struct {
+	// Sent is the Date field's time in Unix seconds, else the internal date.
+	Sent     int64
+	Received int64 // the internal date, Unix seconds
+	Size     int64
+	// Subject is the base subject (mailparse.BaseSubject) in ASCII upper
+	// case, as RFC 5256 compares it; Reply says it was a reply or forward.
+	Subject string
+	Reply   bool
+	// From, To and Cc are the mailboxes (local parts) of the first address
+	// of each field, in ASCII upper case.
+	From, To, Cc string
+	// ID and Refs are keyed hashes of the Message-ID (0 without one) and of
+	// the identifiers of References, else of the first of In-Reply-To.
+	ID   uint64
+	Refs []uint64
+}
+
+// threadKeys caches the ThreadKey of each message sorted or threaded so
+// far, by MID: about 200 bytes per message.
+type threadKeys struct {
+	mu   sync.Mutex
+	seed maphash.Seed
+	keys map[uint64]*ThreadKey
+}
+
+// keyChunk is how many messages one read of the summary log covers when
+// keys are made.
+const keyChunk = 256
+
+// ThreadKeys returns the ThreadKeys of mids, in order. A message's first
+// key is made from its summary record (several hundred messages per read,
+// spread over the CPUs); later calls read memory only. Like Message, it is
+// for MIDs taken from a snapshot the caller was allowed to take.
+// The keys are shared: callers must not change them.
+func (t *Tenant) ThreadKeys(ctx context.Context, mids []uint64) ([]*ThreadKey, error) {
+	tk := &t.tkeys
+	tk.mu.Lock()
+	if tk.keys == nil {
+		tk.seed = maphash.MakeSeed()
+		tk.keys = map[uint64]*ThreadKey{}
+	}
+	var missing []uint64
+	for _, mid := range mids {
+		if tk.keys[mid] == nil {
+			missing = append(missing, mid)
+		}
+	}
+	seed := tk.seed
+	tk.mu.Unlock()
+	if len(missing) > 0 {
+		made, err := t.makeThreadKeys(ctx, missing, seed)
+		if err != nil {
+			return nil, err
+		}
+		tk.mu.Lock()
+		for i, mid := range missing {
+			tk.keys[mid] = &made[i]
+		}
+		tk.mu.Unlock()
+	}
+	out := make([]*ThreadKey, len(mids))
+	tk.mu.Lock()
+	defer tk.mu.Unlock()
+	for i, mid := range mids {
+		if out[i] = tk.keys[mid]; out[i] == nil {
+			return nil, fmt.Errorf("message %d: %w", mid, ErrNotFound)
+		}
+	}
+	return out, nil
+}
+
+// makeThreadKeys reads the envelopes and heads of mids, in chunks over the
+// CPUs.
+func (t *Tenant) makeThreadKeys(ctx context.Context, mids []uint64, seed maphash.Seed) ([]ThreadKey, error) {
+	out := make([]ThreadKey, len(mids))
+	chunks := make(chan int)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), (len(mids)+keyChunk-1)/keyChunk) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for lo := range chunks {
+				hi := min(lo+keyChunk, len(mids))
+				list, err := t.ListHeads(ctx, mids[lo:hi], true, false)
+				if err == nil {
+					for k := range list {
+						if err = list[k].Err; err != nil {
+							break
+						}
+						out[lo+k] = threadKey(&list[k], seed)
+					}
+				}
+				if err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		}()
+	}
+feed:
+	for lo := 0; lo < len(mids); lo += keyChunk {
+		select {
+		case chunks <- lo:
+		case err := <-errs:
+			errs <- err
+			break feed
+		}
+	}
+	close(chunks)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return nil, err
+	default:
+		return out, nil
+	}
+}
+
+func threadKey(l *ListedMessage, seed maphash.Seed) ThreadKey {
+	env := l.Envelope
+	k := ThreadKey{Received: l.Received.Unix(), Size: l.Size, Sent: l.Received.Unix()}
+	if !env.Date.IsZero() {
+		k.Sent = env.Date.Unix()
+	}
+	base, reply := mailparse.BaseSubject(env.Subject)
+	k.Subject, k.Reply = asciiUpper(base), reply
+	first := func(l []mailparse.Address) string {
+		if len(l) == 0 {
+			return ""
+		}
+		return asciiUpper(l[0].Mailbox)
+	}
+	k.From, k.To, k.Cc = first(env.From), first(env.To), first(env.Cc)
+	if env.MessageID != "" {
+		k.ID = maphash.String(seed, env.MessageID)
+	}
+	refs := l.Head.References()
+	if len(refs) == 0 && len(env.InReplyTo) > 0 {
+		refs = env.InReplyTo[:1]
+	}
+	if len(refs) > 0 {
+		k.Refs = make([]uint64, len(refs))
+		for i, r := range refs {
+			k.Refs[i] = maphash.String(seed, r)
+		}
+	}
+	return k
+}
+
+// asciiUpper upper-cases ASCII letters only (RFC 4790's i;ascii-casemap),
+// in a copy: the key must not hold on to the record it came from.
+func asciiUpper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'a' <= c && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return string(b)
+}

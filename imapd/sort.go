@@ -1,0 +1,172 @@
+package imapd
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/mailvault/mailvault/backend"
+)
+
+var (
+	_ imapserver.SessionSort   = (*session)(nil)
+	_ imapserver.SessionThread = (*session)(nil)
+)
+
+// sorted is one message of a SORT or THREAD: its position in the view
+// and its keys.
+type sorted struct {
+	pos int
+	key *backend.ThreadKey
+}
+
+// matching returns the messages of the view that match search, in view
+// order, with their sort and thread keys (see backend.ThreadKeys).
+func (s *session) matching(t *backend.Tenant, sel *selection, search *imap.SearchCriteria, what string) ([]sorted, error) {
+	m := &matcher{s: s, t: t, sel: sel, n: len(sel.uids)}
+	res, err := m.eval(search)
+	if err != nil {
+		return nil, err
+	}
+	var msgs []sorted
+	var mids []uint64
+	res.each(func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			msgs = append(msgs, sorted{pos: i})
+			mids = append(mids, sel.mids[i])
+		}
+	})
+	s.audit(t, "imap-"+what, fmt.Sprintf("%s %.500s hits=%d", sel.ref.display(), criteriaText(search), len(msgs)))
+	keys, err := t.ThreadKeys(s.ctx, mids)
+	if err != nil {
+		return nil, s.fail(what, err)
+	}
+	for i := range msgs {
+		msgs[i].key = keys[i]
+	}
+	return msgs, nil
+}
+
+// number is the sequence number or UID of a message, as kind asks.
+func number(kind imapserver.NumKind, sel *selection, pos int) uint32 {
+	if kind == imapserver.NumKindUID {
+		return sel.uids[pos]
+	}
+	return uint32(pos + 1)
+}
+
+// Sort answers SORT and UID SORT (RFC 5256) from the messages' keys:
+// ARRIVAL is the internal date, DATE the Date field's (else the internal
+// date), FROM, TO and CC the mailbox of the field's first address, SUBJECT
+// the base subject, all compared as i;ascii-casemap; messages equal on
+// every key keep their order in the folder.
+func (s *session) Sort(kind imapserver.NumKind, criteria []imap.SortCriterion, search *imap.SearchCriteria) ([]uint32, error) {
+	t, sel, err := s.current()
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := s.matching(t, sel, search, "sort")
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(msgs, func(a, b sorted) int {
+		for _, c := range criteria {
+			d := compareKey(c.Key, a.key, b.key)
+			if c.Reverse {
+				d = -d
+			}
+			if d != 0 {
+				return d
+			}
+		}
+		return cmp.Compare(a.pos, b.pos)
+	})
+	out := make([]uint32, len(msgs))
+	for i, m := range msgs {
+		out[i] = number(kind, sel, m.pos)
+	}
+	return out, nil
+}
+
+func compareKey(k imap.SortKey, a, b *backend.ThreadKey) int {
+	switch k {
+	case imap.SortKeyArrival:
+		return cmp.Compare(a.Received, b.Received)
+	case imap.SortKeyDate:
+		return cmp.Compare(a.Sent, b.Sent)
+	case imap.SortKeySize:
+		return cmp.Compare(a.Size, b.Size)
+	case imap.SortKeySubject:
+		return strings.Compare(a.Subject, b.Subject)
+	case imap.SortKeyFrom:
+		return strings.Compare(a.From, b.From)
+	case imap.SortKeyTo:
+		return strings.Compare(a.To, b.To)
+	case imap.SortKeyCc:
+		return strings.Compare(a.Cc, b.Cc)
+	}
+	return 0
+}
+
+// ThreadAlgorithms lists the THREAD algorithms of RFC 5256.
+func (s *session) ThreadAlgorithms() []imap.ThreadAlgorithm {
+	return []imap.ThreadAlgorithm{imap.ThreadOrderedSubject, imap.ThreadReferences}
+}
+
+// Thread answers THREAD and UID THREAD (RFC 5256).
+func (s *session) Thread(kind imapserver.NumKind, algorithm imap.ThreadAlgorithm, search *imap.SearchCriteria) ([]imap.ThreadData, error) {
+	t, sel, err := s.current()
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := s.matching(t, sel, search, "thread")
+	if err != nil {
+		return nil, err
+	}
+	num := func(m *sorted) uint32 { return number(kind, sel, m.pos) }
+	if algorithm == imap.ThreadOrderedSubject {
+		return orderedSubject(msgs, num), nil
+	}
+	return references(msgs, num), nil
+}
+
+// bySent orders messages by sent date, then by their order in the folder.
+func bySent(a, b *sorted) int {
+	if d := cmp.Compare(a.key.Sent, b.key.Sent); d != 0 {
+		return d
+	}
+	return cmp.Compare(a.pos, b.pos)
+}
+
+// orderedSubject is THREAD=ORDEREDSUBJECT: messages grouped by base
+// subject, each group a thread whose first message (by sent date) is the
+// parent of all the others; threads in the order of their first messages.
+func orderedSubject(msgs []sorted, num func(*sorted) uint32) []imap.ThreadData {
+	slices.SortFunc(msgs, func(a, b sorted) int {
+		if d := strings.Compare(a.key.Subject, b.key.Subject); d != 0 {
+			return d
+		}
+		return bySent(&a, &b)
+	})
+	type group struct{ lo, hi int }
+	var groups []group
+	for i := range msgs {
+		if i == 0 || msgs[i].key.Subject != msgs[i-1].key.Subject {
+			groups = append(groups, group{i, i})
+		}
+		groups[len(groups)-1].hi = i + 1
+	}
+	slices.SortFunc(groups, func(a, b group) int { return bySent(&msgs[a.lo], &msgs[b.lo]) })
+	out := make([]imap.ThreadData, len(groups))
+	for i, g := range groups {
+		out[i].Chain = []uint32{num(&msgs[g.lo])}
+		for k := g.lo + 1; k < g.hi; k++ {
+			out[i].SubThreads = append(out[i].SubThreads, imap.ThreadData{Chain: []uint32{num(&msgs[k])}})
+		}
+	}
+	return out
+}

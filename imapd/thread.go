@@ -1,0 +1,214 @@
+package imapd
+
+import (
+	"slices"
+
+	"github.com/emersion/go-imap/v2"
+)
+
+// container is a node of the REFERENCES algorithm's tree: a message, or a
+// dummy for a message that is referenced but not among those threaded.
+type container struct {
+	msg      *sorted // nil for a dummy
+	parent   *container
+	children []*container
+}
+
+// isAncestor reports whether a is c or above c.
+func (a *container) isAncestorOf(c *container) bool {
+	for ; c != nil; c = c.parent {
+		if c == a {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *container) adopt(child *container) {
+	child.parent = c
+	c.children = append(c.children, child)
+}
+
+func (c *container) unlink() {
+	if p := c.parent; p != nil {
+		if i := slices.Index(p.children, c); i >= 0 {
+			p.children = slices.Delete(p.children, i, i+1)
+		}
+		c.parent = nil
+	}
+}
+
+// first is the message that stands for c when sorting and merging: c's
+// own, or its first child's.
+func (c *container) first() *sorted {
+	for c.msg == nil && len(c.children) > 0 {
+		c = c.children[0]
+	}
+	return c.msg
+}
+
+// references is THREAD=REFERENCES (RFC 5256 section 3), step by step.
+func references(msgs []sorted, num func(*sorted) uint32) []imap.ThreadData {
+	// (1) Link messages by Message-ID and References.
+	byID := make(map[uint64]*container, len(msgs))
+	all := make([]*container, 0, len(msgs))
+	newContainer := func() *container {
+		c := &container{}
+		all = append(all, c)
+		return c
+	}
+	for i := range msgs {
+		m := &msgs[i]
+		var c *container
+		if id := m.key.ID; id != 0 {
+			if c = byID[id]; c == nil {
+				c = newContainer()
+				byID[id] = c
+			} else if c.msg != nil {
+				c = newContainer() // a second message with this ID: its own
+			}
+		} else {
+			c = newContainer()
+		}
+		c.msg = m
+		// (A) Each reference is the parent of the next, unless it has a
+		// parent already or that would make a loop.
+		var prev *container
+		for _, r := range m.key.Refs {
+			rc := byID[r]
+			if rc == nil {
+				rc = newContainer()
+				byID[r] = rc
+			}
+			if prev != nil && rc.parent == nil && !rc.isAncestorOf(prev) {
+				prev.adopt(rc)
+			}
+			prev = rc
+		}
+		// (B) The last reference is the message's parent.
+		c.unlink()
+		if prev != nil && !c.isAncestorOf(prev) {
+			prev.adopt(c)
+		}
+	}
+	// (2) The root set.
+	var roots []*container
+	for _, c := range all {
+		if c.parent == nil {
+			roots = append(roots, c)
+		}
+	}
+	// (4) Prune dummies.
+	roots = prune(roots, true)
+	// (5) Gather the roots that share a base subject.
+	subject := func(c *container) string {
+		if m := c.first(); m != nil {
+			return m.key.Subject
+		}
+		return ""
+	}
+	isReply := func(c *container) bool { return c.msg != nil && c.msg.key.Reply }
+	table := map[string]*container{}
+	for _, c := range roots {
+		s := subject(c)
+		if s == "" {
+			continue
+		}
+		e := table[s]
+		if e == nil || e.msg != nil && (c.msg == nil || isReply(e) && !isReply(c)) {
+			table[s] = c
+		}
+	}
+	var added []*container
+	for _, c := range roots {
+		s := subject(c)
+		if s == "" || c.parent != nil {
+			continue
+		}
+		e := table[s]
+		if e == c {
+			continue
+		}
+		switch {
+		case e.msg == nil && c.msg == nil:
+			for _, ch := range c.children {
+				e.adopt(ch)
+			}
+			c.children = nil
+			c.parent = e // gone from the roots
+		case e.msg == nil, isReply(c) && !isReply(e):
+			e.adopt(c)
+		default:
+			d := &container{}
+			d.adopt(e)
+			d.adopt(c)
+			table[s] = d
+			added = append(added, d)
+		}
+	}
+	kept := roots[:0]
+	for _, c := range append(roots, added...) {
+		if c.parent == nil {
+			kept = append(kept, c)
+		}
+	}
+	// (6) Sort siblings by sent date, children first, so that a dummy
+	// sorts by its first child.
+	sortTree(kept)
+	// (7) The threads.
+	out := make([]imap.ThreadData, len(kept))
+	for i, c := range kept {
+		out[i] = threadData(c, num)
+	}
+	return out
+}
+
+// prune removes dummies without children and replaces the others by their
+// children, except a dummy among the roots with several children.
+func prune(list []*container, root bool) []*container {
+	out := list[:0:0]
+	for _, c := range list {
+		c.children = prune(c.children, false)
+		if c.msg == nil {
+			if len(c.children) == 0 {
+				continue
+			}
+			if !root || len(c.children) == 1 {
+				for _, ch := range c.children {
+					ch.parent = c.parent
+				}
+				out = append(out, c.children...)
+				continue
+			}
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func sortTree(list []*container) {
+	for _, c := range list {
+		sortTree(c.children)
+	}
+	slices.SortStableFunc(list, func(a, b *container) int { return bySent(a.first(), b.first()) })
+}
+
+func threadData(c *container, num func(*sorted) uint32) imap.ThreadData {
+	var td imap.ThreadData
+	if c.msg != nil {
+		td.Chain = []uint32{num(c.msg)}
+	}
+	// A single child continues the chain, iteratively: reply chains can
+	// be long.
+	for len(c.children) == 1 && c.children[0].msg != nil {
+		c = c.children[0]
+		td.Chain = append(td.Chain, num(c.msg))
+	}
+	if len(c.children) > 0 {
+		td.SubThreads = make([]imap.ThreadData, len(c.children))
+		for i, ch := range c.children {
+			td.SubThreads[i] = threadData(ch, num)
+		}
+	}
+	return td
+}
