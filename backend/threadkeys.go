@@ -2,8 +2,8 @@ package backend
 
 import (
 	"context"
-	"hash/maphash"
 	"fmt"
+	"hash/maphash"
 	"runtime"
 	"sync"
 

@@ -77,6 +77,16 @@
 //   - The index follows ingest by a moment: a message that has just arrived
 //     is found by text keys shortly after it is announced.
 //
+// SORT and THREAD (RFC 5256; ESORT's RETURN options of RFC 5267) take the
+// same search keys and order the hits by keys made once per message from
+// its envelope and References and kept while the tenant is open (see
+// backend.ThreadKeys): ARRIVAL is the internal date, DATE the Date field's
+// (else the internal date), FROM, TO and CC the mailbox of the field's
+// first address, SUBJECT the base subject; strings compare as
+// i;ascii-casemap. THREAD=ORDEREDSUBJECT and THREAD=REFERENCES follow the
+// RFC's algorithms step by step. LITERAL+ (RFC 7888) is offered in every
+// state.
+//
 // SENTSINCE, SENTBEFORE and SENTON compare the Date: field's date in its
 // own time zone, as RFC 9051 asks: the index narrows the candidates, the
 // stored summary decides near the day boundaries.

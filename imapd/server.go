@@ -39,10 +39,11 @@ type Server struct {
 }
 
 // capabilities advertised besides those the library always adds (UNSELECT,
-// IDLE, ENABLE, ...). session implements each; MOVE, part of IMAP4rev2,
+// IDLE, ENABLE, ...) or adds because session implements them (ID, SORT,
+// ESORT, THREAD). session implements each; MOVE, part of IMAP4rev2,
 // answers NO like every write.
 var capabilities = []imap.Cap{
-	imap.CapIMAP4rev1, imap.CapIMAP4rev2,
+	imap.CapIMAP4rev1, imap.CapIMAP4rev2, imap.CapLiteralPlus,
 	imap.CapNamespace, imap.CapESearch, imap.CapSearchRes, imap.CapListExtended,
 	imap.CapListStatus, imap.CapStatusSize, imap.CapBinary, imap.CapChildren,
 	imap.CapSpecialUse, imap.CapMove,
