@@ -87,6 +87,9 @@ func TestListHeads(t *testing.T) {
 		if head, _ := splitRecord(rec); head == nil || tn.msgs[r.mid-1].sumOff == r.old {
 			t.Errorf("MID %d: the older record was not stored again with its head", r.mid)
 		}
+		if was, err := tn.sums.Read(r.old); err != nil || len(bytes.Trim(was, "\x00")) > 0 {
+			t.Errorf("MID %d: the record replaced was not wiped (%v)", r.mid, err)
+		}
 	}
 	check("stored again")
 	last := snap.MIDs[len(snap.MIDs)-1]

@@ -40,6 +40,15 @@ type threadKeys struct {
 	keys map[uint64]*ThreadKey
 }
 
+// forget drops the keys of deleted messages.
+func (tk *threadKeys) forget(mids []uint64) {
+	tk.mu.Lock()
+	defer tk.mu.Unlock()
+	for _, mid := range mids {
+		delete(tk.keys, mid)
+	}
+}
+
 // keyChunk is how many messages one read of the summary log covers when
 // keys are made.
 const keyChunk = 256
