@@ -30,6 +30,8 @@ type Source struct {
 	Journal bool
 	// Received is the INTERNALDATE; zero means now.
 	Received time.Time
+	// Intake is counted in the metrics.
+	Intake Intake
 }
 
 // Placement is one folder a message was filed in.
@@ -103,14 +105,20 @@ func (s *Turns) Next() Turn {
 // (blob, summary and metadata fsynced) or has failed as a whole. Every
 // intake (SMTP journal, import, API) goes through here.
 func (t *Tenant) Ingest(ctx context.Context, raw []byte, src Source) (IngestResult, error) {
-	return t.ingest(ctx, raw, src, nil)
+	return t.ingestCounted(ctx, raw, src, nil)
 }
 
 // IngestInTurn is Ingest for one message of an ordered stream: the message
 // is committed after every message with an earlier turn that succeeds.
 // Every turn taken must be passed to IngestInTurn, or the stream stalls.
 func (t *Tenant) IngestInTurn(ctx context.Context, raw []byte, src Source, turn Turn) (IngestResult, error) {
-	return t.ingest(ctx, raw, src, &turn)
+	return t.ingestCounted(ctx, raw, src, &turn)
+}
+
+func (t *Tenant) ingestCounted(ctx context.Context, raw []byte, src Source, turn *Turn) (IngestResult, error) {
+	res, err := t.ingest(ctx, raw, src, turn)
+	t.p.met.ingested(src.Intake, len(raw), res, err)
+	return res, err
 }
 
 func (t *Tenant) ingest(ctx context.Context, raw []byte, src Source, turn *Turn) (IngestResult, error) {
@@ -382,7 +390,9 @@ func (t *Tenant) committer() {
 				}
 			}
 		}
+		start := time.Now()
 		err := t.commit(batch)
+		t.p.met.committed(start, len(batch))
 		for _, j := range batch {
 			j.done <- err
 		}

@@ -40,7 +40,7 @@ func (t *Tenant) IngestJournal(ctx context.Context, c JournalCopy) (IngestResult
 	if c.Problem != "" {
 		return t.ingestMalformedReport(ctx, c)
 	}
-	src := Source{Journal: true, Received: c.Received}
+	src := Source{Journal: true, Received: c.Received, Intake: IntakeSMTP}
 	if !t.IsJournalAddress(c.Sender) {
 		src.Sender = c.Sender
 	}
@@ -62,7 +62,7 @@ func (t *Tenant) IngestJournal(ctx context.Context, c JournalCopy) (IngestResult
 	// Both go into one group commit instead of waiting for two.
 	reportErr := make(chan error, 1)
 	go func() {
-		_, err := t.Ingest(ctx, c.Report, Source{Mailbox: journal, Folder: FolderJournalReports, Received: c.Received})
+		_, err := t.Ingest(ctx, c.Report, Source{Mailbox: journal, Folder: FolderJournalReports, Received: c.Received, Intake: IntakeSMTP})
 		reportErr <- err
 	}()
 	res, err := t.Ingest(ctx, c.Original, src)
@@ -82,7 +82,7 @@ func (t *Tenant) ingestMalformedReport(ctx context.Context, c JournalCopy) (Inge
 	t.mu.RLock()
 	journal := t.mailboxes[id].Address
 	t.mu.RUnlock()
-	res, err := t.Ingest(ctx, c.Original, Source{Mailbox: journal, Folder: FolderJournalReports, Received: c.Received})
+	res, err := t.Ingest(ctx, c.Original, Source{Mailbox: journal, Folder: FolderJournalReports, Received: c.Received, Intake: IntakeSMTP})
 	if err != nil {
 		return res, fmt.Errorf("keep malformed journal report: %w", err)
 	}

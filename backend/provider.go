@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tidwall/buntdb"
 
 	"github.com/mailvault/mailvault/store"
@@ -41,6 +42,9 @@ type Options struct {
 	RetentionInterval time.Duration
 	// Now is the clock retention judges by; nil: time.Now.
 	Now func() time.Time
+	// Metrics registers the archive's Prometheus series; nil keeps them
+	// unregistered.
+	Metrics prometheus.Registerer
 }
 
 // Authenticator checks a password against an external directory.
@@ -59,9 +63,11 @@ type Provider struct {
 	token  string
 	gate   *loginGate
 	space  *diskGuard // nil: no floors
+	met    *metrics
 
 	mu      sync.Mutex
 	tenants map[string]*Tenant
+	broken  map[string]error // tenants whose last open failed, for Ready
 	closing bool
 	stop    chan struct{}
 	wg      sync.WaitGroup
@@ -86,10 +92,11 @@ func Open(opt Options) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Provider{opt: opt, log: opt.Logger, lock: lock, tenants: map[string]*Tenant{}, stop: make(chan struct{}), gate: newLoginGate(opt.Login)}
+	p := &Provider{opt: opt, log: opt.Logger, lock: lock, tenants: map[string]*Tenant{}, broken: map[string]error{}, stop: make(chan struct{}), gate: newLoginGate(opt.Login)}
 	if opt.Disk != nil {
 		p.space = newDiskGuard(opt.DataDir, *opt.Disk, opt.Logger)
 	}
+	p.met = newMetrics(p, opt.Metrics)
 	ok := false
 	defer func() {
 		if !ok {
@@ -385,12 +392,18 @@ func (p *Provider) Tenant(ctx context.Context, name string) (*Tenant, error) {
 	}
 	key, err := store.UnwrapKey(p.master, info.WrappedKey, name)
 	if err != nil {
+		p.broken[name] = err
 		return nil, err
 	}
 	t, err := openTenant(ctx, p, info, key)
 	if err != nil {
-		return nil, fmt.Errorf("open tenant %q: %w", name, err)
+		err = fmt.Errorf("open tenant %q: %w", name, err)
+		if ctx.Err() == nil {
+			p.broken[name] = err
+		}
+		return nil, err
 	}
+	delete(p.broken, name)
 	p.tenants[name] = t
 	return t, nil
 }

@@ -34,6 +34,9 @@ type HTTP struct {
 	// PublicURL is the absolute base URL clients reach the server at; empty
 	// means http://<listen>.
 	PublicURL string `toml:"public_url"`
+	// MetricsListen serves /metrics (Prometheus), /healthz and /readyz on
+	// a listener of their own; empty serves them on Listen.
+	MetricsListen string `toml:"metrics_listen"`
 }
 
 // IMAP configures the read-only IMAP access.

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mailvault/mailvault/backend"
 )
 
@@ -29,6 +31,32 @@ type Syncer struct {
 	running map[string]bool
 	due     map[backend.DirectoryProfileRef]time.Time // scheduler's next runs; zero = not scheduled
 	wake    chan struct{}
+
+	runs runCounters
+}
+
+// runCounters count finished runs by result for the metrics
+// (mailvault_dirsync_runs_total).
+type runCounters struct{ ok, failed, dryRun, dryRunFailed atomic.Int64 }
+
+// Collectors returns the Syncer's Prometheus series, for the server to
+// register.
+func (s *Syncer) Collectors() []prometheus.Collector {
+	opts := func(result string) prometheus.CounterOpts {
+		return prometheus.CounterOpts{
+			Name:        "mailvault_dirsync_runs_total",
+			Help:        "Directory sync runs finished, by result (ok, failed, dry_run, dry_run_failed).",
+			ConstLabels: prometheus.Labels{"result": result},
+		}
+	}
+	var out []prometheus.Collector
+	for _, c := range []struct {
+		result string
+		n      *atomic.Int64
+	}{{"ok", &s.runs.ok}, {"failed", &s.runs.failed}, {"dry_run", &s.runs.dryRun}, {"dry_run_failed", &s.runs.dryRunFailed}} {
+		out = append(out, prometheus.NewCounterFunc(opts(c.result), func() float64 { return float64(c.n.Load()) }))
+	}
+	return out
 }
 
 // New returns a Syncer; Attach gives it the provider.
@@ -225,6 +253,16 @@ func (s *Syncer) record(ctx context.Context, t *backend.Tenant, rep *Report, err
 	}
 	attrs := []any{"tenant", rep.Tenant, "directory", rep.Profile, "dry_run", rep.DryRun, "users", rep.Read.Users,
 		"groups", rep.Read.Groups, "changes", len(rep.Changes), "skipped", len(rep.Skipped), "took", time.Duration(rep.Duration).Round(time.Millisecond)}
+	switch {
+	case err != nil && rep.DryRun:
+		s.runs.dryRunFailed.Add(1)
+	case err != nil:
+		s.runs.failed.Add(1)
+	case rep.DryRun:
+		s.runs.dryRun.Add(1)
+	default:
+		s.runs.ok.Add(1)
+	}
 	if err != nil {
 		rep.Error = err.Error()
 		action += "-failed"

@@ -8,6 +8,7 @@ import (
 	"net"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -36,6 +37,7 @@ type Server struct {
 	listeners       map[net.Listener]struct{}
 	wg              sync.WaitGroup
 	closed          bool
+	met             atomic.Pointer[metrics] // set before serving; the library's callbacks read it
 }
 
 // capabilities advertised besides those the library always adds (UNSELECT,
@@ -64,6 +66,7 @@ func New(p *backend.Provider, cfg conf.IMAP, dataDir string, log *slog.Logger) (
 		localQ: newConnQueue(), remoteQ: newConnQueue(),
 		done: make(chan struct{}), listeners: map[net.Listener]struct{}{},
 	}
+	s.met.Store(newMetrics(Metrics{}))
 	caps := imap.CapSet{}
 	for _, c := range capabilities {
 		caps[c] = struct{}{}
@@ -75,6 +78,7 @@ func New(p *backend.Provider, cfg conf.IMAP, dataDir string, log *slog.Logger) (
 			Logger:       libLogger{log},
 			TLSConfig:    tlsConf,
 			InsecureAuth: insecure,
+			CommandDone:  s.commandDone,
 		}
 	}
 	s.local = imapserver.New(opts(true))

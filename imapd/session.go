@@ -52,6 +52,7 @@ var (
 
 func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 	ctx, cancel := context.WithCancel(context.Background())
+	s.met.Load().Sessions.Inc()
 	return &session{srv: s, conn: c, remote: c.NetConn().RemoteAddr(), ctx: ctx, cancel: cancel}, nil, nil
 }
 
@@ -60,6 +61,7 @@ func (s *session) enabled() imap.CapSet { return s.conn.EnabledCaps() }
 
 // Close ends the session.
 func (s *session) Close() error {
+	s.srv.met.Load().Sessions.Dec()
 	s.unselect()
 	s.cancel()
 	return nil
@@ -76,6 +78,7 @@ func (s *session) Login(username, password string) error {
 	case err == nil:
 	case errors.Is(err, backend.ErrAuthFailed):
 		s.srv.log.Info("imap login failed", "login", username, "remote", s.remote.String())
+		s.srv.met.Load().LoginsFailed.Inc()
 		return imapserver.ErrAuthFailed
 	case errors.As(err, &te):
 		s.srv.log.Info("imap login throttled", "login", username, "remote", s.remote.String())

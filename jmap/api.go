@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/mailvault/mailvault/backend"
@@ -187,6 +188,7 @@ func decodeRequest(body []byte) (apiRequest, string) {
 
 // call runs one method call and appends its response.
 func (rq *request) call(c invocation) {
+	defer rq.h.methodDone(c.name, time.Now())
 	m, ok := methods[c.name]
 	if !ok || !rq.using[m.capability] {
 		rq.fail(c.callID, &methodError{Type: "unknownMethod", Description: fmt.Sprintf("Unknown method %q, or its capability is not in \"using\".", c.name)})

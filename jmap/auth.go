@@ -77,6 +77,7 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, tokens bo
 		return &user{t: t, login: u.Login, compliance: t.IsCompliance(u.Login)}, true
 	case errors.Is(err, backend.ErrAuthFailed):
 		h.log.Info("jmap authentication failed", "scheme", scheme, "remote", r.RemoteAddr)
+		h.met.Load().LoginsFailed.Inc()
 		unauthorized(w, "Wrong login, password or token.")
 	case errors.As(err, &te):
 		w.Header().Set("Retry-After", strconv.Itoa(int(te.RetryAfter/time.Second)+1))

@@ -160,7 +160,10 @@ func (h *Handler) acquireStream(key string) (func(), bool) {
 		return nil, false
 	}
 	h.streams[key]++
+	sessions := h.met.Load().Sessions
+	sessions.Inc()
 	return func() {
+		sessions.Dec()
 		h.mu.Lock()
 		if h.streams[key]--; h.streams[key] == 0 {
 			delete(h.streams, key)

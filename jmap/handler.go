@@ -49,6 +49,8 @@ type Handler struct {
 	threads map[string]*threadTable           // per tenant
 	marks   map[folderKey]*folderCache        // per tenant folder
 	flagSub map[string]map[chan struct{}]bool // keyword change listeners per tenant/login
+
+	met metricsPtr
 }
 
 type folderKey struct {
@@ -62,12 +64,14 @@ func New(p *backend.Provider, baseURL string, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{
+	h := &Handler{
 		p: p, base: strings.TrimSuffix(baseURL, "/"), log: log,
 		auth: newAuthCache(), done: make(chan struct{}),
 		active: map[string]int{}, streams: map[string]int{}, threads: map[string]*threadTable{},
 		marks: map[folderKey]*folderCache{}, flagSub: map[string]map[chan struct{}]bool{},
 	}
+	h.met.Store(newMetrics(Metrics{}))
+	return h
 }
 
 // Close ends the event streams, so that an HTTP server shutdown need not
@@ -178,7 +182,10 @@ func (h *Handler) acquire(key string) (release func(), ok bool) {
 		return nil, false
 	}
 	h.active[key]++
+	sessions := h.met.Load().Sessions
+	sessions.Inc()
 	return func() {
+		sessions.Dec()
 		h.mu.Lock()
 		if h.active[key]--; h.active[key] == 0 {
 			delete(h.active, key)

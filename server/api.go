@@ -577,6 +577,7 @@ func (a *API) importBatch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	base.Intake = backend.IntakeImport
 	if err := checkImportMailbox(t, base.Mailbox); err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailvault/mailvault/backend"
@@ -39,6 +40,9 @@ type Server struct {
 
 	stopBackground context.CancelFunc
 	handlers       []Handler
+	met            *metrics
+	ready          atomic.Bool
+	opsSrv         *http.Server // metrics and health on their own listener; nil: on httpSrv
 }
 
 // AddEndpointStats registers a protocol endpoint's counters for the stats
@@ -88,6 +92,8 @@ func Start(ctx context.Context, cfg conf.Config, log *slog.Logger, protocols []P
 	if err != nil {
 		return nil, err
 	}
+	met := newMetrics()
+	met.reg.MustRegister(syncer.Collectors()...)
 	p, err := backend.Open(backend.Options{
 		TSA:     tsa,
 		DataDir: cfg.DataDir, Logger: log, MaxIndexedText: cfg.Store.MaxIndexedText,
@@ -99,12 +105,13 @@ func Start(ctx context.Context, cfg conf.Config, log *slog.Logger, protocols []P
 		},
 		Directory: syncer,
 		Login:     backend.LoginLimits{Checks: cfg.Login.MaxChecks, Waiting: cfg.Login.MaxWaiting},
+		Metrics:   met.reg,
 	})
 	if err != nil {
 		return nil, err
 	}
 	syncer.Attach(p)
-	s := &Server{Config: cfg, Provider: p, Log: log, addrs: map[string]net.Addr{}, endpoints: map[string]func() any{}}
+	s := &Server{Config: cfg, Provider: p, Log: log, addrs: map[string]net.Addr{}, endpoints: map[string]func() any{}, met: met}
 	mux := http.NewServeMux()
 	api := NewAPI(p, log.With("component", "api"))
 	api.Endpoints = s.endpointStats
@@ -126,8 +133,17 @@ func Start(ctx context.Context, cfg conf.Config, log *slog.Logger, protocols []P
 			log.Error("timestamp scheduler stopped", "err", err)
 		}
 	}()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
+	if cfg.HTTP.MetricsListen == "" {
+		s.opsRoutes(mux, &s.ready)
+	} else {
+		opsMux := http.NewServeMux()
+		s.opsRoutes(opsMux, &s.ready)
+		// The main listener still answers /healthz: it is how a client
+		// learns the API is up.
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+		s.opsSrv = &http.Server{Handler: opsMux, ReadHeaderTimeout: 30 * time.Second}
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -147,6 +163,11 @@ func Start(ctx context.Context, cfg conf.Config, log *slog.Logger, protocols []P
 	if err := s.listen("http", cfg.HTTP.Listen, func(ln net.Listener) error { return s.httpSrv.Serve(ln) }); err != nil {
 		return nil, err
 	}
+	if s.opsSrv != nil {
+		if err := s.listen("metrics", cfg.HTTP.MetricsListen, func(ln net.Listener) error { return s.opsSrv.Serve(ln) }); err != nil {
+			return nil, err
+		}
+	}
 	for _, pr := range protocols {
 		if pr.Addr == "" {
 			continue
@@ -163,6 +184,7 @@ func Start(ctx context.Context, cfg conf.Config, log *slog.Logger, protocols []P
 		}
 	}
 	ok = true
+	s.ready.Store(true)
 	return s, nil
 }
 
@@ -223,8 +245,12 @@ func (s *Server) Close() error {
 	for _, h := range s.handlers {
 		errs = append(errs, h.Close())
 	}
+	s.ready.Store(false)
 	if s.httpSrv != nil {
 		errs = append(errs, s.httpSrv.Shutdown(ctx))
+	}
+	if s.opsSrv != nil {
+		errs = append(errs, s.opsSrv.Shutdown(ctx))
 	}
 	s.mu.Lock()
 	lns := s.lns

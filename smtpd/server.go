@@ -46,6 +46,8 @@ type Server struct {
 	inflight atomic.Int64 // DATA transactions being archived
 	bufs     sync.Pool
 	stats    counters
+	met      Metrics
+	cmds     commandObservers
 	wg       sync.WaitGroup
 }
 
@@ -67,6 +69,7 @@ func New(p *backend.Provider, cfg conf.SMTP, log *slog.Logger) (*Server, error) 
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.bufs.New = func() any { return new(bytes.Buffer) }
 	s.stats.started = time.Now()
+	s.met, s.cmds = Metrics{}.bind()
 
 	srv := smtp.NewServer(s)
 	srv.Domain = cfg.Hostname

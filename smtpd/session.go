@@ -55,6 +55,7 @@ func (s *Server) newSession(c *smtp.Conn) *session {
 	}
 	_, tls := c.TLSConnectionState()
 	s.stats.sessions.Add(1)
+	s.met.Sessions.Inc()
 	return &session{s: s, ip: ip, log: s.log.With("remote", ip.String(), "tls", tls)}
 }
 
@@ -62,6 +63,7 @@ func (s *Server) newSession(c *smtp.Conn) *session {
 func (ss *session) Logout() error {
 	ss.Reset()
 	ss.s.stats.sessions.Add(-1)
+	ss.s.met.Sessions.Dec()
 	return nil
 }
 
@@ -88,6 +90,7 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 		if identity != "" && identity != username {
 			return smtp.ErrAuthFailed
 		}
+		defer since(ss.s.cmds.auth, time.Now())
 		ctx, cancel := context.WithTimeout(backend.WithRemote(ss.s.ctx, ss.ip), 30*time.Second)
 		defer cancel()
 		t, err := ss.s.p.JournalLogin(ctx, username, password)
@@ -95,6 +98,7 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 		case err == nil:
 		case errors.Is(err, backend.ErrAuthFailed):
 			ss.s.stats.authFailures.Add(1)
+			ss.s.met.LoginsFailed.Inc()
 			ss.log.Warn("journal login failed", "login", username)
 			return smtp.ErrAuthFailed
 		case errors.Is(err, backend.ErrLoginThrottled):
@@ -113,6 +117,7 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 
 // Mail implements smtp.Session.
 func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
+	defer since(ss.s.cmds.mail, time.Now())
 	if ss.s.closing.Load() {
 		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "shutting down, try again later"}
 	}
@@ -129,6 +134,7 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 // Rcpt implements smtp.Session: the journal address picks the tenant, whose
 // access list decides.
 func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	defer since(ss.s.cmds.rcpt, time.Now())
 	err := ss.rcpt(to)
 	if err != nil {
 		ss.s.stats.rejectedRcpts.Add(1)
@@ -214,6 +220,7 @@ func (ss *session) Data(r io.Reader) error {
 	s.inflight.Add(1)
 	defer s.inflight.Add(-1)
 	start := time.Now()
+	defer since(s.cmds.data, start)
 	ss.mu.Lock()
 	from, size, tenants := ss.from, ss.size, ss.tenants
 	ss.mu.Unlock()

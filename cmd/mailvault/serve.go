@@ -34,7 +34,10 @@ func cmdServe(ctx context.Context, args []string) error {
 	s, err := server.Start(ctx, cfg, log, protocols(cfg), server.HTTPService{
 		Patterns: []string{jmap.Prefix, jmap.WellKnownPath},
 		New: func(s *server.Server) (server.Handler, error) {
-			return jmap.New(s.Provider, s.Config.HTTP.PublicURL, s.Log.With("component", "jmap")), nil
+			h := jmap.New(s.Provider, s.Config.HTTP.PublicURL, s.Log.With("component", "jmap"))
+			fe := s.FrontEnd("jmap")
+			h.SetMetrics(jmap.Metrics{Sessions: fe.Sessions, LoginsFailed: fe.LoginsFailed, Commands: fe.Commands})
+			return h, nil
 		},
 	})
 	if err != nil {
@@ -71,6 +74,8 @@ func protocols(cfg conf.Config) []server.Protocol {
 			if err != nil {
 				return nil, err
 			}
+			fe := s.FrontEnd("imap")
+			srv.SetMetrics(imapd.Metrics{Sessions: fe.Sessions, LoginsFailed: fe.LoginsFailed, Commands: fe.Commands})
 			imapSrv = srv
 		}
 		return imapSrv, nil
@@ -96,6 +101,13 @@ func protocols(cfg conf.Config) []server.Protocol {
 				return nil, err
 			}
 			s.AddEndpointStats("smtp", func() any { return srv.Stats() })
+			fe := s.FrontEnd("smtp")
+			srv.SetMetrics(smtpd.Metrics{Sessions: fe.Sessions, LoginsFailed: fe.LoginsFailed, Commands: fe.Commands})
+			for _, c := range srv.Collectors() {
+				if err := s.Metrics().Register(c); err != nil {
+					return nil, fmt.Errorf("smtp metrics: %w", err)
+				}
+			}
 			return srv, nil
 		}},
 	}

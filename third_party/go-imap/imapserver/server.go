@@ -53,6 +53,10 @@ type Options struct {
 	// Note, this may include sensitive information such as credentials used
 	// during authentication.
 	DebugWriter io.Writer
+	// CommandDone, if set, is called after each command with its name
+	// (upper case, "UID FETCH" for UID commands) and how long it took
+	// (mailvault patch, see third_party/README.md).
+	CommandDone func(name string, d time.Duration)
 }
 
 func (options *Options) wrapReadWriter(rw io.ReadWriter) io.ReadWriter {
