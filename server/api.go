@@ -56,6 +56,7 @@ func NewAPI(p *backend.Provider, log *slog.Logger) *API {
 		return t.ImportSigningKey(r.Context(), []byte(req.Cert), []byte(req.Key))
 	}))
 	a.users.HandleFunc("GET /api/v1/tenants/{t}/export", wrap(a.export))
+	h("GET /api/v1/backup", a.backupStream)
 	h("GET /api/v1/tenants", a.listTenants)
 	h("POST /api/v1/tenants", a.createTenant)
 	h("GET /api/v1/tenants/{t}", a.showTenant)

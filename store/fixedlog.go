@@ -98,3 +98,10 @@ func (l *FixedLog) Sync() error {
 
 // Close closes the file.
 func (l *FixedLog) Close() error { return l.f.Close() }
+
+// Extent is the log's whole records as a file prefix.
+func (l *FixedLog) Extent() FileExtent {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return FileExtent{Path: l.f.Name(), Size: l.n * int64(l.size)}
+}

@@ -586,3 +586,30 @@ func (b *PackBlobs) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// FileExtent is a prefix of a file: the bytes a consistent copy takes.
+type FileExtent struct {
+	Path string
+	Size int64
+}
+
+// Extents returns every pack file with the length of its whole records:
+// appends go on past these lengths, so copying each prefix while Puts
+// continue gives the packs as they were at this call. Bytes a failed write
+// left past the end of the newest pack are not included.
+func (b *PackBlobs) Extents() ([]FileExtent, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	out := make([]FileExtent, len(b.files))
+	for i, f := range b.files {
+		out[i] = FileExtent{Path: f.Name(), Size: b.size}
+		if i < len(b.files)-1 {
+			st, err := f.Stat()
+			if err != nil {
+				return nil, fmt.Errorf("pack extents: %w", err)
+			}
+			out[i].Size = st.Size()
+		}
+	}
+	return out, nil
+}

@@ -192,3 +192,8 @@ func (l *RecordLog) Size() int64 {
 
 // Close closes the file.
 func (l *RecordLog) Close() error { return l.f.Close() }
+
+// Extent is the log's records as a file prefix.
+func (l *RecordLog) Extent() FileExtent {
+	return FileExtent{Path: l.f.Name(), Size: l.Size()}
+}

@@ -65,8 +65,12 @@ type instance struct {
 	SMTP    string
 }
 
-func newInstance(t testing.TB) *instance {
-	in := &instance{t: t, dataDir: t.TempDir(), HTTP: freeAddr(t), IMAP: freeAddr(t), SMTP: freeAddr(t)}
+func newInstance(t testing.TB) *instance { return newInstanceAt(t, t.TempDir()) }
+
+// newInstanceAt is an instance on an existing data directory (a restored
+// one, say), on ports of its own.
+func newInstanceAt(t testing.TB, dataDir string) *instance {
+	in := &instance{t: t, dataDir: dataDir, HTTP: freeAddr(t), IMAP: freeAddr(t), SMTP: freeAddr(t)}
 	in.env = append(os.Environ(),
 		"MAILVAULT_DATA_DIR="+in.dataDir,
 		"MAILVAULT_HTTP_LISTEN="+in.HTTP,

@@ -40,6 +40,8 @@ func commands() []command {
 		{"signing", "signing show|generate|import: the tenant's certificate that signs Z3 packages", cmdSigning},
 		{"stats", "show archive counters", cmdStats},
 		{"verify", "re-read every message and check hashes and the hash chain", cmdVerify},
+		{"backup", "write a consistent snapshot of the running archive (all tenants or one)", cmdBackup},
+		{"restore", "restore a backup into a new data directory", cmdRestore},
 		{"reindex", "rebuild a tenant's full-text index from the archived messages", cmdReindex},
 		{"audit", "show a tenant's audit log", cmdAudit},
 		{"bench", "bench ingest: measure archive throughput on generated mail", cmdBench},

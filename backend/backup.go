@@ -1,0 +1,193 @@
+package backend
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tidwall/buntdb"
+
+	"github.com/mailvault/mailvault/store"
+)
+
+// BackupFile is one file of a consistent cut: Name is its path inside the
+// data directory ("tenants/acme/packs/00000000.pack"); the first Size
+// bytes of Path are the file as it was at the cut.
+type BackupFile struct {
+	Name string
+	Path string
+	Size int64
+}
+
+// BackupCut is a tenant's state at one moment: every file of the archive
+// (the index aside, which a restore rebuilds) as prefixes that commits do
+// not change afterwards. Release it when copied.
+type BackupCut struct {
+	Tenant string
+	// Messages and Chain are the committed state at the cut: every
+	// message acknowledged before it is in the copy.
+	Messages uint64
+	Chain    string
+	Audit    uint64
+	At       time.Time
+	Files    []BackupFile
+
+	release func()
+}
+
+// Release drops the cut's temporary files and lets the tenant close.
+func (c *BackupCut) Release() {
+	if c.release != nil {
+		c.release()
+		c.release = nil
+	}
+}
+
+// BackupCut takes a consistent cut of the tenant while mail keeps
+// arriving. Writers (commits, administrative changes, audit entries) are
+// paused only while meta.db is written to a temporary copy and the lengths
+// of the append-only files are taken: packs, summary log and anchor log
+// only grow, so their prefixes up to those lengths are copied later
+// without holding the pause. Blobs of ingests still in flight may lie
+// within those prefixes; they are orphans, which verify names as harmless.
+func (t *Tenant) BackupCut(ctx context.Context, actor string) (*BackupCut, error) {
+	if err := t.checkOpen(); err != nil {
+		return nil, err
+	}
+	packs, ok := t.blobs.(*store.PackBlobs)
+	if !ok {
+		return nil, fmt.Errorf("backup of tenant %q: blob store %T has no consistent extents", t.Name, t.blobs)
+	}
+	t.Audit(ctx, actor, "backup", "consistent cut for a backup")
+	hold := t.Hold()
+	tmp, err := os.CreateTemp(t.dir, ".backup-meta-*.db")
+	if err != nil {
+		hold()
+		return nil, fmt.Errorf("backup of tenant %q: %w", t.Name, err)
+	}
+	cut := &BackupCut{Tenant: t.Name}
+	cut.release = func() {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		hold()
+	}
+	fail := func(err error) (*BackupCut, error) {
+		cut.Release()
+		return nil, fmt.Errorf("backup of tenant %q: %w", t.Name, err)
+	}
+
+	start := time.Now()
+	t.wmu.Lock()
+	err = t.db.Save(tmp)
+	var pexts []store.FileExtent
+	if err == nil {
+		pexts, err = packs.Extents()
+	}
+	sums, anchors := t.sums.Extent(), t.anchors.Extent()
+	t.mu.RLock()
+	cut.Messages, cut.Chain, cut.Audit = t.state.Messages, fmt.Sprintf("%x", t.lastChain), t.state.Audit
+	t.mu.RUnlock()
+	cut.At = time.Now().UTC()
+	t.wmu.Unlock()
+	paused := time.Since(start)
+	if err != nil {
+		return fail(err)
+	}
+	st, err := tmp.Stat()
+	if err != nil {
+		return fail(err)
+	}
+	rel := func(path string) string {
+		r, err := filepath.Rel(t.p.opt.DataDir, path)
+		if err != nil || strings.HasPrefix(r, "..") {
+			return filepath.Join("tenants", t.Name, filepath.Base(path))
+		}
+		return filepath.ToSlash(r)
+	}
+	base := "tenants/" + t.Name + "/"
+	cut.Files = append(cut.Files,
+		BackupFile{Name: base + "meta.db", Path: tmp.Name(), Size: st.Size()},
+		BackupFile{Name: rel(sums.Path), Path: sums.Path, Size: sums.Size},
+		BackupFile{Name: rel(anchors.Path), Path: anchors.Path, Size: anchors.Size},
+	)
+	for _, e := range pexts {
+		cut.Files = append(cut.Files, BackupFile{Name: rel(e.Path), Path: e.Path, Size: e.Size})
+	}
+	t.log.Info("backup cut taken", "messages", cut.Messages, "writers_paused", paused.Round(time.Microsecond),
+		"meta_bytes", st.Size(), "packs", len(pexts))
+	return cut, nil
+}
+
+// ProviderRecords returns the provider registry's records of the named
+// tenants (every tenant when names is empty): each tenant's entry with its
+// wrapped data key, its domains and its directory profiles. A restore
+// writes them into a new provider.db.
+func (p *Provider) ProviderRecords(names []string) (map[string]string, error) {
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	out := map[string]string{}
+	err := p.db.View(func(tx *buntdb.Tx) error {
+		return tx.Ascend("", func(k, v string) bool {
+			var tenant string
+			switch {
+			case strings.HasPrefix(k, "tenant:"):
+				tenant = strings.TrimPrefix(k, "tenant:")
+			case strings.HasPrefix(k, "domain:"):
+				tenant = v
+			case strings.HasPrefix(k, dirProfilePrefix):
+				tenant, _, _ = strings.Cut(strings.TrimPrefix(k, dirProfilePrefix), "/")
+			default:
+				return true
+			}
+			if len(want) == 0 || want[tenant] {
+				out[k] = v
+			}
+			return true
+		})
+	})
+	return out, err
+}
+
+// WriteProviderRecords creates the provider registry of a restored data
+// directory from ProviderRecords.
+func WriteProviderRecords(dataDir string, recs map[string]string) error {
+	db, err := store.OpenKV(filepath.Join(dataDir, "provider.db"))
+	if err != nil {
+		return err
+	}
+	err = db.Update(func(tx *buntdb.Tx) error {
+		for k, v := range recs {
+			if _, _, err := tx.Set(k, v, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return errors.Join(err, db.Close())
+}
+
+// CheckMasterKey tells whether master unwraps the data key of every tenant
+// in recs.
+func CheckMasterKey(master []byte, recs map[string]string) error {
+	for k, v := range recs {
+		name, ok := strings.CutPrefix(k, "tenant:")
+		if !ok {
+			continue
+		}
+		var info TenantInfo
+		if err := json.Unmarshal([]byte(v), &info); err != nil {
+			return fmt.Errorf("tenant %q record: %w", name, err)
+		}
+		if _, err := store.UnwrapKey(master, info.WrappedKey, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
