@@ -18,6 +18,8 @@ import (
 type Config struct {
 	DataDir  string `toml:"data_dir"`
 	LogLevel string `toml:"log_level"`
+	// LogFormat is text (key=value) or json, one object per line.
+	LogFormat string `toml:"log_format"`
 
 	HTTP  HTTP  `toml:"http"`
 	IMAP  IMAP  `toml:"imap"`
@@ -120,10 +122,11 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil
 // ./mailvault-data, no external service needed.
 func Default() Config {
 	return Config{
-		DataDir:  "mailvault-data",
-		LogLevel: "info",
-		HTTP:     HTTP{Listen: "127.0.0.1:8080"},
-		IMAP:     IMAP{Listen: "127.0.0.1:1143", ListenTLS: "127.0.0.1:1993"},
+		DataDir:   "mailvault-data",
+		LogLevel:  "info",
+		LogFormat: "text",
+		HTTP:      HTTP{Listen: "127.0.0.1:8080"},
+		IMAP:      IMAP{Listen: "127.0.0.1:1143", ListenTLS: "127.0.0.1:1993"},
 		SMTP: SMTP{
 			Listen:          "127.0.0.1:2525",
 			Hostname:        "localhost",
@@ -173,6 +176,9 @@ func (c Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("config: log_level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("config: log_format %q: want text or json", c.LogFormat)
 	}
 	if c.SMTP.MaxMessageBytes <= 0 {
 		return fmt.Errorf("config: smtp.max_message_bytes must be positive")

@@ -60,3 +60,15 @@ func TestExampleIsDefault(t *testing.T) {
 		t.Fatalf("example differs from the defaults:\n%+v\n%+v", c, Default())
 	}
 }
+
+// TestProductionExample keeps docs/mailvault.example.toml loadable: every
+// key known, every value valid.
+func TestProductionExample(t *testing.T) {
+	c, err := Load("../docs/mailvault.example.toml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "/var/lib/mailvault" || c.HTTP.MetricsListen == "" || c.LogFormat != "json" {
+		t.Fatalf("example not read as written: %+v", c)
+	}
+}

@@ -100,7 +100,7 @@ func BenchIngest(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	log := newLogger("warn", os.Stderr)
+	log := newLogger("warn", "text", os.Stderr)
 	p, err := backend.Open(backend.Options{DataDir: dir, Logger: log, CommitDelay: time.Millisecond})
 	if err != nil {
 		return nil, err

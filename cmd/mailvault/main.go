@@ -108,7 +108,7 @@ func newFlags(name, usageLine string) *flag.FlagSet {
 	return fs
 }
 
-func newLogger(level string, w io.Writer) *slog.Logger {
+func newLogger(level, format string, w io.Writer) *slog.Logger {
 	var l slog.Level
 	switch strings.ToLower(level) {
 	case "debug":
@@ -118,5 +118,9 @@ func newLogger(level string, w io.Writer) *slog.Logger {
 	case "error":
 		l = slog.LevelError
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }

@@ -30,7 +30,7 @@ func cmdServe(ctx context.Context, args []string) error {
 		return err
 	}
 	serverGC()
-	log := newLogger(cfg.LogLevel, os.Stderr)
+	log := newLogger(cfg.LogLevel, cfg.LogFormat, os.Stderr)
 	s, err := server.Start(ctx, cfg, log, protocols(cfg), server.HTTPService{
 		Patterns: []string{jmap.Prefix, jmap.WellKnownPath},
 		New: func(s *server.Server) (server.Handler, error) {
