@@ -36,6 +36,8 @@ type BackupCut struct {
 	Audit    uint64
 	At       time.Time
 	Files    []BackupFile
+	// Paused is how long writers waited for the cut.
+	Paused time.Duration
 
 	release func()
 }
@@ -95,6 +97,7 @@ func (t *Tenant) BackupCut(ctx context.Context, actor string) (*BackupCut, error
 	cut.At = time.Now().UTC()
 	t.wmu.Unlock()
 	paused := time.Since(start)
+	cut.Paused = paused
 	if err != nil {
 		return fail(err)
 	}

@@ -15,7 +15,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/mailvault/mailvault/backup")
+	"github.com/mailvault/mailvault/backup"
+)
 
 // journalFlood sends journal copies over a few SMTP connections until stop
 // is closed, and records when each Message-ID was answered 250.
