@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -121,6 +122,7 @@ func (t *Tenant) BackupCut(ctx context.Context, actor string) (*BackupCut, error
 	for _, e := range pexts {
 		cut.Files = append(cut.Files, BackupFile{Name: rel(e.Path), Path: e.Path, Size: e.Size})
 	}
+	cut.Files = append(cut.Files, t.backupTimestamps(cut.Messages, cut.Audit)...)
 	t.log.Info("backup cut taken", "messages", cut.Messages, "writers_paused", paused.Round(time.Microsecond),
 		"meta_bytes", st.Size(), "packs", len(pexts))
 	return cut, nil
@@ -193,4 +195,24 @@ func CheckMasterKey(master []byte, recs map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// backupTimestamps lists the TSA tokens over chain heads the cut holds
+// (files are written whole and renamed into place, never changed).
+func (t *Tenant) backupTimestamps(messages, audit uint64) []BackupFile {
+	names, _ := filepath.Glob(filepath.Join(t.timestampDir(), "*.tsr"))
+	var out []BackupFile
+	for _, path := range names {
+		kind, seqs, ok := strings.Cut(strings.TrimSuffix(filepath.Base(path), ".tsr"), "-")
+		seq, err := strconv.ParseUint(seqs, 10, 64)
+		if !ok || err != nil || (kind == ChainMessages && seq > messages) || (kind == ChainAudit && seq > audit) {
+			continue
+		}
+		st, err := os.Stat(path)
+		if err != nil {
+			continue
+		}
+		out = append(out, BackupFile{Name: "tenants/" + t.Name + "/timestamps/" + filepath.Base(path), Path: path, Size: st.Size()})
+	}
+	return out
 }
