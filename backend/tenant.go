@@ -527,6 +527,10 @@ func (t *Tenant) Info() TenantInfo {
 	return *t.info
 }
 
+// Closed is closed when the tenant closes (idle, or with the provider):
+// front ends release what they keep of the tenant then.
+func (t *Tenant) Closed() <-chan struct{} { return t.done }
+
 func (t *Tenant) close() error {
 	t.closeMu.Lock()
 	if t.closed {

@@ -120,3 +120,20 @@ func folderID(t *testing.T, f *fixture, name string) uint64 {
 	}
 	return fi.ID
 }
+
+// TestBinaryQPTrailingBlanks: BINARY of a quoted-printable part drops the
+// blanks that end its encoded lines (RFC 2045 6.7) and keeps encoded ones.
+func TestBinaryQPTrailingBlanks(t *testing.T) {
+	f := newFixture(t, 0, false)
+	f.wireFolder(t, "QP", "From: bob@acme.example\r\nTo: alice@acme.example\r\nSubject: qp\r\n"+
+		"Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"+
+		"one \t\r\nkeep=20\r\nsoft=  \r\nbreak\r\n")
+	c := dialRaw(t, f.addr)
+	c.login("alice@acme.example")
+	c.ok("EXAMINE QP")
+	want := "one\r\nkeep \r\nsoftbreak\r\n"
+	u := c.ok("FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[1])")
+	if len(u) != 1 || !strings.Contains(u[0], fmt.Sprintf("BINARY[1] ~{%d}%s", len(want), want)) || !strings.Contains(u[0], fmt.Sprintf("BINARY.SIZE[1] %d", len(want))) {
+		t.Errorf("BINARY of quoted-printable: %q, want %q", u, want)
+	}
+}

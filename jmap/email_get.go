@@ -431,6 +431,8 @@ func (ep *emailPlan) bodyValues(root *bodyPart, text, html []*bodyPart, raw []by
 		}
 		decoded, ok1 := transferDecode(raw[p.BodyStart:p.End], p.Encoding)
 		s, ok2 := toUTF8(decoded, p.Params["charset"])
+		// RFC 8621 4.1.4: line ends are LF in a body value.
+		s = strings.ReplaceAll(s, "\r\n", "\n")
 		v := bodyValue{IsEncodingProblem: !ok1 || !ok2}
 		v.Value, v.IsTruncated = truncateUTF8(s, ep.args.MaxBodyValueBytes)
 		out[bp.partID] = v

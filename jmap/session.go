@@ -78,9 +78,10 @@ func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request, u *user) 
 	for _, mb := range readable {
 		s.Accounts[accountID(mb.ID)] = sessionAccount{
 			Name: mb.Address, IsPersonal: mb.Own,
-			// Keywords can be set, so the account is not wholly read-only;
-			// myRights of each Mailbox say what is allowed.
-			IsReadOnly:          false,
+			// The archive's content never changes. Keywords are each
+			// user's own overlay, which Email/set still changes; myRights
+			// of each Mailbox say so.
+			IsReadOnly:          true,
 			AccountCapabilities: map[string]any{capMail: mailCap, capRetention: struct{}{}},
 		}
 	}

@@ -74,10 +74,11 @@ func TestSession(t *testing.T) {
 	if len(s.Accounts) != 2 || s.PrimaryAccounts[capMail] != own || s.Username != bob {
 		t.Fatalf("accounts %v primary %v user %q", s.Accounts, s.PrimaryAccounts, s.Username)
 	}
-	if a := s.Accounts[own]; a.IsPersonal == nil || !*a.IsPersonal || a.Name != bob || a.IsReadOnly == nil {
+	// The archive is read-only, the own account too.
+	if a := s.Accounts[own]; a.IsPersonal == nil || !*a.IsPersonal || a.Name != bob || a.IsReadOnly == nil || !*a.IsReadOnly {
 		t.Errorf("own account %+v", a)
 	}
-	if a := s.Accounts[sales]; a.IsPersonal == nil || *a.IsPersonal || a.Name != "sales@acme.example" {
+	if a := s.Accounts[sales]; a.IsPersonal == nil || *a.IsPersonal || a.Name != "sales@acme.example" || a.IsReadOnly == nil || !*a.IsReadOnly {
 		t.Errorf("shared account %+v", a)
 	}
 	mailCap := s.Accounts[own].AccountCapabilities[capMail]

@@ -21,7 +21,8 @@ import (
 // order, which never changes: thread ids are stable across restarts
 // although the table lives in memory, rebuilt from the stored summaries.
 type threadTable struct {
-	updating sync.Mutex // one update at a time
+	tenant   *backend.Tenant // the open tenant it was built for
+	updating sync.Mutex      // one update at a time
 
 	mu   sync.RWMutex
 	root []uint64 // by MID-1: the thread's first MID
@@ -32,16 +33,33 @@ type threadTable struct {
 }
 
 // threadsOf returns the tenant's thread table, caught up with every
-// message archived so far.
+// message archived so far. The table is released when the tenant closes
+// (tens of MB at a million messages), and built again when it is next
+// needed.
 func (h *Handler) threadsOf(ctx context.Context, t *backend.Tenant) (*threadTable, error) {
 	h.mu.Lock()
 	tt := h.threads[t.Name]
-	if tt == nil {
-		tt = &threadTable{ids: map[uint64]uint64{}, seed: maphash.MakeSeed()}
+	if tt == nil || tt.tenant != t {
+		tt = &threadTable{tenant: t, ids: map[uint64]uint64{}, seed: maphash.MakeSeed()}
 		h.threads[t.Name] = tt
+		go h.releaseThreads(tt)
 	}
 	h.mu.Unlock()
 	return tt, tt.update(ctx, t)
+}
+
+// releaseThreads drops tt once its tenant has closed.
+func (h *Handler) releaseThreads(tt *threadTable) {
+	select {
+	case <-tt.tenant.Closed():
+	case <-h.done:
+		return
+	}
+	h.mu.Lock()
+	if h.threads[tt.tenant.Name] == tt {
+		delete(h.threads, tt.tenant.Name)
+	}
+	h.mu.Unlock()
 }
 
 // mentions are the ids a message's thread is found by, in order of

@@ -166,20 +166,30 @@ func appendWindows1252(dst, b []byte) []byte {
 }
 
 // appendQP appends the quoted-printable decoding of src to dst. Broken
-// escapes are kept literally rather than rejected.
+// escapes are kept literally rather than rejected. Whitespace at the end of
+// an encoded line is removed (RFC 2045 6.7 rule 3: it was added in
+// transport); the line breaks are kept as written.
 func appendQP(dst, src []byte) []byte {
 	dst = slices.Grow(dst, len(src))
 	for len(src) > 0 {
-		i := bytes.IndexByte(src, '=')
-		if i < 0 {
-			return append(dst, src...)
-		}
-		dst = append(dst, src[:i]...)
-		n, c, emit := qpEscape(src[i+1:])
-		if emit {
+		var line, brk []byte
+		line, brk, src = qpLine(src)
+		for len(line) > 0 {
+			i := bytes.IndexByte(line, '=')
+			if i < 0 {
+				dst = append(dst, line...)
+				break
+			}
+			dst = append(dst, line[:i]...)
+			n, c, soft := qpEscape(line[i+1:])
+			if soft {
+				brk = nil
+				break
+			}
 			dst = append(dst, c)
+			line = line[i+1+n:]
 		}
-		src = src[i+1+n:]
+		dst = append(dst, brk...)
 	}
 	return dst
 }
@@ -188,43 +198,60 @@ func appendQP(dst, src []byte) []byte {
 func qpDecodedLen(src []byte) int {
 	size := 0
 	for len(src) > 0 {
-		i := bytes.IndexByte(src, '=')
-		if i < 0 {
-			return size + len(src)
-		}
-		size += i
-		n, _, emit := qpEscape(src[i+1:])
-		if emit {
+		var line, brk []byte
+		line, brk, src = qpLine(src)
+		for len(line) > 0 {
+			i := bytes.IndexByte(line, '=')
+			if i < 0 {
+				size += len(line)
+				break
+			}
+			size += i
+			n, _, soft := qpEscape(line[i+1:])
+			if soft {
+				brk = nil
+				break
+			}
 			size++
+			line = line[i+1+n:]
 		}
-		src = src[i+1+n:]
+		size += len(brk)
 	}
 	return size
 }
 
-// qpEscape interprets what follows a '=' in quoted-printable: "XX" gives
-// a byte, a soft line break (optional whitespace, then the line end or the
-// end of input) nothing, anything else a literal '='. It returns how many
-// bytes of src that consumed and the byte to emit, if any.
-func qpEscape(src []byte) (n int, c byte, emit bool) {
-	if len(src) >= 2 {
-		if hi, lo := unhex(src[0]), unhex(src[1]); hi >= 0 && lo >= 0 {
-			return 2, byte(hi<<4 | lo), true
+// qpLine splits the first line off quoted-printable text: the line without
+// its trailing spaces and tabs, its line break (CRLF, LF or none at the
+// end), and the rest.
+func qpLine(src []byte) (line, brk, rest []byte) {
+	end, next := len(src), len(src)
+	if i := bytes.IndexByte(src, '\n'); i >= 0 {
+		end, next = i, i+1
+		if i > 0 && src[i-1] == '\r' {
+			end--
 		}
 	}
-	j := 0
-	for j < len(src) && (src[j] == ' ' || src[j] == '\t') {
-		j++
+	line = src[:end]
+	for len(line) > 0 && (line[len(line)-1] == ' ' || line[len(line)-1] == '\t') {
+		line = line[:len(line)-1]
 	}
-	switch {
-	case j == len(src):
-		return j, 0, false
-	case src[j] == '\n':
-		return j + 1, 0, false
-	case src[j] == '\r' && j+1 < len(src) && src[j+1] == '\n':
-		return j + 2, 0, false
+	return line, src[end:next], src[next:]
+}
+
+// qpEscape interprets what follows a '=' within a line (trailing blanks
+// removed): "XX" gives a byte, nothing (the end of the line) a soft line
+// break, anything else a literal '='. It returns how many bytes of line
+// that consumed.
+func qpEscape(line []byte) (n int, c byte, soft bool) {
+	if len(line) == 0 {
+		return 0, 0, true
 	}
-	return 0, '=', true
+	if len(line) >= 2 {
+		if hi, lo := unhex(line[0]), unhex(line[1]); hi >= 0 && lo >= 0 {
+			return 2, byte(hi<<4 | lo), false
+		}
+	}
+	return 0, '=', false
 }
 
 func unhex(c byte) int {
