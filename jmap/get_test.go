@@ -154,7 +154,7 @@ func TestEmailGet(t *testing.T) {
 		t.Errorf("related: %s", mustJSON(rel))
 	}
 	lat := c.getEmail(acct, f.hand["latin1"].mid, map[string]any{"properties": []string{"bodyValues", "textBody"}, "fetchTextBodyValues": true})
-	if v := lat["bodyValues"].(map[string]any)["1"].(map[string]any); v["value"] != "Schöne Grüße aus München\r\n" || v["isEncodingProblem"] != true {
+	if v := lat["bodyValues"].(map[string]any)["1"].(map[string]any); v["value"] != "Schöne Grüße aus München\n" || v["isEncodingProblem"] != true {
 		t.Errorf("latin1 %s", mustJSON(lat))
 	}
 	bc := f.client(t, bob)
