@@ -98,6 +98,9 @@ const (
 	fieldHasAtt     = "ha"   // "1" or "0"
 	fieldSortFrom   = "fs"   // sort keys, doc values
 	fieldSortSubj   = "ss"
+	fieldSentDay    = "sd" // calendar day, month and year of Date: as written, see dayTerms
+	fieldVocab      = "v"  // of vocabulary documents only, see vocabulary.go
+	fieldKind       = "k"  // "v" on vocabulary documents
 )
 
 // HeaderValueIndexed tells whether the values of a header (lower-case name)
@@ -182,7 +185,8 @@ func (a *analyzers) document(d *Doc) bluge.Document {
 		}
 	}
 	if d.Body != "" {
-		addField(fieldBody, []byte(truncate(d.Body, MaxBody)), a.words)
+		f := addField(fieldBody, []byte(truncate(d.Body, MaxBody)), a.words)
+		f.FieldOptions |= bluge.SearchTermPositions // phrases
 	}
 	if f := addField(fieldAttachment, joinList(d.Attachments, maxAttachments, appendClean), a.att); f != nil {
 		f.FieldOptions |= bluge.SearchTermPositions
@@ -193,6 +197,9 @@ func (a *analyzers) document(d *Doc) bluge.Document {
 		f.FieldOptions |= bluge.SearchTermPositions
 	}
 	doc = append(doc, numericField(fieldReceived, clampTime(d.Received).Unix()))
+	if !d.Sent.IsZero() {
+		addField(fieldSentDay, appendDayTerms(nil, clampTime(d.Sent)), a.list)
+	}
 	hasAtt := "0"
 	if d.HasAttachment {
 		hasAtt = "1"

@@ -23,6 +23,7 @@ type textField struct {
 	scratch  *sync.Pool // of *termScratch
 	length   int
 	terms    []fieldTerm
+	preset   bool // terms given, not analyzed (newPresetField)
 }
 
 // termScratch is reused between fields: which term each token is.
@@ -76,9 +77,23 @@ func (f *textField) EachTerm(vt segment.VisitTerm) {
 	}
 }
 
+// newPresetField is a field of the given distinct terms, each once,
+// without locations.
+func newPresetField(name string, terms [][]byte) *textField {
+	f := &textField{FieldOptions: bluge.Index, name: name, preset: true, length: len(terms)}
+	f.terms = make([]fieldTerm, len(terms))
+	for i, t := range terms {
+		f.terms[i] = fieldTerm{term: t, freq: 1}
+	}
+	return f
+}
+
 // Analyze tokenizes the value and counts its terms; positions start after
 // startOffset as in bluge.
 func (f *textField) Analyze(startOffset int) int {
+	if f.preset {
+		return startOffset
+	}
 	input := f.value
 	if f.Store() {
 		input = append([]byte(nil), input...) // analyzers lower-case in place

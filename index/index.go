@@ -179,6 +179,7 @@ func (ix *Index) Put(ctx context.Context, docs []Doc, upTo uint64) error {
 // Prepared is a batch of documents analyzed by Prepare, for Commit.
 type Prepared struct {
 	docs    []analyzedDoc
+	vocab   *analyzedDoc // nil without docs
 	deletes []uint64
 }
 
@@ -196,11 +197,11 @@ func (ix *Index) Prepare(ctx context.Context, docs []Doc) (*Prepared, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	built, err := ix.analyze(dedupByMID(docs))
+	built, vocab, err := ix.analyze(dedupByMID(docs))
 	if err != nil {
 		return nil, err
 	}
-	return &Prepared{docs: built}, nil
+	return &Prepared{docs: built, vocab: vocab}, nil
 }
 
 // Commit writes a prepared batch as one segment, replacing documents with
@@ -223,6 +224,9 @@ func (ix *Index) Commit(ctx context.Context, b *Prepared, upTo uint64) error {
 		batch := bluge.NewBatch()
 		for _, d := range b.docs {
 			batch.Update(d.id, d)
+		}
+		if b.vocab != nil {
+			batch.Update(b.vocab.id, b.vocab)
 		}
 		for _, m := range b.deletes {
 			batch.Delete(docID(m))
@@ -269,13 +273,16 @@ func dedupByMID(docs []Doc) []*Doc {
 	return out
 }
 
-// analyze builds and analyzes the documents on all cores.
-func (ix *Index) analyze(docs []*Doc) ([]analyzedDoc, error) {
+// analyze builds and analyzes the documents on all cores, and the
+// vocabulary document of their words (see vocabulary.go).
+func (ix *Index) analyze(docs []*Doc) ([]analyzedDoc, *analyzedDoc, error) {
 	out := make([]analyzedDoc, len(docs))
 	errs := make([]error, len(docs))
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(docs)) {
+	sets := make([]vocabSet, min(runtime.GOMAXPROCS(0), len(docs)))
+	for w := range sets {
+		sets[w] = make(vocabSet)
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1) - 1)
@@ -283,11 +290,28 @@ func (ix *Index) analyze(docs []*Doc) ([]analyzedDoc, error) {
 					return
 				}
 				out[i], errs[i] = ix.analyzeOne(docs[i])
+				if errs[i] == nil {
+					sets[w].addDoc(out[i].Document)
+				}
 			}
 		})
 	}
 	wg.Wait()
-	return out, errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil || len(docs) == 0 {
+		return out, nil, err
+	}
+	words := sets[0]
+	for _, s := range sets[1:] {
+		for w := range s {
+			words[w] = struct{}{}
+		}
+	}
+	first, last := docs[0].MID, docs[0].MID
+	for _, d := range docs {
+		first, last = min(first, d.MID), max(last, d.MID)
+	}
+	v := vocabDoc(vocabID(first, last), words, ix.an.scratch)
+	return out, &v, nil
 }
 
 func (ix *Index) analyzeOne(d *Doc) (ad analyzedDoc, err error) {
@@ -360,7 +384,13 @@ func (ix *Index) Count() (n uint64, err error) {
 	if err != nil {
 		return 0, fmt.Errorf("count index %q: %w", ix.dir, err)
 	}
-	return n, nil
+	// Vocabulary documents are not messages.
+	var vocab uint64
+	req := &collectRequest{query: termsQuery{field: fieldKind, terms: []string{vocabKind}}, hit: func() { vocab++ }}
+	if _, err := r.Search(context.Background(), req); err != nil {
+		return 0, fmt.Errorf("count index %q: %w", ix.dir, err)
+	}
+	return n - min(vocab, n), nil
 }
 
 // reader returns a snapshot of what all finished batches wrote.

@@ -61,6 +61,8 @@ const (
 	kindSize
 	kindHasAtt
 	kindMIDs
+	kindSubstring
+	kindSentDay
 )
 
 // Query is a protocol-neutral search condition; build it with the
@@ -98,6 +100,18 @@ func Not(q Query) Query { return Query{kind: kindNot, sub: []Query{q}} }
 // without words matches everything.
 func Text(field Field, s string) Query { return Query{kind: kindText, field: field, text: s} }
 
+// Substring matches s as IMAP SEARCH does (RFC 9051 6.4.4): inside the
+// words of field, case-insensitively. One word matches anywhere inside an
+// indexed word ("echnung" finds "Rechnungsnummer"); several words match as
+// a phrase whose first word may end an indexed word and whose last word may
+// start one, other words whole. What lies between the words (white space,
+// punctuation) is not compared. In address fields each word must be inside
+// one of the field's terms (see addressAnalyzer). A string without words
+// matches everything.
+func Substring(field Field, s string) Query {
+	return Query{kind: kindSubstring, field: field, text: s}
+}
+
 // Header matches header name containing value, as Text does on the words
 // of the value. From, To, Cc, Bcc and Subject search their fields; Message-ID,
 // In-Reply-To, References and Resent-Message-ID compare whole message ids
@@ -112,6 +126,21 @@ func Header(name, value string) Query {
 func SentRange(from, to time.Time) Query {
 	f, t := timeBounds(from, to)
 	return Query{kind: kindSent, from: f, to: t}
+}
+
+// SentDays matches a Date: header whose calendar day, as written in its
+// own time zone, is in [since, before) (IMAP's SENTSINCE, SENTBEFORE and
+// SENTON); only the dates of since and before count, and a zero time
+// leaves that end open. Messages without a date never match.
+func SentDays(since, before time.Time) Query {
+	q := Query{kind: kindSentDay, from: noBound, to: noBound}
+	if !since.IsZero() {
+		q.from = civilDay(since).Unix()
+	}
+	if !before.IsZero() {
+		q.to = civilDay(before).Unix()
+	}
+	return q
 }
 
 // ReceivedRange matches an arrival time in [from, to), as SentRange.
@@ -210,6 +239,20 @@ func (ix *Index) compile(q Query) compiled {
 		return compiled{q: c.q, neg: !c.neg}
 	case kindText:
 		return ix.compileText(q.field, q.text)
+	case kindSubstring:
+		return ix.compileSubstring(q.field, q.text)
+	case kindSentDay:
+		from, to := minTime, maxTime.AddDate(0, 0, 1)
+		if q.from != noBound {
+			from = maxT(from, time.Unix(q.from, 0).UTC())
+		}
+		if q.to != noBound {
+			to = minT(to, time.Unix(q.to, 0).UTC())
+		}
+		if !from.Before(to) {
+			return compiled{none: true}
+		}
+		return compiled{q: termsQuery{field: fieldSentDay, terms: dayRangeTerms(civilDay(from), civilDay(to))}}
 	case kindHeader:
 		return ix.compileHeader(q.name, q.text)
 	case kindReceived:
@@ -355,6 +398,51 @@ func (ix *Index) compileText(field Field, s string) compiled {
 	return compiled{none: true}
 }
 
+// compileSubstring matches s inside the words of field, see Substring.
+func (ix *Index) compileSubstring(field Field, s string) compiled {
+	var fields []string
+	var ws []string
+	switch field {
+	case FieldFrom:
+		fields = []string{fieldFrom}
+	case FieldTo:
+		fields = []string{fieldTo, fieldRcpt}
+	case FieldCc:
+		fields = []string{fieldCc}
+	case FieldBcc:
+		fields = []string{fieldBcc, fieldRcpt}
+	case FieldSubject:
+		fields = []string{fieldSubject}
+	case FieldBody:
+		fields = []string{fieldBody}
+	case FieldAttachment:
+		fields = []string{fieldAttachment}
+	case FieldText:
+		fields = []string{fieldSubject, fieldBody, fieldAttachment, fieldHeader, fieldFrom, fieldTo, fieldCc, fieldBcc, fieldRcpt}
+	default:
+		return compiled{none: true}
+	}
+	if isAddressField(fields[0]) {
+		ws = addressWords(s)
+	} else {
+		ws = words(ix.an.words, s)
+	}
+	if len(ws) == 0 {
+		return compiled{all: true}
+	}
+	if field == FieldText {
+		// Address terms are what addressWords makes of the search string.
+		text := compiled{q: substringQuery{ix: ix, fields: fields[:4], words: ws}}
+		aw := addressWords(s)
+		if len(aw) == 0 {
+			return text
+		}
+		addr := substringQuery{ix: ix, fields: fields[4:], words: aw}
+		return compiled{q: bluge.NewBooleanQuery().SetMinShould(1).AddShould(text.q, addr)}
+	}
+	return compiled{q: substringQuery{ix: ix, fields: fields, words: ws}}
+}
+
 // wordQuery matches the words of s in any of fields: as a phrase, except in
 // the body, which has no positions (see doc.go), where all words must occur.
 func (ix *Index) wordQuery(s string, fields ...string) compiled {
@@ -450,4 +538,68 @@ func (ix *Index) compileHeader(name, value string) compiled {
 		ws[i] = string(headerTerm(name, w))
 	}
 	return compiled{q: phraseQuery{ix: ix, field: fieldHeader, terms: ws}}
+}
+
+// civilDay is the calendar day of t as written, at 00:00 UTC.
+func civilDay(t time.Time) time.Time {
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+}
+
+func minT(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func maxT(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// appendDayTerms appends the day terms of Date: t as written: its year,
+// month and day, so that a range of days is a few terms (dayRangeTerms).
+func appendDayTerms(b []byte, t time.Time) []byte {
+	y, m, d := t.Date()
+	b = append(b, 'y')
+	b = appendPadded(b, y, 4)
+	b = append(b, valueSep, 'm')
+	b = appendPadded(b, y, 4)
+	b = appendPadded(b, int(m), 2)
+	b = append(b, valueSep, 'd')
+	b = appendPadded(b, y, 4)
+	b = appendPadded(b, int(m), 2)
+	return appendPadded(b, d, 2)
+}
+
+func appendPadded(b []byte, v, width int) []byte {
+	s := strconv.Itoa(v)
+	for i := len(s); i < width; i++ {
+		b = append(b, '0')
+	}
+	return append(b, s...)
+}
+
+// dayRangeTerms covers the days [from, to) (UTC midnights) with whole
+// years, then whole months, then days: at most a few dozen terms besides
+// one per year.
+func dayRangeTerms(from, to time.Time) []string {
+	var terms []string
+	for cur := from; cur.Before(to); {
+		y, m, d := cur.Date()
+		switch {
+		case m == time.January && d == 1 && !cur.AddDate(1, 0, 0).After(to):
+			terms = append(terms, string(appendPadded([]byte{'y'}, y, 4)))
+			cur = cur.AddDate(1, 0, 0)
+		case d == 1 && !cur.AddDate(0, 1, 0).After(to):
+			terms = append(terms, string(appendPadded(appendPadded([]byte{'m'}, y, 4), int(m), 2)))
+			cur = cur.AddDate(0, 1, 0)
+		default:
+			terms = append(terms, string(appendPadded(appendPadded(appendPadded([]byte{'d'}, y, 4), int(m), 2), d, 2)))
+			cur = cur.AddDate(0, 0, 1)
+		}
+	}
+	return terms
 }

@@ -342,8 +342,10 @@ func (c *collectRequest) Collect(ctx context.Context, _ search.Aggregations, s s
 		if dm == nil {
 			return doneIterator{}, nil
 		}
-		if err := dvr.VisitDocumentValues(dm.Number, c.visit); err != nil {
-			return nil, err
+		if c.visit != nil {
+			if err := dvr.VisitDocumentValues(dm.Number, c.visit); err != nil {
+				return nil, err
+			}
 		}
 		if c.hit != nil {
 			c.hit()
