@@ -57,8 +57,11 @@ type fieldTerm struct {
 	locs []fieldLoc
 }
 
+// fieldLoc is a term position. Byte offsets are not kept: phrases need
+// positions only, snippets analyze the text again, and offsets cost the
+// segment two varints per word.
 type fieldLoc struct {
-	start, end, pos int
+	pos int
 }
 
 func (f *textField) Name() string            { return f.name }
@@ -139,7 +142,7 @@ func (f *textField) Analyze(startOffset int) int {
 	for i, t := range tokens {
 		pos += t.PositionIncr
 		term := &f.terms[sc.ofTok[i]]
-		term.locs = append(term.locs, fieldLoc{start: t.Start, end: t.End, pos: pos})
+		term.locs = append(term.locs, fieldLoc{pos: pos})
 	}
 	return pos
 }
@@ -184,7 +187,7 @@ func (t *fieldTerm) EachLocation(vl segment.VisitLocation) {
 }
 
 func (*fieldLoc) Field() string { return "" }
-func (l *fieldLoc) Start() int  { return l.start }
-func (l *fieldLoc) End() int    { return l.end }
+func (*fieldLoc) Start() int    { return 0 }
+func (*fieldLoc) End() int      { return 0 }
 func (l *fieldLoc) Pos() int    { return l.pos }
 func (*fieldLoc) Size() int     { return int(unsafe.Sizeof(fieldLoc{})) }

@@ -14,9 +14,11 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/blugelabs/bluge"
 	blugeindex "github.com/blugelabs/bluge/index"
+	"github.com/blugelabs/bluge/search"
 	"github.com/blugelabs/bluge/search/searcher"
 )
 
@@ -274,15 +276,37 @@ func dedupByMID(docs []Doc) []*Doc {
 }
 
 // analyze builds and analyzes the documents on all cores, and the
-// vocabulary document of their words (see vocabulary.go).
-func (ix *Index) analyze(docs []*Doc) ([]analyzedDoc, *analyzedDoc, error) {
+// vocabulary document of the words earlier batches did not have (see
+// vocabulary.go).
+func (ix *Index) analyze(docs []*Doc) (out []analyzedDoc, vocab *analyzedDoc, err error) {
+	ran := false
+	err = ix.withSnapshot(context.Background(), func(snap search.Reader) error {
+		ran = true
+		out, vocab, err = ix.analyzeOn(snap, docs)
+		return err
+	})
+	if !ran {
+		// Without a snapshot every word goes into the vocabulary.
+		ix.log.Debug("index: no snapshot for the vocabulary", "err", err)
+		out, vocab, err = ix.analyzeOn(nil, docs)
+	}
+	return out, vocab, err
+}
+
+func (ix *Index) analyzeOn(snap search.Reader, docs []*Doc) ([]analyzedDoc, *analyzedDoc, error) {
 	out := make([]analyzedDoc, len(docs))
 	errs := make([]error, len(docs))
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	sets := make([]vocabSet, min(runtime.GOMAXPROCS(0), len(docs)))
 	for w := range sets {
-		sets[w] = make(vocabSet)
+		sets[w].words = make(map[string]bool)
+		if snap != nil {
+			// One lookup per worker: it holds cursors of its own.
+			if l, err := snap.DictionaryLookup(fieldVocab); err == nil {
+				sets[w].known = l
+			}
+		}
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1) - 1)
@@ -300,17 +324,17 @@ func (ix *Index) analyze(docs []*Doc) ([]analyzedDoc, *analyzedDoc, error) {
 	if err := errors.Join(errs...); err != nil || len(docs) == 0 {
 		return out, nil, err
 	}
-	words := sets[0]
+	words := sets[0].words
 	for _, s := range sets[1:] {
-		for w := range s {
-			words[w] = struct{}{}
+		for w, isNew := range s.words {
+			words[w] = words[w] || isNew
 		}
 	}
 	first, last := docs[0].MID, docs[0].MID
 	for _, d := range docs {
 		first, last = min(first, d.MID), max(last, d.MID)
 	}
-	v := vocabDoc(vocabID(first, last), words, ix.an.scratch)
+	v := vocabDoc(vocabID(first, last, time.Now().UnixNano()), words, ix.an.scratch)
 	return out, &v, nil
 }
 

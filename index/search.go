@@ -484,3 +484,37 @@ func prefixEnd(prefix string) []byte {
 	}
 	return nil
 }
+
+// snapshotRequest runs fn on the search.Reader of a bluge.Reader, which
+// bluge only hands to a search: fn needs dictionary lookups that
+// bluge.Reader does not offer.
+type snapshotRequest struct {
+	fn     func(search.Reader) error
+	reader search.Reader
+}
+
+func (s *snapshotRequest) Searcher(r search.Reader, _ bluge.Config) (search.Searcher, error) {
+	s.reader = r
+	return searcher.NewMatchNoneSearcher(r, search.SearcherOptions{})
+}
+
+func (s *snapshotRequest) Collector() search.Collector               { return s }
+func (s *snapshotRequest) AddAggregation(string, search.Aggregation) {}
+func (s *snapshotRequest) Aggregations() search.Aggregations         { return nil }
+func (s *snapshotRequest) Size() int                                 { return 0 }
+func (s *snapshotRequest) BackingSize() int                          { return 0 }
+func (s *snapshotRequest) Collect(_ context.Context, _ search.Aggregations, sr search.Collectible) (search.DocumentMatchIterator, error) {
+	defer sr.Close()
+	return doneIterator{}, s.fn(s.reader)
+}
+
+// withSnapshot calls fn with a snapshot of what all finished batches wrote.
+func (ix *Index) withSnapshot(ctx context.Context, fn func(search.Reader) error) error {
+	r, err := ix.reader()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	_, err = r.Search(ctx, &snapshotRequest{fn: fn})
+	return err
+}

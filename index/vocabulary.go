@@ -12,6 +12,7 @@ import (
 	"github.com/blugelabs/bluge/search"
 	"github.com/blugelabs/bluge/search/searcher"
 	"github.com/blugelabs/bluge/search/similarity"
+	segment "github.com/blugelabs/bluge_segment_api"
 )
 
 // Substring search (IMAP's SEARCH semantics) needs the indexed words that
@@ -45,11 +46,15 @@ func vocabSource(field string) bool {
 	return false
 }
 
-// vocabSet gathers distinct words; its keys point into analyzed documents,
-// which outlive it.
-type vocabSet map[string]struct{}
+// vocabSet gathers the distinct words of a batch that the vocabulary does
+// not hold yet; its keys point into analyzed documents, which outlive it.
+type vocabSet struct {
+	words map[string]bool // true: new, false: known from earlier batches
+	known segment.DictionaryLookup // the vocabulary of earlier batches; nil: none
+	key   []byte
+}
 
-func (v vocabSet) addDoc(doc bluge.Document) {
+func (v *vocabSet) addDoc(doc bluge.Document) {
 	for _, f := range doc {
 		tf, ok := f.(*textField)
 		if !ok || !vocabSource(tf.name) {
@@ -60,24 +65,43 @@ func (v vocabSet) addDoc(doc bluge.Document) {
 			if len(t) == 0 || len(t) > maxVocabWord || (tf.name == fieldHeader && bytes.IndexByte(t, nameSep) >= 0) {
 				continue
 			}
-			v[unsafe.String(unsafe.SliceData(t), len(t))] = struct{}{}
+			w := unsafe.String(unsafe.SliceData(t), len(t))
+			if _, ok := v.words[w]; ok {
+				continue
+			}
+			isNew := true
+			if v.known != nil {
+				// "w\x00" is the suffix that is the whole word. A word
+				// known from a snapshot older than the last batch only
+				// costs a repeated entry.
+				v.key = append(append(v.key[:0], t...), nameSep)
+				found, err := v.known.Contains(v.key)
+				isNew = err != nil || !found
+			}
+			v.words[w] = isNew
 		}
 	}
 }
 
 // vocabDoc builds the vocabulary document of a batch; id tells batches
 // apart (a batch fed again replaces its document).
-func vocabDoc(id string, words vocabSet, scratch *sync.Pool) analyzedDoc {
+func vocabDoc(id string, words map[string]bool, scratch *sync.Pool) analyzedDoc {
 	size := 0
 	n := 0
-	for w := range words {
+	for w, isNew := range words {
+		if !isNew {
+			continue
+		}
 		runes := utf8.RuneCountInString(w)
 		size += runes * (len(w) + 1)
 		n += runes
 	}
 	buf := make([]byte, 0, size)
 	terms := make([][]byte, 0, n)
-	for w := range words {
+	for w, isNew := range words {
+		if !isNew {
+			continue
+		}
 		for i := range w {
 			if !utf8.RuneStart(w[i]) {
 				continue
@@ -97,9 +121,11 @@ func vocabDoc(id string, words vocabSet, scratch *sync.Pool) analyzedDoc {
 	return analyzedDoc{Document: doc, id: bluge.Identifier(id)}
 }
 
-// vocabID names the vocabulary document of a batch of messages first..last.
-func vocabID(first, last uint64) string {
-	return "v" + strconv.FormatUint(first, 10) + "-" + strconv.FormatUint(last, 10)
+// vocabID names the vocabulary document of a batch of messages first..last
+// prepared at nanosecond now. Each is unique: a batch fed again must not
+// replace the document its words were found known in.
+func vocabID(first, last uint64, now int64) string {
+	return "v" + strconv.FormatUint(first, 10) + "-" + strconv.FormatUint(last, 10) + "-" + strconv.FormatInt(now, 36)
 }
 
 // vocabMode selects the words vocabWords lists.
