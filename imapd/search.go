@@ -178,13 +178,6 @@ func (m *matcher) eval(c *imap.SearchCriteria) (bitset, error) {
 			return nil, err
 		}
 	}
-	if (!c.SentSince.IsZero() || !c.SentBefore.IsZero()) && !res.empty() {
-		sent, err := m.sent(c.SentSince, c.SentBefore)
-		if err != nil {
-			return nil, err
-		}
-		res.and(sent)
-	}
 	for i := range c.Not {
 		if res.empty() {
 			break
@@ -219,33 +212,61 @@ func hasFlag(l []string, f imap.Flag) bool {
 	return slices.ContainsFunc(l, func(x string) bool { return strings.EqualFold(x, string(f)) })
 }
 
-// textQuery translates the keys of one criteria level that the full-text
-// index answers. For a header whose value is verified afterwards, the index
-// gives the messages that have the header; a BODY or TEXT string without a
-// word is left to rawContains.
+// textQuery translates the keys of one criteria level that the index
+// answers: text keys with IMAP's substring semantics (index.Substring) and
+// the sent date. For a
+// header whose value is verified afterwards, the index gives the messages
+// that have the header; a BODY or TEXT string without a word is left to
+// rawContains.
 func textQuery(c *imap.SearchCriteria) (index.Query, bool) {
 	var qs []index.Query
 	for _, h := range c.Header {
-		if verifiedHeader(h) {
+		switch {
+		case verifiedHeader(h):
 			qs = append(qs, index.Header(h.Key, ""))
-		} else {
+		case substringField(h.Key) != 0 && strings.TrimSpace(h.Value) != "":
+			qs = append(qs, index.Substring(substringField(h.Key), h.Value))
+		default:
 			qs = append(qs, index.Header(h.Key, h.Value))
 		}
 	}
 	for _, b := range c.Body {
 		if hasWord(b) {
-			qs = append(qs, index.Text(index.FieldBody, b))
+			qs = append(qs, index.Substring(index.FieldBody, b))
 		}
 	}
 	for _, x := range c.Text {
 		if hasWord(x) {
-			qs = append(qs, index.Text(index.FieldText, x))
+			qs = append(qs, index.Substring(index.FieldText, x))
 		}
+	}
+	if !c.SentSince.IsZero() || !c.SentBefore.IsZero() {
+		// The index keeps the calendar day of Date: as written in its
+		// own time zone, which is what SENTSINCE and SENTBEFORE compare.
+		qs = append(qs, index.SentDays(c.SentSince, c.SentBefore))
 	}
 	if len(qs) == 0 {
 		return index.Query{}, false
 	}
 	return index.And(qs...), true
+}
+
+// substringField is the index field of the headers with one (FROM, TO, CC,
+// BCC, SUBJECT), else 0.
+func substringField(name string) index.Field {
+	switch strings.ToLower(name) {
+	case "from":
+		return index.FieldFrom
+	case "to":
+		return index.FieldTo
+	case "cc":
+		return index.FieldCc
+	case "bcc":
+		return index.FieldBcc
+	case "subject":
+		return index.FieldSubject
+	}
+	return 0
 }
 
 // verifiedHeader reports whether a header key is decided by a substring
@@ -317,39 +338,6 @@ func (m *matcher) rawContains(res bitset, s string, bodyOnly bool) error {
 	return ferr
 }
 
-// slack is the widest distance of a time zone from UTC: the index keeps
-// Date: as an instant, while SENTSINCE/SENTBEFORE compare the date as
-// written in its own zone.
-const slack = 14 * time.Hour
-
-// sent matches SENTSINCE/SENTBEFORE: the index gives the messages that are
-// certainly in range and those near a boundary, whose Date: is then read
-// from the stored summary.
-func (m *matcher) sent(since, before time.Time) (bitset, error) {
-	sure := index.SentRange(shift(since, slack), shift(before, -slack))
-	near := index.SentRange(shift(since, -slack), shift(before, slack))
-	folder := m.sel.ref.info.ID
-	sureUIDs, err := m.t.SearchFolder(m.s.ctx, m.s.login, folder, sure)
-	if err != nil {
-		return nil, m.s.fail("search", err)
-	}
-	res := m.fromUIDs(sureUIDs)
-	nearUIDs, err := m.t.SearchFolder(m.s.ctx, m.s.login, folder, index.And(near, index.Not(sure)))
-	if err != nil {
-		return nil, m.s.fail("search", err)
-	}
-	verified, err := m.bySummary(m.fromUIDs(nearUIDs), func(sum *mailparse.Summary) bool {
-		d := sum.Envelope.Date
-		if d.IsZero() {
-			return false
-		}
-		day := time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, time.UTC)
-		return (since.IsZero() || !day.Before(since)) && (before.IsZero() || day.Before(before))
-	})
-	res.or(verified)
-	return res, err
-}
-
 // headerValue keeps the messages of res that have a header name whose value
 // contains value, case-insensitively.
 func (m *matcher) headerValue(res bitset, name, value string) error {
@@ -381,14 +369,6 @@ func (m *matcher) bySummary(cand bitset, match func(*mailparse.Summary) bool) (b
 		}
 	})
 	return out, ferr
-}
-
-// shift moves a bound by d; a zero (open) bound stays open.
-func shift(t time.Time, d time.Duration) time.Time {
-	if t.IsZero() {
-		return t
-	}
-	return t.Add(d)
 }
 
 // positions returns the view positions of a sequence or UID set.

@@ -31,7 +31,14 @@ const maxExpansion = 1024
 // process can search.
 var setClauseCap sync.Once
 
-const watermarkFile = "watermark" // inside the bluge directory, which ignores it
+const (
+	watermarkFile = "watermark" // inside the bluge directory, which ignores it
+	formatFile    = "format"
+	// indexFormat changes when documents gain what searches rely on (2: the
+	// vocabulary for substrings, body positions, sent days). An index of
+	// another format is fed again from the archive.
+	indexFormat = "2"
+)
 
 // ErrClosed is returned after Close.
 var ErrClosed = errors.New("index closed")
@@ -77,6 +84,20 @@ func Open(dir string, log *slog.Logger) (*Index, error) {
 	if err != nil {
 		// Safe: the caller re-feeds from 0, and Put replaces documents.
 		log.Warn("index watermark unreadable, starting from 0", "dir", dir, "err", err)
+	}
+	if f, _ := os.ReadFile(filepath.Join(dir, formatFile)); string(f) != indexFormat {
+		if wm > 0 {
+			log.Info("index of an older format: indexing the archive again", "dir", dir)
+			if err := writeWatermark(filepath.Join(dir, watermarkFile), 0); err != nil {
+				w.Close()
+				return nil, err
+			}
+			wm = 0
+		}
+		if err := os.WriteFile(filepath.Join(dir, formatFile), []byte(indexFormat), 0o600); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("open index %q: %w", dir, err)
+		}
 	}
 	ix.watermark.Store(wm)
 	return ix, nil
