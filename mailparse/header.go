@@ -285,6 +285,25 @@ func (p *parser) decodeWords(s string) string {
 	return strings.ToValidUTF8(d, "\uFFFD")
 }
 
+// shownHeader is the text of the header fields a mail reader shows for
+// the embedded message being parsed (From, To, Cc, Subject, Date), one
+// "Name: value" line each, decoded.
+func (p *parser) shownHeader() string {
+	var b []byte
+	for _, f := range p.fields {
+		switch strings.ToLower(string(f.name)) {
+		case "from", "to", "cc", "subject", "date":
+		default:
+			continue
+		}
+		b = appendUTF8(b, f.name)
+		b = append(b, ": "...)
+		b = append(b, p.decodeWords(string(appendFieldValue(nil, p.raw[f.start:f.end])))...)
+		b = append(b, '\n')
+	}
+	return string(b)
+}
+
 // topLevel records the message's header fields and References. Names and
 // values share one string, so a header of many fields costs few allocations.
 func (p *parser) topLevel(idx *fieldIndex) {

@@ -7,7 +7,8 @@ import (
 )
 
 // appendHTMLText appends the readable text of the HTML document src (valid
-// UTF-8) to dst: tags, comments, scripts and styles dropped, entities
+// UTF-8) to dst: the title (a reader sees it) on a line of its own, tags,
+// comments, scripts and styles dropped, entities
 // decoded, whitespace collapsed, block elements on their own lines. It is a
 // tolerant scanner rather than a full HTML5 parser: for indexing and previews
 // that is enough, and several times faster.
@@ -169,9 +170,9 @@ func tagKind(name []byte) int {
 		lower[i] = c
 	}
 	switch string(lower) {
-	case "script", "style", "title", "template", "noscript":
+	case "script", "style", "template", "noscript":
 		return tagSkip
-	case "br", "p", "div", "tr", "li", "ul", "ol", "dl", "dt", "dd", "table", "tbody", "thead",
+	case "title", "br", "p", "div", "tr", "li", "ul", "ol", "dl", "dt", "dd", "table", "tbody", "thead",
 		"h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "hr", "section", "article",
 		"header", "footer", "address", "center", "body", "html", "form", "fieldset", "nav", "main":
 		return tagBlock

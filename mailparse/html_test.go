@@ -7,7 +7,7 @@ func TestHTMLText(t *testing.T) {
 		{"<p>One</p><p>Two</p>", "One\nTwo"},
 		{"a<br>b<BR/>c", "a\nb\nc"},
 		{"<table><tr><td>x</td><td>y</td></tr><tr><td>z</td></tr></table>", "x y\nz"},
-		{"<head><title>skip</title><style>p{}</style></head><script>if (a<b) x()</script>text", "text"},
+		{"<head><title>Title</title><style>p{}</style></head><script>if (a<b) x()</script>text", "Title\ntext"},
 		{"<!-- hidden -->shown<!-- unterminated", "shown"},
 		{"&lt;tag&gt; &amp; &quot;q&quot; &euro;&#8364;&#x20AC; &copy; &bogus; & alone", "<tag> & \"q\" €€€ © &bogus; & alone"},
 		{"spaces   and\n\ttabs", "spaces and tabs"},

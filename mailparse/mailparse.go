@@ -264,6 +264,10 @@ func (p *parser) parsePart(start, end, depth int, inDigest bool, env *Envelope) 
 	}
 	if depth == 0 {
 		p.topLevel(&idx)
+	} else if env != nil && p.maxText > 0 {
+		if h := p.shownHeader(); h != "" {
+			p.textParts = append(p.textParts, textPart{path: slices.Clone(p.path), header: h})
+		}
 	}
 	p.contentFields(part, &idx)
 
@@ -308,7 +312,7 @@ func (p *parser) leaf(part *Part, depth int) {
 	switch {
 	case part.Type == "text":
 		if p.maxText > 0 {
-			p.textParts = append(p.textParts, textPart{part, slices.Clone(p.path)})
+			p.textParts = append(p.textParts, textPart{part: part, path: slices.Clone(p.path)})
 		}
 	case embedded:
 		switch {

@@ -165,11 +165,13 @@ func TestParseMixed(t *testing.T) {
 	if !s.HasAttachment || !slices.Equal(s.Attachments, []string{"Résumé.pdf"}) {
 		t.Errorf("HasAttachment, Attachments = %v, %q", s.HasAttachment, s.Attachments)
 	}
-	wantText := "Café costs € 5, a long line continues.\nHello & welcome\nLine two ☺\nInner body text."
+	// The HTML title and the shown header of the forwarded message are
+	// text a reader sees.
+	wantText := "Café costs € 5, a long line continues.\nT\nHello & welcome\nLine two ☺\nFrom: Old Sender <old@example.com>\nSubject: Forwarded\nInner body text."
 	if s.Text != wantText {
 		t.Errorf("Text = %q, want %q", s.Text, wantText)
 	}
-	if want := "Café costs € 5, a long line continues. Hello & welcome Line two ☺ Inner body text."; s.Preview != want {
+	if want := "Café costs € 5, a long line continues. T Hello & welcome Line two ☺ From: Old Sender <old@example.com> Subject: Forwarded Inner body text."; s.Preview != want {
 		t.Errorf("Preview = %q, want %q", s.Preview, want)
 	}
 	if len(s.Headers) != 10 || s.Headers[3] != (Header{"Subject", "Grüße aus Köln"}) || s.Headers[9].Name != "Content-Type" {
@@ -354,7 +356,7 @@ iVBORw0KGgo=
 			if first.Type != "message" || first.MessageEnvelope == nil || first.MessageEnvelope.Subject != "first" {
 				t.Errorf("first digest part = %s/%s %+v", first.Type, first.Subtype, first.MessageEnvelope)
 			}
-			if s.Text != "one\ntwo" {
+			if s.Text != "Subject: first\none\ntwo" {
 				t.Errorf("Text = %q", s.Text)
 			}
 		},

@@ -18,6 +18,9 @@ import (
 type textPart struct {
 	part *Part
 	path []int
+	// header, when set, is the decoded header of an embedded message,
+	// which a reader of the forwarded message sees; part is then nil.
+	header string
 }
 
 // extractTexts decodes the text parts into Summary.Text, in document order.
@@ -27,6 +30,10 @@ func (p *parser) extractTexts() {
 	}
 	size := 0
 	for _, tp := range p.textParts {
+		if tp.part == nil {
+			size += len(tp.header) + 1
+			continue
+		}
 		size += int(tp.part.Size) + 1
 	}
 	p.text = make([]byte, 0, min(size, p.maxText))
@@ -35,6 +42,10 @@ func (p *parser) extractTexts() {
 			break
 		}
 		p.path = tp.path
+		if tp.part == nil {
+			p.appendText(func(dst []byte) []byte { return append(dst, tp.header...) })
+			continue
+		}
 		p.extractText(tp.part)
 	}
 	p.path = p.path[:0]
@@ -71,16 +82,25 @@ func (p *parser) extractText(part *Part) {
 		p.charsetBuf = text
 	}
 
+	switch part.Subtype {
+	case "html":
+		p.appendText(func(dst []byte) []byte { return appendHTMLText(dst, text) })
+	case "calendar":
+		p.appendText(func(dst []byte) []byte { return appendCalendarText(dst, text) })
+	default:
+		p.appendText(func(dst []byte) []byte { return append(dst, text...) })
+	}
+}
+
+// appendText appends what add appends to p.text, on a line of its own,
+// capped at p.maxText on a UTF-8 boundary.
+func (p *parser) appendText(add func(dst []byte) []byte) {
 	mark := len(p.text)
 	if mark > 0 {
 		p.text = append(p.text, '\n')
 	}
 	start := len(p.text)
-	if part.Subtype == "html" {
-		p.text = appendHTMLText(p.text, text)
-	} else {
-		p.text = append(p.text, text...)
-	}
+	p.text = add(p.text)
 	p.text = bytes.TrimRight(p.text, " \t\r\n")
 	if len(p.text) <= start {
 		p.text = p.text[:mark] // no text: no separator either
