@@ -49,7 +49,7 @@ func vocabSource(field string) bool {
 // vocabSet gathers the distinct words of a batch that the vocabulary does
 // not hold yet; its keys point into analyzed documents, which outlive it.
 type vocabSet struct {
-	words map[string]bool // true: new, false: known from earlier batches
+	words map[string]bool          // true: new, false: known from earlier batches
 	known segment.DictionaryLookup // the vocabulary of earlier batches; nil: none
 	key   []byte
 }
