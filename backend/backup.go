@@ -18,11 +18,13 @@ import (
 
 // BackupFile is one file of a consistent cut: Name is its path inside the
 // data directory ("tenants/acme/packs/00000000.pack"); the first Size
-// bytes of Path are the file as it was at the cut.
+// bytes of File (opened at the cut; nil: open Path) are the file as it
+// was at the cut.
 type BackupFile struct {
 	Name string
 	Path string
 	Size int64
+	File *os.File
 }
 
 // BackupCut is a tenant's state at one moment: every file of the archive
@@ -43,7 +45,7 @@ type BackupCut struct {
 	release func()
 }
 
-// Release drops the cut's temporary files and lets the tenant close.
+// Release closes the cut's files and lets the tenant close.
 func (c *BackupCut) Release() {
 	if c.release != nil {
 		c.release()
@@ -53,11 +55,13 @@ func (c *BackupCut) Release() {
 
 // BackupCut takes a consistent cut of the tenant while mail keeps
 // arriving. Writers (commits, administrative changes, audit entries) are
-// paused only while meta.db is written to a temporary copy and the lengths
-// of the append-only files are taken: packs, summary log and anchor log
-// only grow, so their prefixes up to those lengths are copied later
-// without holding the pause. Blobs of ingests still in flight may lie
-// within those prefixes; they are orphans, which verify names as harmless.
+// paused only while the files are opened and their lengths taken: meta.db
+// (buntdb's append-only log; its length is taken between two of its
+// transactions, and a compaction replaces the file, not the one opened),
+// the packs, the summary log and the anchor log only grow, so their
+// prefixes up to those lengths are copied afterwards without holding the
+// pause. Blobs of ingests still in flight may lie within those prefixes;
+// they are orphans, which verify names as harmless.
 func (t *Tenant) BackupCut(ctx context.Context, actor string) (*BackupCut, error) {
 	if err := t.checkOpen(); err != nil {
 		return nil, err
@@ -68,43 +72,14 @@ func (t *Tenant) BackupCut(ctx context.Context, actor string) (*BackupCut, error
 	}
 	t.Audit(ctx, actor, "backup", "consistent cut for a backup")
 	hold := t.Hold()
-	tmp, err := os.CreateTemp(t.dir, ".backup-meta-*.db")
-	if err != nil {
-		hold()
-		return nil, fmt.Errorf("backup of tenant %q: %w", t.Name, err)
-	}
 	cut := &BackupCut{Tenant: t.Name}
 	cut.release = func() {
-		tmp.Close()
-		os.Remove(tmp.Name())
+		for _, f := range cut.Files {
+			if f.File != nil {
+				f.File.Close()
+			}
+		}
 		hold()
-	}
-	fail := func(err error) (*BackupCut, error) {
-		cut.Release()
-		return nil, fmt.Errorf("backup of tenant %q: %w", t.Name, err)
-	}
-
-	start := time.Now()
-	t.wmu.Lock()
-	err = t.db.Save(tmp)
-	var pexts []store.FileExtent
-	if err == nil {
-		pexts, err = packs.Extents()
-	}
-	sums, anchors := t.sums.Extent(), t.anchors.Extent()
-	t.mu.RLock()
-	cut.Messages, cut.Chain, cut.Audit = t.state.Messages, fmt.Sprintf("%x", t.lastChain), t.state.Audit
-	t.mu.RUnlock()
-	cut.At = time.Now().UTC()
-	t.wmu.Unlock()
-	paused := time.Since(start)
-	cut.Paused = paused
-	if err != nil {
-		return fail(err)
-	}
-	st, err := tmp.Stat()
-	if err != nil {
-		return fail(err)
 	}
 	rel := func(path string) string {
 		r, err := filepath.Rel(t.p.opt.DataDir, path)
@@ -113,18 +88,54 @@ func (t *Tenant) BackupCut(ctx context.Context, actor string) (*BackupCut, error
 		}
 		return filepath.ToSlash(r)
 	}
-	base := "tenants/" + t.Name + "/"
-	cut.Files = append(cut.Files,
-		BackupFile{Name: base + "meta.db", Path: tmp.Name(), Size: st.Size()},
-		BackupFile{Name: rel(sums.Path), Path: sums.Path, Size: sums.Size},
-		BackupFile{Name: rel(anchors.Path), Path: anchors.Path, Size: anchors.Size},
-	)
-	for _, e := range pexts {
-		cut.Files = append(cut.Files, BackupFile{Name: rel(e.Path), Path: e.Path, Size: e.Size})
+	open := func(e store.FileExtent) error {
+		f, err := os.Open(e.Path)
+		if err != nil {
+			return err
+		}
+		cut.Files = append(cut.Files, BackupFile{Name: rel(e.Path), Path: e.Path, Size: e.Size, File: f})
+		return nil
+	}
+
+	start := time.Now()
+	t.wmu.Lock()
+	err := t.db.View(func(tx *buntdb.Tx) error {
+		// No buntdb transaction is being written while this one is open.
+		path := filepath.Join(t.dir, "meta.db")
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return err
+		}
+		cut.Files = append(cut.Files, BackupFile{Name: rel(path), Path: path, Size: st.Size(), File: f})
+		return nil
+	})
+	var pexts []store.FileExtent
+	if err == nil {
+		pexts, err = packs.Extents()
+	}
+	for _, e := range append([]store.FileExtent{t.sums.Extent(), t.anchors.Extent()}, pexts...) {
+		if err == nil {
+			err = open(e)
+		}
+	}
+	t.mu.RLock()
+	cut.Messages, cut.Chain, cut.Audit = t.state.Messages, fmt.Sprintf("%x", t.lastChain), t.state.Audit
+	t.mu.RUnlock()
+	cut.At = time.Now().UTC()
+	t.wmu.Unlock()
+	cut.Paused = time.Since(start)
+	if err != nil {
+		cut.Release()
+		return nil, fmt.Errorf("backup of tenant %q: %w", t.Name, err)
 	}
 	cut.Files = append(cut.Files, t.backupTimestamps(cut.Messages, cut.Audit)...)
-	t.log.Info("backup cut taken", "messages", cut.Messages, "writers_paused", paused.Round(time.Microsecond),
-		"meta_bytes", st.Size(), "packs", len(pexts))
+	t.log.Info("backup cut taken", "messages", cut.Messages, "writers_paused", cut.Paused.Round(time.Microsecond),
+		"meta_bytes", cut.Files[0].Size, "packs", len(pexts))
 	return cut, nil
 }
 

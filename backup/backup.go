@@ -142,13 +142,14 @@ func Write(ctx context.Context, w io.Writer, p *backend.Provider, opt Options) (
 		err = func() error {
 			defer cut.Release()
 			for _, f := range cut.Files {
-				fh, err := os.Open(f.Path)
-				if err != nil {
-					return err
+				fh := f.File
+				if fh == nil {
+					if fh, err = os.Open(f.Path); err != nil {
+						return err
+					}
+					defer fh.Close()
 				}
-				err = add(f.Name, f.Size, fh)
-				fh.Close()
-				if err != nil {
+				if err := add(f.Name, f.Size, io.NewSectionReader(fh, 0, f.Size)); err != nil {
 					return err
 				}
 			}
