@@ -143,8 +143,12 @@ func (t *Tenant) ingest(ctx context.Context, raw []byte, src Source, turn *Turn)
 		j.received = src.Received.Unix()
 	}
 	t.mu.RLock()
-	_, exists := t.hashes[sum]
+	mid, exists := t.hashes[sum]
+	shredding := exists && t.msgs[mid-1].deleted
 	t.mu.RUnlock()
+	if shredding {
+		return IngestResult{}, fmt.Errorf("message %x is being deleted by retention; retry", sum[:8])
+	}
 
 	if q := t.Info().Quotas.Bytes; !exists && q > 0 && t.storedBytes()+j.size > q {
 		return IngestResult{}, fmt.Errorf("%w: tenant %q byte quota %d reached", ErrQuota, t.Name, q)
@@ -434,6 +438,12 @@ func (t *Tenant) commit(batch []*job) (err error) {
 	t.mu.RLock()
 	for _, j := range batch {
 		mid, ok := t.hashes[j.sum]
+		if ok && t.msgs[mid-1].deleted {
+			// Its bytes are being shredded: it cannot be placed again
+			// until they are gone and it arrives as a new message.
+			t.mu.RUnlock()
+			return fmt.Errorf("message %x is being deleted; retry", j.sum[:8])
+		}
 		if !ok {
 			mid, ok = newBySum[j.sum]
 		}

@@ -90,7 +90,8 @@ func benchRetentionRun(b *testing.B, n int) {
 	if err := tn.WaitIndexed(ctx); err != nil {
 		b.Fatal(err)
 	}
-	disk0 := dirBlocks(b, filepath.Join(dir, "tenants", "acme"))
+	packs := filepath.Join(dir, "tenants", "acme", "packs")
+	disk0 := dirBlocks(b, packs)
 
 	// Ingest goes on during the run.
 	stop := make(chan struct{})
@@ -116,6 +117,10 @@ func benchRetentionRun(b *testing.B, n int) {
 			}
 		}()
 	}
+	// The ingest rate without a run, for comparison.
+	time.Sleep(2 * time.Second)
+	idle := float64(ingested.Load()) / 2
+	ingested.Store(0)
 	cpu0 := cputime.Process()
 	start := time.Now()
 	b.StartTimer()
@@ -131,13 +136,17 @@ func benchRetentionRun(b *testing.B, n int) {
 	if rep.Messages != n/10 {
 		b.Fatalf("deleted %d messages, want %d", rep.Messages, n/10)
 	}
-	disk1 := dirBlocks(b, filepath.Join(dir, "tenants", "acme"))
+	// Closed, the tenant has given back the replaced packs' space.
+	p.Close()
+	disk1 := dirBlocks(b, packs)
 	b.ReportMetric(float64(rep.Messages)/took.Seconds(), "deleted/s")
 	// CPU of the whole process, ingest running beside included.
 	b.ReportMetric(float64(cpu.Microseconds())/float64(rep.Messages), "cpu-µs/deleted")
-	b.ReportMetric(float64(disk0-disk1)/(1<<20), "MiB-reclaimed")
+	b.ReportMetric(float64(rep.Reclaimed)/(1<<20), "MiB-compacted")
+	b.ReportMetric(float64(disk0-disk1)/(1<<20), "MiB-packs-freed")
 	b.ReportMetric(float64(ingested.Load())/took.Seconds(), "ingest-msg/s")
-	b.Logf("%d messages, %d deleted in %s; tenant directory %d -> %d MiB allocated (ingest added %d messages meanwhile)",
+	b.ReportMetric(idle, "ingest-idle-msg/s")
+	b.Logf("%d messages, %d deleted in %s; packs %d -> %d MiB allocated (ingest added %d messages meanwhile)",
 		n, rep.Messages, took.Round(time.Millisecond), disk0>>20, disk1>>20, ingested.Load())
 }
 

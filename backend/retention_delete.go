@@ -428,6 +428,27 @@ func (t *Tenant) Delete(ctx context.Context, actor string, req DeleteRequest, to
 // in the hash chain; their bytes are shredded, their summaries wiped. The
 // audit entries and the anchor of the new state are in the same commit.
 func (t *Tenant) deleteBatch(ctx context.Context, r *run, items []PlanItem, ev *evaluator) (removed, deleted int, err error) {
+	gone, touched, modseq, removed, err := t.commitDeletion(r, items, ev)
+	if err != nil || removed == 0 {
+		return removed, 0, err
+	}
+	// The bytes go outside wmu, so ingest commits meanwhile; the deleted
+	// messages keep their hashes until then, so no commit can take them
+	// up again (see commit).
+	if err := t.shred(ctx, gone); err != nil {
+		// The markers stay; the next run or open finishes the shredding.
+		return removed, len(gone), err
+	}
+	for _, mid := range touched {
+		t.queueIndex(indexJob{mid: mid, modseq: modseq})
+	}
+	return removed, len(gone), nil
+}
+
+// commitDeletion is the part of deleteBatch under wmu: the metadata
+// commit and the in-memory state. It returns the messages whose last
+// placement went, every message it changed and their new modseq.
+func (t *Tenant) commitDeletion(r *run, items []PlanItem, ev *evaluator) (gone, touched []uint64, modseq uint64, removed int, err error) {
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
 	type rm struct {
@@ -466,9 +487,8 @@ func (t *Tenant) deleteBatch(ctx context.Context, r *run, items []PlanItem, ev *
 	}
 	t.mu.RUnlock()
 	if len(rms) == 0 {
-		return 0, 0, nil
+		return nil, nil, 0, 0, nil
 	}
-	var gone []uint64
 	for mid, n := range left {
 		if n == 0 {
 			gone = append(gone, mid)
@@ -477,7 +497,7 @@ func (t *Tenant) deleteBatch(ctx context.Context, r *run, items []PlanItem, ev *
 	slices.Sort(gone)
 
 	now := t.p.now().UTC()
-	modseq := t.modseq + 1
+	modseq = t.modseq + 1
 	next := t.state
 	next.Time = now.UnixNano()
 	byReason := map[string][]rm{}
@@ -519,7 +539,7 @@ func (t *Tenant) deleteBatch(ctx context.Context, r *run, items []PlanItem, ev *
 		})
 	}); err != nil {
 		undo()
-		return 0, 0, err
+		return nil, nil, 0, 0, err
 	}
 	t.mu.RLock()
 	updated := map[uint64]msgMeta{}
@@ -565,7 +585,7 @@ func (t *Tenant) deleteBatch(ctx context.Context, r *run, items []PlanItem, ev *
 	})
 	if err != nil {
 		undo()
-		return 0, 0, fmt.Errorf("commit deletion: %w", err)
+		return nil, nil, 0, 0, fmt.Errorf("commit deletion: %w", err)
 	}
 
 	t.mu.Lock()
@@ -617,14 +637,10 @@ func (t *Tenant) deleteBatch(ctx context.Context, r *run, items []PlanItem, ev *
 			fn(fid, n)
 		}
 	}
-	if err := t.shred(ctx, gone); err != nil {
-		// The markers stay; the next run or open finishes the shredding.
-		return len(rms), len(gone), err
-	}
 	for mid := range updated {
-		t.queueIndex(indexJob{mid: mid, modseq: modseq})
+		touched = append(touched, mid)
 	}
-	return len(rms), len(gone), nil
+	return gone, touched, modseq, len(rms), nil
 }
 
 func shredKey(mid uint64) string { return fmt.Sprintf("shred:%016x", mid) }
@@ -645,8 +661,8 @@ func parseFlagKey(k string) (member, bool) {
 
 // shred destroys the bytes of deleted messages: the blob (unless a message
 // archived since has the same content and owns it now) and the summary
-// record; then it removes their shred markers. The caller holds wmu, so no
-// commit can take up the hash meanwhile.
+// record; then it removes their shred markers. Runs (runMu) and the open
+// call it one at a time.
 func (t *Tenant) shred(ctx context.Context, mids []uint64) error {
 	if len(mids) == 0 {
 		return nil
@@ -715,8 +731,6 @@ func (t *Tenant) finishShreds(ctx context.Context) error {
 		return err
 	}
 	t.log.Info("finishing the shredding of deleted messages", "messages", len(mids))
-	t.wmu.Lock()
-	defer t.wmu.Unlock()
 	return t.shred(ctx, mids)
 }
 

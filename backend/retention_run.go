@@ -55,6 +55,7 @@ type RunReport struct {
 	Planned    int            `json:"planned"`
 	Placements int            `json:"placements"` // removed
 	Messages   int            `json:"messages"`   // deleted with their bytes
+	Reclaimed  int64          `json:"reclaimed"`  // bytes the pack compaction gave back
 	ByPolicy   map[string]int `json:"by_policy,omitempty"`
 	Review     int            `json:"review,omitempty"`
 	Held       int            `json:"held"`
@@ -70,6 +71,10 @@ type RetentionProgress struct {
 }
 
 const runBatch = 500
+
+// packCompactDead is the share of shredded bytes from which a pack is
+// rewritten without them after a run.
+const packCompactDead = 0.05
 
 func (t *Tenant) runFile() string { return filepath.Join(t.dir, "retention.run") }
 
@@ -143,6 +148,15 @@ func (t *Tenant) runDeletion(ctx context.Context, r *run, ev *evaluator) (*RunRe
 		if time.Since(lastLog) > 5*time.Second {
 			t.log.Info("retention run progress", "run", r.ID, "done", i+len(batch), "of", len(r.Items))
 			lastLog = time.Now()
+		}
+	}
+	if c, ok := t.blobs.(interface {
+		Compact(context.Context, float64) (int64, error)
+	}); ok && rep.Messages > 0 {
+		n, err := c.Compact(ctx, packCompactDead)
+		rep.Reclaimed += n
+		if err != nil {
+			t.log.Error("compacting packs after a deletion run", "err", err)
 		}
 	}
 	if err := t.compactMeta(); err != nil {

@@ -41,6 +41,13 @@ type PackBlobs struct {
 	// shredding collects records the scan at open found marked for
 	// shredding but not finished (see Shred).
 	shredding []shredPending
+	// dead counts the bytes of shredded records per pack, which Compact
+	// gives back; retired are pack files Compact replaced, closed at
+	// Close (a reader may still hold one). shredMu keeps Shred and
+	// Compact apart.
+	dead    map[uint32]int64
+	retired []*os.File
+	shredMu sync.Mutex
 	// damage is what the scan at open found; read-only afterwards.
 	damage []PackDamage
 
@@ -78,7 +85,15 @@ func OpenPackBlobs(dir string, log *slog.Logger) (*PackBlobs, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create pack dir: %w", err)
 	}
-	b := &PackBlobs{dir: dir, log: log, maxBytes: DefaultPackBytes, index: map[[32]byte]packLoc{}}
+	b := &PackBlobs{dir: dir, log: log, maxBytes: DefaultPackBytes, index: map[[32]byte]packLoc{}, dead: map[uint32]int64{}}
+	// A compaction cut off by a crash leaves its unfinished copy.
+	if stale, _ := filepath.Glob(filepath.Join(dir, "*.pack.compact")); len(stale) > 0 {
+		for _, s := range stale {
+			if err := os.Remove(s); err != nil {
+				return nil, fmt.Errorf("remove unfinished pack compaction: %w", err)
+			}
+		}
+	}
 	names, err := filepath.Glob(filepath.Join(dir, "*.pack"))
 	if err != nil {
 		return nil, err
@@ -143,6 +158,7 @@ func (b *PackBlobs) scan(pack uint32, f *os.File, newest bool) (int64, error) {
 				if m == shredMagic {
 					b.shredding = append(b.shredding, shredPending{f: f, off: off, n: n})
 				}
+				b.dead[pack] += packHeader + int64(n)
 				prev = off
 				off += packHeader + int64(n)
 				continue
@@ -581,9 +597,12 @@ func (b *PackBlobs) Locate(key string) (path string, off int64, n int, ok bool) 
 // Close closes the pack files.
 func (b *PackBlobs) Close() error {
 	var errs []error
-	for _, f := range b.files {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, f := range append(b.files, b.retired...) {
 		errs = append(errs, f.Close())
 	}
+	b.retired = nil
 	return errors.Join(errs...)
 }
 

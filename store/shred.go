@@ -7,6 +7,10 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -31,12 +35,17 @@ func (b *PackBlobs) Shred(ctx context.Context, keys []string) error {
 		f   *os.File
 		loc packLoc
 	}
+	b.shredMu.Lock()
+	defer b.shredMu.Unlock()
+	// From the index the records go at once: readers get ErrNotFound. The
+	// rest needs no lock: Put appends past every record, and Compact waits
+	// for shredMu.
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	var ts []target
 	for _, key := range keys {
 		k, err := parseKey(key)
 		if err != nil {
+			b.mu.Unlock()
 			return err
 		}
 		loc, ok := b.index[k]
@@ -44,7 +53,10 @@ func (b *PackBlobs) Shred(ctx context.Context, keys []string) error {
 			continue
 		}
 		ts = append(ts, target{b.files[loc.pack], loc})
+		b.dead[loc.pack] += packHeader + int64(loc.n)
+		delete(b.index, k)
 	}
+	b.mu.Unlock()
 	if len(ts) == 0 {
 		return nil
 	}
@@ -57,12 +69,6 @@ func (b *PackBlobs) Shred(ctx context.Context, keys []string) error {
 	}
 	if err := syncFiles(files); err != nil {
 		return err
-	}
-	// From here on the records are gone for readers.
-	for _, key := range keys {
-		if k, err := parseKey(key); err == nil {
-			delete(b.index, k)
-		}
 	}
 	for _, t := range ts {
 		if err := punch(t.f, t.loc.off, int64(t.loc.n)); err != nil {
@@ -189,4 +195,141 @@ func (l *RecordLog) Wipe(offs []int64) error {
 		}
 	}
 	return l.Sync()
+}
+
+// Compact gives back the space of shredded records: each pack whose
+// shredded records make up at least minDead of it is copied without them
+// to a new file, flushed, and renamed over the old one, so a crash leaves
+// either the old pack or the whole new one; no live record is ever
+// written in place. The newest pack is first closed for appends (a new
+// one is started) if it qualifies. A pack with damage found at open is
+// left alone, so verify still sees it. It returns the bytes given back.
+func (b *PackBlobs) Compact(ctx context.Context, minDead float64) (int64, error) {
+	b.shredMu.Lock()
+	defer b.shredMu.Unlock()
+	b.mu.Lock()
+	damaged := map[string]bool{}
+	for _, d := range b.damage {
+		damaged[d.Pack] = true
+	}
+	qualifies := func(p uint32, size int64) bool {
+		return b.dead[p] > 0 && size > 0 && float64(b.dead[p]) >= minDead*float64(size) && !damaged[filepath.Base(b.files[p].Name())]
+	}
+	newest := uint32(len(b.files) - 1)
+	if qualifies(newest, b.size) {
+		if err := b.newPack(); err != nil {
+			b.mu.Unlock()
+			return 0, err
+		}
+	}
+	var todo []uint32
+	for p := range uint32(len(b.files) - 1) {
+		st, err := b.files[p].Stat()
+		if err == nil && qualifies(p, st.Size()) {
+			todo = append(todo, p)
+		}
+	}
+	b.mu.Unlock()
+	var total int64
+	for _, p := range todo {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		n, err := b.compactPack(p)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// compactPack rewrites one finished pack with its live records only. Live
+// records of a finished pack never change (Put appends to the newest pack,
+// Shred waits for shredMu), so they are copied without holding mu.
+// retireAfter is how long a replaced pack file stays open for readers that
+// took it before the swap (a read takes milliseconds).
+const retireAfter = 5 * time.Second
+
+func (b *PackBlobs) compactPack(p uint32) (int64, error) {
+	type rec struct {
+		key [32]byte
+		loc packLoc
+	}
+	b.mu.RLock()
+	old := b.files[p]
+	var recs []rec
+	for k, loc := range b.index {
+		if loc.pack == p {
+			recs = append(recs, rec{k, loc})
+		}
+	}
+	b.mu.RUnlock()
+	sort.Slice(recs, func(i, j int) bool { return recs[i].loc.off < recs[j].loc.off })
+	st, err := old.Stat()
+	if err != nil {
+		return 0, err
+	}
+	name := packName(b.dir, p)
+	tmp := name + ".compact"
+	nf, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("compact pack: %w", err)
+	}
+	fail := func(err error) (int64, error) {
+		nf.Close()
+		os.Remove(tmp)
+		return 0, fmt.Errorf("compact pack %s: %w", name, err)
+	}
+	newOff := make([]int64, len(recs))
+	var off int64
+	buf := make([]byte, 0, 1<<20)
+	for i, r := range recs {
+		n := packHeader + int(r.loc.n)
+		buf = slices.Grow(buf[:0], n)[:n]
+		// The record as it lies, header and all: a damaged checksum
+		// stays for verify to see.
+		if _, err := old.ReadAt(buf, r.loc.off-packHeader); err != nil {
+			return fail(err)
+		}
+		if _, err := nf.WriteAt(buf, off); err != nil {
+			return fail(err)
+		}
+		newOff[i] = off
+		off += int64(n)
+	}
+	if err := unix.Fdatasync(int(nf.Fd())); err != nil {
+		return fail(err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := os.Rename(tmp, name); err != nil {
+		nf.Close()
+		os.Remove(tmp)
+		return 0, fmt.Errorf("compact pack %s: %w", name, err)
+	}
+	if err := SyncDir(b.dir); err != nil {
+		// Either name is a whole pack; the new one is in use from here.
+		b.log.Error("flushing the directory after a pack compaction", "err", err)
+	}
+	for i, r := range recs {
+		if cur := b.index[r.key]; cur == r.loc {
+			b.index[r.key] = packLoc{pack: p, n: r.loc.n, off: newOff[i] + packHeader}
+		}
+	}
+	b.files[p] = nf
+	// A reader that took the old file before the swap may still be
+	// reading it; its space is given back when it is closed.
+	b.retired = append(b.retired, old)
+	time.AfterFunc(retireAfter, func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if i := slices.Index(b.retired, old); i >= 0 {
+			b.retired = slices.Delete(b.retired, i, i+1)
+			old.Close()
+		}
+	})
+	b.dead[p] = 0
+	b.log.Info("compacted pack", "pack", filepath.Base(name), "bytes_before", st.Size(), "bytes_after", off)
+	return st.Size() - off, nil
 }

@@ -100,3 +100,81 @@ func TestRecordLogWipe(t *testing.T) {
 		t.Fatalf("other record %q %v", got, err)
 	}
 }
+
+func TestPackCompact(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	key := func(i int) string { return fmt.Sprintf("%064x", i+1) }
+	data := func(i int) []byte { return bytes.Repeat([]byte{byte('a' + i%26)}, 20000+i) }
+	b, err := OpenPackBlobs(dir, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.maxBytes = 100 << 10 // several packs
+	for i := range 20 {
+		if err := b.Put(ctx, key(i), data(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var gone []string
+	for i := 0; i < 20; i += 3 {
+		gone = append(gone, key(i))
+	}
+	if err := b.Shred(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	size := func() int64 {
+		var n int64
+		names, _ := filepath.Glob(filepath.Join(dir, "*.pack"))
+		for _, name := range names {
+			st, _ := os.Stat(name)
+			n += st.Size()
+		}
+		return n
+	}
+	before := size()
+	n, err := b.Compact(ctx, 0.05)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < int64(len(gone))*20000 || size() != before-n {
+		t.Fatalf("compaction gave back %d bytes (%d -> %d), want the %d shredded records", n, before, size(), len(gone))
+	}
+	check := func(b *PackBlobs) {
+		for i := range 20 {
+			got, err := b.Get(ctx, key(i))
+			if i%3 == 0 {
+				if !errors.Is(err, ErrNotFound) {
+					t.Fatalf("shredded blob %d: %v", i, err)
+				}
+				continue
+			}
+			if err != nil || !bytes.Equal(got, data(i)) {
+				t.Fatalf("live blob %d after compaction: %v", i, err)
+			}
+		}
+	}
+	check(b)
+	// New blobs go on after it.
+	if err := b.Put(ctx, key(30), data(30)); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	// A compaction a crash cut off leaves its copy: the open removes it.
+	os.WriteFile(filepath.Join(dir, "00000000.pack.compact"), []byte("partial"), 0o600)
+	b, err = OpenPackBlobs(dir, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	check(b)
+	if got, err := b.Get(ctx, key(30)); err != nil || !bytes.Equal(got, data(30)) {
+		t.Fatalf("blob written after the compaction: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "00000000.pack.compact")); !os.IsNotExist(err) {
+		t.Fatal("unfinished compaction copy left")
+	}
+	if d := b.Damage(); len(d) != 0 {
+		t.Fatalf("damage after compaction: %+v", d)
+	}
+}
