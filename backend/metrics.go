@@ -136,13 +136,14 @@ func (m *metrics) committed(start time.Time, n int) {
 	m.commitBatch.Observe(float64(n))
 }
 
-// tenantCollector reports the open tenants' usage and index state when
-// scraped; nothing is counted per message for it.
+// tenantCollector reports the tenants' usage and the open tenants' index
+// state when scraped; nothing is counted per message for it. A tenant not
+// opened since the start is not reported.
 type tenantCollector struct{ p *Provider }
 
 var (
-	descTenantMessages = prometheus.NewDesc("mailvault_tenant_messages", "Messages archived in a tenant (open tenants).", []string{"tenant"}, nil)
-	descTenantBytes    = prometheus.NewDesc("mailvault_tenant_bytes", "Raw bytes archived in a tenant (open tenants).", []string{"tenant"}, nil)
+	descTenantMessages = prometheus.NewDesc("mailvault_tenant_messages", "Messages archived in a tenant (as of its closing, for a tenant closed while idle).", []string{"tenant"}, nil)
+	descTenantBytes    = prometheus.NewDesc("mailvault_tenant_bytes", "Raw bytes archived in a tenant (as of its closing, for a tenant closed while idle).", []string{"tenant"}, nil)
 	descIndexLag       = prometheus.NewDesc("mailvault_index_lag_messages", "Messages committed but not yet in the full-text index.", []string{"tenant"}, nil)
 	descIndexPaused    = prometheus.NewDesc("mailvault_index_paused", "1 while a tenant's index is paused for disk space.", []string{"tenant"}, nil)
 	descTenantsOpen    = prometheus.NewDesc("mailvault_tenants_open", "Tenants open now (a tenant is opened on use and closed when idle).", nil, nil)
@@ -159,6 +160,12 @@ func (c tenantCollector) Collect(ch chan<- prometheus.Metric) {
 	open := make([]*Tenant, 0, len(c.p.tenants))
 	for _, t := range c.p.tenants {
 		open = append(open, t)
+	}
+	for name, u := range c.p.closedUsage {
+		if c.p.tenants[name] == nil {
+			ch <- prometheus.MustNewConstMetric(descTenantMessages, prometheus.GaugeValue, float64(u.messages), name)
+			ch <- prometheus.MustNewConstMetric(descTenantBytes, prometheus.GaugeValue, float64(u.bytes), name)
+		}
 	}
 	c.p.mu.Unlock()
 	ch <- prometheus.MustNewConstMetric(descTenantsOpen, prometheus.GaugeValue, float64(len(open)))

@@ -68,6 +68,9 @@ type Provider struct {
 	mu      sync.Mutex
 	tenants map[string]*Tenant
 	broken  map[string]error // tenants whose last open failed, for Ready
+	// closedUsage is what the metrics report of a tenant closed for
+	// idleness (it does not change while closed).
+	closedUsage map[string]usage
 	closing bool
 	stop    chan struct{}
 	wg      sync.WaitGroup
@@ -92,7 +95,7 @@ func Open(opt Options) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Provider{opt: opt, log: opt.Logger, lock: lock, tenants: map[string]*Tenant{}, broken: map[string]error{}, stop: make(chan struct{}), gate: newLoginGate(opt.Login)}
+	p := &Provider{opt: opt, log: opt.Logger, lock: lock, tenants: map[string]*Tenant{}, broken: map[string]error{}, closedUsage: map[string]usage{}, stop: make(chan struct{}), gate: newLoginGate(opt.Login)}
 	if opt.Disk != nil {
 		p.space = newDiskGuard(opt.DataDir, *opt.Disk, opt.Logger)
 	}
@@ -197,6 +200,10 @@ func (p *Provider) closeIdle() {
 			if t.idleSince(p.opt.IdleClose) {
 				delete(p.tenants, name)
 				go func() {
+					u := t.usage()
+					p.mu.Lock()
+					p.closedUsage[name] = u
+					p.mu.Unlock()
 					if err := t.close(); err != nil {
 						p.log.Error("close idle tenant", "tenant", name, "err", err)
 					} else {
