@@ -71,9 +71,9 @@ type Provider struct {
 	// closedUsage is what the metrics report of a tenant closed for
 	// idleness (it does not change while closed).
 	closedUsage map[string]usage
-	closing bool
-	stop    chan struct{}
-	wg      sync.WaitGroup
+	closing     bool
+	stop        chan struct{}
+	wg          sync.WaitGroup
 }
 
 // Open locks the data directory and opens the provider registry, creating
