@@ -72,8 +72,11 @@ func (t *Tenant) BackupCut(ctx context.Context, actor string) (*BackupCut, error
 	}
 	t.Audit(ctx, actor, "backup", "consistent cut for a backup")
 	hold := t.Hold()
+	// Deletions destroy bytes in place: not in the files being copied.
+	t.inPlace.RLock()
 	cut := &BackupCut{Tenant: t.Name}
 	cut.release = func() {
+		defer t.inPlace.RUnlock()
 		for _, f := range cut.Files {
 			if f.File != nil {
 				f.File.Close()

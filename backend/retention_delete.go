@@ -678,6 +678,8 @@ func (t *Tenant) shred(ctx context.Context, mids []uint64) error {
 		offs = append(offs, m.sumOff)
 	}
 	t.mu.RUnlock()
+	t.inPlace.Lock()
+	defer t.inPlace.Unlock()
 	if s, ok := t.blobs.(interface {
 		Shred(context.Context, []string) error
 	}); ok {

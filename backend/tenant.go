@@ -86,8 +86,11 @@ type Tenant struct {
 	retGen       atomic.Uint64
 	runMu        sync.Mutex
 	runProgress  atomic.Pointer[RetentionProgress]
-	deletedCount int        // messages deleted by retention (guarded by mu)
-	tkeys        threadKeys // made on first use, see ThreadKeys
+	deletedCount int // messages deleted by retention (guarded by mu)
+	// inPlace is held for reading by a backup while it copies the files,
+	// for writing while a deletion destroys bytes in them in place.
+	inPlace sync.RWMutex
+	tkeys   threadKeys // made on first use, see ThreadKeys
 }
 
 type folderName struct {
