@@ -12,13 +12,18 @@ import (
 // usage in the metrics; its index series go with it.
 func TestTenantUsageAfterIdleClose(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	p, err := Open(Options{DataDir: t.TempDir(), Logger: testLogger(t), IdleClose: 200 * time.Millisecond, Metrics: reg})
+	p, err := Open(Options{DataDir: t.TempDir(), Logger: testLogger(t), IdleClose: time.Second, Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	tn := newTenant(t, p, "acme", "acme.example")
+	newTenant(t, p, "acme", "acme.example")
 	ctx := context.Background()
+	tn, err := p.Tenant(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := tn.Hold()
 	size := 0
 	for _, m := range []string{"Subject: a\r\n\r\none\r\n", "Subject: b\r\n\r\ntwo\r\n", "Subject: c\r\n\r\nthree\r\n"} {
 		if _, err := tn.Ingest(ctx, []byte(m), Source{Mailbox: "alice@acme.example"}); err != nil {
@@ -26,6 +31,7 @@ func TestTenantUsageAfterIdleClose(t *testing.T) {
 		}
 		size += len(m)
 	}
+	release()
 	gauge := func(name string) (float64, bool) {
 		fams, err := reg.Gather()
 		if err != nil {
