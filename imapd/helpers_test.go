@@ -137,7 +137,7 @@ func newFixture(t testing.TB, n int, withCorpus bool) *fixture {
 		}
 	}
 	for _, tn := range []*backend.Tenant{f.acme, f.globex} {
-		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Minute) // the corpus under -race on a loaded machine
 		if err := tn.WaitIndexed(wctx); err != nil {
 			t.Fatal(err)
 		}
