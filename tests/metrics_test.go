@@ -270,3 +270,27 @@ func waitMetric(t *testing.T, url, name string, want float64, kv ...string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestReadyzReportsDiskFloor: with free space below the intake floor the
+// server is alive but not ready, and says why.
+func TestReadyzReportsDiskFloor(t *testing.T) {
+	in := newInstance(t)
+	const floor = "1125899906842624" // 1 PiB: more than any test disk has free
+	in.env = append(in.env, "MAILVAULT_STORE_INTAKE_MIN_FREE_BYTES="+floor, "MAILVAULT_STORE_INDEX_MIN_FREE_BYTES="+floor)
+	in.start()
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + in.HTTP + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz: %d", code)
+	}
+	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "intake floor") {
+		t.Errorf("/readyz below the disk floor: %d %q", code, body)
+	}
+}
