@@ -700,6 +700,7 @@ func (t *Tenant) shred(ctx context.Context, mids []uint64) error {
 		return fmt.Errorf("wipe summaries: %w", err)
 	}
 	t.tkeys.forget(mids)
+	t.renders.forget(mids)
 	t.mu.Lock()
 	for _, mid := range mids {
 		if m := &t.msgs[mid-1]; t.hashes[m.sum] == mid {

@@ -90,7 +90,8 @@ type Tenant struct {
 	// inPlace is held for reading by a backup while it copies the files,
 	// for writing while a deletion destroys bytes in them in place.
 	inPlace sync.RWMutex
-	tkeys   threadKeys // made on first use, see ThreadKeys
+	tkeys   threadKeys  // made on first use, see ThreadKeys
+	renders renderCache // see Rendered
 }
 
 type folderName struct {

@@ -33,7 +33,9 @@
 // ENVELOPE and BODYSTRUCTURE come from the summary stored at ingest, and
 // so do the message's header (BODY[HEADER], BODY[HEADER.FIELDS (...)],
 // RFC822.HEADER): a FETCH that asks for nothing else reads the stored
-// heads in batches, never the messages. Other body sections are slices of
+// heads in batches, never the messages. A FETCH of BODYSTRUCTURE alone
+// writes the structures as kept from an earlier FETCH (up to 32 MiB per
+// tenant in memory; shredded messages' are dropped). Other body sections are slices of
 // the archived bytes at the offsets recorded there; no FETCH parses a
 // message again.
 //

@@ -22,6 +22,8 @@ type loaded struct {
 	// head, when set, serves the header sections and the structure
 	// instead of sum and raw.
 	head *mailparse.Head
+	// rendered, when set, is the BODYSTRUCTURE as written.
+	rendered []byte
 	raw  []byte
 	err  error
 }
@@ -51,6 +53,15 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	heads := headerSectionsOnly(options) && (bodies || options.BodyStructure != nil)
 	needRaw := bodies && !heads
 	needSum := !heads && (needRaw || options.BodyStructure != nil)
+	// A listing of structures alone writes them as kept from an earlier
+	// FETCH, if the tenant still has them (backend.Tenant.Rendered).
+	var render *renderSlot
+	if ext, nonExt := w.BodyStructureItems(); heads && ext && !nonExt && !bodies && !options.Envelope {
+		render = &renderSlot{}
+		if en := s.enabled(); en.Has(imap.CapIMAP4rev2) || en.Has(imap.CapUTF8Accept) {
+			render.slot, render.utf8 = slotStructureUTF8, true
+		}
+	}
 	if bodies || options.BodyStructure != nil || options.Envelope {
 		var items []string
 		if options.Envelope {
@@ -103,7 +114,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	}
 
 	var failed []uint32
-	err = s.load(t, sel, spans, options.Envelope, needSum, needRaw, heads, options.BodyStructure != nil, func(m *loaded) error {
+	err = s.load(t, sel, spans, options.Envelope, needSum, needRaw, heads, options.BodyStructure != nil, render, func(m *loaded) error {
 		uid := sel.uids[m.pos]
 		if m.err != nil {
 			s.srv.log.Error("imap fetch: cannot read message", "tenant", s.tenant, "folder", sel.ref.display(), "uid", uid, "err", m.err)
@@ -163,7 +174,7 @@ func marksSeen(options *imap.FetchOptions) bool {
 // load reads the messages of spans in order and hands each to emit. Reading
 // summaries and blobs (decrypting, decompressing) is spread over the CPUs,
 // while emit runs in order on the caller's goroutine.
-func (s *session) load(t *backend.Tenant, sel *selection, spans []span, needEnv, needSum, needRaw, heads, needStructure bool, emit func(*loaded) error) error {
+func (s *session) load(t *backend.Tenant, sel *selection, spans []span, needEnv, needSum, needRaw, heads, needStructure bool, render *renderSlot, emit func(*loaded) error) error {
 	one := func(pos int) *loaded {
 		m := &loaded{pos: pos}
 		mid := sel.mids[pos]
@@ -198,6 +209,9 @@ func (s *session) load(t *backend.Tenant, sel *selection, spans []span, needEnv,
 		mids := make([]uint64, len(pos))
 		for k, p := range pos {
 			mids[k] = sel.mids[p]
+		}
+		if render != nil {
+			return s.loadRendered(t, pos, mids, render)
 		}
 		var list []backend.ListedMessage
 		var err error
@@ -304,6 +318,59 @@ func (s *session) load(t *backend.Tenant, sel *selection, spans []span, needEnv,
 	return nil
 }
 
+// renderSlot says how BODYSTRUCTUREs are kept for the connection: as
+// written with or without UTF-8 in quoted strings.
+type renderSlot struct {
+	slot uint8
+	utf8 bool
+}
+
+// The slots of backend.Tenant.Rendered that imapd uses.
+const (
+	slotStructure uint8 = iota
+	slotStructureUTF8
+)
+
+// loadRendered loads the messages at pos (MIDs mids) with their
+// BODYSTRUCTURE as written: as kept, or from the head, then kept.
+func (s *session) loadRendered(t *backend.Tenant, pos []int, mids []uint64, render *renderSlot) ([]*loaded, error) {
+	infos, err := t.MessageInfos(mids)
+	if err != nil {
+		return nil, err
+	}
+	kept := make([][]byte, len(mids))
+	t.Rendered(mids, render.slot, kept)
+	var miss []int
+	for k := range mids {
+		if kept[k] == nil {
+			miss = append(miss, k)
+		}
+	}
+	all := make([]loaded, len(pos))
+	res := make([]*loaded, len(pos))
+	if len(miss) > 0 {
+		missMIDs := make([]uint64, len(miss))
+		for i, k := range miss {
+			missMIDs[i] = mids[k]
+		}
+		list, err := t.ListHeads(s.ctx, missMIDs, false, true)
+		if err != nil {
+			return nil, err
+		}
+		for i, k := range miss {
+			if all[k].err = list[i].Err; all[k].err == nil {
+				kept[k] = imapserver.AppendBodyStructure(nil, bodyStructure(list[i].Head.Structure), true, render.utf8)
+				t.KeepRendered(mids[k], render.slot, kept[k])
+			}
+		}
+	}
+	for k, p := range pos {
+		all[k].pos, all[k].info, all[k].rendered = p, infos[k], kept[k]
+		res[k] = &all[k]
+	}
+	return res, nil
+}
+
 // writeMessage writes the FETCH response of one message; seenNow says the
 // FETCH just set \Seen, which the client must be told.
 func writeMessage(w *imapserver.FetchWriter, m *loaded, uid uint32, options *imap.FetchOptions, flags []string, seenNow bool) error {
@@ -366,7 +433,11 @@ func writeMessage(w *imapserver.FetchWriter, m *loaded, uid uint32, options *ima
 		r.WriteEnvelope(m.env)
 	}
 	if options.BodyStructure != nil {
-		r.WriteBodyStructure(bodyStructure(m.structure()))
+		if m.rendered != nil {
+			r.WriteBodyStructureBytes(true, m.rendered)
+		} else {
+			r.WriteBodyStructure(bodyStructure(m.structure()))
+		}
 	}
 	for _, sec := range sections {
 		var lw interface {

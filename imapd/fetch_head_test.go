@@ -51,6 +51,30 @@ func TestFetchHeadsAsMessage(t *testing.T) {
 		if checked == 0 || name == "INBOX" && checked != len(msgs) {
 			t.Errorf("%s: only %d of %d messages compared", name, checked, len(msgs))
 		}
+		// BODYSTRUCTURE alone is written as kept after the first time.
+		fromMessage := c.ok("UID FETCH 1:* (UID BODYSTRUCTURE BODY.PEEK[TEXT]<0.1>)")
+		for round := range 2 {
+			kept := c.ok("UID FETCH 1:* (UID BODYSTRUCTURE)")
+			for i := range msgs {
+				if w := text.ReplaceAllString(fromMessage[i], ")"); kept[i] != w {
+					t.Fatalf("%s round %d: %q, from the message %q", name, round, kept[i], w)
+				}
+			}
+		}
+	}
+	// With UTF-8 in quoted strings the structures are kept apart.
+	c.ok("ENABLE UTF8=ACCEPT")
+	for name, msgs := range folders {
+		c.ok("SELECT " + name)
+		fromMessage := c.ok("UID FETCH 1:* (UID BODYSTRUCTURE BODY.PEEK[TEXT]<0.1>)")
+		for round := range 2 {
+			kept := c.ok("UID FETCH 1:* (UID BODYSTRUCTURE)")
+			for i := range msgs {
+				if w := text.ReplaceAllString(fromMessage[i], ")"); kept[i] != w {
+					t.Fatalf("UTF8=ACCEPT %s round %d: %q, from the message %q", name, round, kept[i], w)
+				}
+			}
+		}
 	}
 	c.ok("SELECT Bare")
 	u := c.ok("FETCH 1 (BODY.PEEK[HEADER] BODY.PEEK[HEADER.FIELDS (SUBJECT)])")

@@ -42,10 +42,13 @@ var internalServerErrorResp = &imap.StatusResponse{
 
 // A Conn represents an IMAP connection to the server.
 type Conn struct {
-	server   *Server
-	br       *bufio.Reader
-	bw       *bufio.Writer
-	encMutex sync.Mutex
+	server *Server
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	// writeDeadline is the write deadline set last, guarded by encMutex
+	// (mailvault patch, see third_party/README.md).
+	writeDeadline time.Time
+	encMutex      sync.Mutex
 
 	mutex   sync.Mutex
 	conn    net.Conn
@@ -523,10 +526,11 @@ func (c *Conn) setReadTimeout(dur time.Duration) {
 
 func (c *Conn) setWriteTimeout(dur time.Duration) {
 	if dur > 0 {
-		c.conn.SetWriteDeadline(time.Now().Add(dur))
+		c.writeDeadline = time.Now().Add(dur)
 	} else {
-		c.conn.SetWriteDeadline(time.Time{})
+		c.writeDeadline = time.Time{}
 	}
+	c.conn.SetWriteDeadline(c.writeDeadline)
 }
 
 func (c *Conn) poll(cmd string) error {
@@ -550,9 +554,21 @@ func (c *Conn) poll(cmd string) error {
 type responseEncoder struct {
 	*imapwire.Encoder
 	conn *Conn
+	// lazy: the write deadline is left for the command's status response
+	// to clear (mailvault patch, see third_party/README.md).
+	lazy bool
 }
 
 func newResponseEncoder(conn *Conn) *responseEncoder {
+	return newResponseEncoderDeadline(conn, false)
+}
+
+// newResponseEncoderDeadline with lazy set renews the write deadline only
+// when less than half of it is left, and end leaves it: for the many
+// responses of one command, which the status response ends, two deadline
+// changes per response were a large part of writing them. (mailvault
+// patch, see third_party/README.md)
+func newResponseEncoderDeadline(conn *Conn, lazy bool) *responseEncoder {
 	conn.mutex.Lock()
 	quotedUTF8 := conn.enabled.Has(imap.CapIMAP4rev2) || conn.enabled.Has(imap.CapUTF8Accept)
 	conn.mutex.Unlock()
@@ -562,10 +578,13 @@ func newResponseEncoder(conn *Conn) *responseEncoder {
 	wireEnc.MailboxUTF8 = quotedUTF8 // mailvault patch, see third_party/README.md
 
 	conn.encMutex.Lock() // released by responseEncoder.end
-	conn.setWriteTimeout(respWriteTimeout)
+	if now := time.Now(); !lazy || conn.writeDeadline.Sub(now) < respWriteTimeout/2 {
+		conn.setWriteTimeout(respWriteTimeout)
+	}
 	return &responseEncoder{
 		Encoder: wireEnc,
 		conn:    conn,
+		lazy:    lazy,
 	}
 }
 
@@ -574,7 +593,9 @@ func (enc *responseEncoder) end() {
 		panic("imapserver: responseEncoder.end called twice")
 	}
 	enc.Encoder = nil
-	enc.conn.setWriteTimeout(0)
+	if !enc.lazy {
+		enc.conn.setWriteTimeout(0)
+	}
 	enc.conn.encMutex.Unlock()
 }
 

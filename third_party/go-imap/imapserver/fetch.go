@@ -1,6 +1,8 @@
 package imapserver
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"mime"
@@ -362,7 +364,7 @@ type FetchWriter struct {
 //
 // FetchResponseWriter.Close must be called.
 func (cmd *FetchWriter) CreateMessage(seqNum uint32) *FetchResponseWriter {
-	enc := newResponseEncoder(cmd.conn)
+	enc := newResponseEncoderDeadline(cmd.conn, cmd.buffered) // mailvault patch, see third_party/README.md
 	enc.Atom("*").SP().Number(seqNum).SP().Atom("FETCH").SP().Special('(')
 	return &FetchResponseWriter{enc: enc, options: cmd.options, buffered: cmd.buffered}
 }
@@ -534,6 +536,40 @@ func (w *FetchResponseWriter) writeBodyStructure(bs imap.BodyStructure, extended
 	enc := w.enc.Encoder
 	enc.Atom(item).SP()
 	writeBodyStructure(enc, bs, extended)
+}
+
+// BodyStructureItems reports which of BODYSTRUCTURE (extended) and BODY
+// (not extended) the FETCH asks for. (mailvault patch, see
+// third_party/README.md)
+func (cmd *FetchWriter) BodyStructureItems() (extended, nonExtended bool) {
+	return cmd.options.bodyStructure.extended, cmd.options.bodyStructure.nonExtended
+}
+
+// AppendBodyStructure appends bs as a FETCH response writes it, without
+// the item name; quotedUTF8 as the connection has it (IMAP4rev2 or
+// UTF8=ACCEPT enabled). A server that keeps the result can write it again
+// with WriteBodyStructureBytes instead of building and encoding the
+// structure for every FETCH. (mailvault patch, see third_party/README.md)
+func AppendBodyStructure(dst []byte, bs imap.BodyStructure, extended, quotedUTF8 bool) []byte {
+	buf := bytes.NewBuffer(dst)
+	bw := bufio.NewWriter(buf)
+	enc := imapwire.NewEncoder(bw, imapwire.ConnSideServer)
+	enc.QuotedUTF8 = quotedUTF8
+	writeBodyStructure(enc, bs, extended)
+	bw.Flush()
+	return buf.Bytes()
+}
+
+// WriteBodyStructureBytes writes BODYSTRUCTURE (extended) or BODY from
+// what AppendBodyStructure returned. (mailvault patch, see
+// third_party/README.md)
+func (w *FetchResponseWriter) WriteBodyStructureBytes(extended bool, b []byte) {
+	item := "BODY"
+	if extended {
+		item = "BODYSTRUCTURE"
+	}
+	w.writeItemSep()
+	w.enc.Atom(item).SP().Raw(b)
 }
 
 // Close closes the FETCH message writer.

@@ -84,6 +84,22 @@ func (enc *Encoder) CRLFNoFlush() error {
 	return enc.err
 }
 
+// Raw writes b as it is: bytes an Encoder wrote before (mailvault patch,
+// see third_party/README.md).
+func (enc *Encoder) Raw(b []byte) *Encoder {
+	if enc.err != nil {
+		return enc
+	}
+	if enc.literal {
+		enc.err = fmt.Errorf("imapwire: cannot encode while a literal is open")
+		return enc
+	}
+	if _, err := enc.w.Write(b); err != nil {
+		enc.err = err
+	}
+	return enc
+}
+
 func (enc *Encoder) Atom(s string) *Encoder {
 	return enc.writeString(s)
 }
