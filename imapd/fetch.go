@@ -24,8 +24,8 @@ type loaded struct {
 	head *mailparse.Head
 	// rendered, when set, is the BODYSTRUCTURE as written.
 	rendered []byte
-	raw  []byte
-	err  error
+	raw      []byte
+	err      error
 }
 
 // structure returns the message's MIME tree.

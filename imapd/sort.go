@@ -32,8 +32,10 @@ func (s *session) matching(t *backend.Tenant, sel *selection, search *imap.Searc
 	if err != nil {
 		return nil, err
 	}
-	var msgs []sorted
-	var mids []uint64
+	n := 0
+	res.each(func(lo, hi int) { n += hi - lo })
+	msgs := make([]sorted, 0, n)
+	mids := make([]uint64, 0, n)
 	res.each(func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			msgs = append(msgs, sorted{pos: i})
@@ -73,8 +75,41 @@ func (s *session) Sort(kind imapserver.NumKind, criteria []imap.SortCriterion, s
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(msgs, func(a, b sorted) int {
-		for _, c := range criteria {
+	// The first key's values sit in the rows: comparing them does not
+	// reach into keys spread over the heap.
+	first, rest := criteria[0], criteria[1:]
+	rows := make([]sortRow, len(msgs))
+	for i, m := range msgs {
+		rows[i] = sortRow{pos: m.pos, key: m.key}
+		switch first.Key {
+		case imap.SortKeyArrival:
+			rows[i].n = m.key.Received
+		case imap.SortKeyDate:
+			rows[i].n = m.key.Sent
+		case imap.SortKeySize:
+			rows[i].n = m.key.Size
+		case imap.SortKeySubject:
+			rows[i].s = m.key.Subject
+		case imap.SortKeyFrom:
+			rows[i].s = m.key.From
+		case imap.SortKeyTo:
+			rows[i].s = m.key.To
+		case imap.SortKeyCc:
+			rows[i].s = m.key.Cc
+		}
+	}
+	slices.SortFunc(rows, func(a, b sortRow) int {
+		d := cmp.Compare(a.n, b.n)
+		if d == 0 {
+			d = strings.Compare(a.s, b.s)
+		}
+		if first.Reverse {
+			d = -d
+		}
+		if d != 0 {
+			return d
+		}
+		for _, c := range rest {
 			d := compareKey(c.Key, a.key, b.key)
 			if c.Reverse {
 				d = -d
@@ -85,11 +120,19 @@ func (s *session) Sort(kind imapserver.NumKind, criteria []imap.SortCriterion, s
 		}
 		return cmp.Compare(a.pos, b.pos)
 	})
-	out := make([]uint32, len(msgs))
-	for i, m := range msgs {
-		out[i] = number(kind, sel, m.pos)
+	out := make([]uint32, len(rows))
+	for i := range rows {
+		out[i] = number(kind, sel, rows[i].pos)
 	}
 	return out, nil
+}
+
+// sortRow is a message being sorted, with the first key's value (n or s).
+type sortRow struct {
+	n   int64
+	s   string
+	pos int
+	key *backend.ThreadKey
 }
 
 func compareKey(k imap.SortKey, a, b *backend.ThreadKey) int {
