@@ -382,15 +382,32 @@ func (t *Tenant) replaceSummaries(l []rewrite) error {
 		t.msgs[r.mid-1].sumOff = offs[i]
 	}
 	t.mu.Unlock()
-	old := make([]int64, len(todo))
-	for i, r := range todo {
-		old[i] = r.old
+	t.staleMu.Lock()
+	for _, r := range todo {
+		t.staleSums = append(t.staleSums, r.old)
 	}
-	if err := t.sums.Wipe(old); err != nil {
-		// A damaged record may not even say its length.
-		t.log.Warn("replaced summary records not wiped", "records", len(old), "err", err)
+	t.staleMu.Unlock()
+	// A backup copying the log defers the wiping to the next replacement
+	// or deletion (which waits for it).
+	if t.inPlace.TryLock() {
+		t.wipeStale()
+		t.inPlace.Unlock()
 	}
 	return nil
+}
+
+// wipeStale wipes the replaced summary records. The caller holds inPlace.
+func (t *Tenant) wipeStale() {
+	t.staleMu.Lock()
+	defer t.staleMu.Unlock()
+	if len(t.staleSums) == 0 {
+		return
+	}
+	if err := t.sums.Wipe(t.staleSums); err != nil {
+		// A damaged record may not even say its length.
+		t.log.Warn("replaced summary records not wiped", "records", len(t.staleSums), "err", err)
+	}
+	t.staleSums = nil
 }
 
 // appendSummaryAAD appends the additional data that binds a sealed summary

@@ -680,6 +680,7 @@ func (t *Tenant) shred(ctx context.Context, mids []uint64) error {
 	t.mu.RUnlock()
 	t.inPlace.Lock()
 	defer t.inPlace.Unlock()
+	t.wipeStale()
 	if s, ok := t.blobs.(interface {
 		Shred(context.Context, []string) error
 	}); ok {

@@ -90,8 +90,12 @@ type Tenant struct {
 	// inPlace is held for reading by a backup while it copies the files,
 	// for writing while a deletion destroys bytes in them in place.
 	inPlace sync.RWMutex
-	tkeys   threadKeys  // made on first use, see ThreadKeys
-	renders renderCache // see Rendered
+	// staleSums are summary records replaced but not wiped yet (a backup
+	// was copying the log).
+	staleMu   sync.Mutex
+	staleSums []int64
+	tkeys     threadKeys  // made on first use, see ThreadKeys
+	renders   renderCache // see Rendered
 }
 
 type folderName struct {
