@@ -104,13 +104,17 @@ func (t *Tenant) Snippet(ctx context.Context, login string, mailbox, mid uint64,
 
 // FolderMark summarises the members of a folder for state strings and
 // query planning: how many were seen, the highest MID and ModSeq among
-// them, and their range of arrival times (unix seconds). Folders only grow,
-// so a mark advances by looking at the new members only.
+// them, and their range of arrival times (unix seconds). Folders grow, and
+// shrink only by a deletion (Removed), so a mark advances by looking at the
+// new members only.
 type FolderMark struct {
 	Members                  int
 	MaxMID                   uint64
 	MaxModSeq                uint64
 	MinReceived, MaxReceived int64
+	// Removed is the modseq of the folder's last deletion by retention
+	// (0: none); MaxModSeq is at least that, so states change with it.
+	Removed uint64
 }
 
 // AdvanceMark extends m over the members added to the folder since m was
@@ -124,8 +128,9 @@ func (t *Tenant) AdvanceMark(login string, folder uint64, m FolderMark) (FolderM
 	if f == nil || !t.canReadLocked(login, t.mailboxes[f.Mailbox]) {
 		return m, fmt.Errorf("folder %d: %w", folder, ErrNotFound)
 	}
-	if m.Members > len(f.mids) {
-		m = FolderMark{}
+	if m.Members > len(f.mids) || m.Removed != f.removed {
+		// Placements were deleted: the members are not the ones marked.
+		m = FolderMark{Removed: f.removed, MaxModSeq: f.removed}
 	}
 	for i, mid := range f.mids[m.Members:] {
 		msg := &t.msgs[mid-1]

@@ -526,8 +526,10 @@ func (t *Tenant) commitDeletion(r *run, items []PlanItem, ev *evaluator) (gone, 
 
 	// Removed placements' flags go too.
 	removedSet := make(map[member]bool, len(rms))
+	folders := map[uint64]bool{}
 	for _, x := range rms {
 		removedSet[member{x.folder, x.uid}] = true
+		folders[x.folder] = true
 	}
 	var flagKeys []string
 	if err := t.db.View(func(tx *buntdb.Tx) error {
@@ -581,6 +583,11 @@ func (t *Tenant) commitDeletion(r *run, items []PlanItem, ev *evaluator) (gone, 
 				return err
 			}
 		}
+		for fid := range folders {
+			if _, _, err := tx.Set(removedKey(fid), strconv.FormatUint(modseq, 10), nil); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -609,7 +616,7 @@ func (t *Tenant) commitDeletion(r *run, items []PlanItem, ev *evaluator) (gone, 
 			nu, nm = append(nu, u), append(nm, f.mids[i])
 		}
 		f.uids, f.mids = nu, nm
-		f.removed += len(uids)
+		f.removed = modseq
 	}
 	for mid, u := range updated {
 		m := &t.msgs[mid-1]
@@ -644,6 +651,9 @@ func (t *Tenant) commitDeletion(r *run, items []PlanItem, ev *evaluator) (gone, 
 }
 
 func shredKey(mid uint64) string { return fmt.Sprintf("shred:%016x", mid) }
+
+// removedKey holds the modseq of a folder's last deletion.
+func removedKey(folder uint64) string { return fmt.Sprintf("removed:%016x", folder) }
 
 func parseFlagKey(k string) (member, bool) {
 	// flag:<login>:<folder %016x>:<uid %08x>

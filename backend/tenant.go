@@ -136,7 +136,7 @@ type folderState struct {
 	mids    []uint64 // parallel to uids
 	uidNext uint32
 	size    int64
-	removed int // placements deleted since open, so that state strings change
+	removed uint64 // modseq of the last deletion of a placement here (JMAP states, marks)
 }
 
 func openTenant(ctx context.Context, p *Provider, info *TenantInfo, key []byte) (*Tenant, error) {
@@ -297,6 +297,7 @@ func (t *Tenant) load() error {
 	}
 	var lastAudit string
 	anchored := false
+	var removed [][2]uint64 // folder, modseq of its last deletion
 	err = t.db.View(func(tx *buntdb.Tx) error {
 		var ierr error
 		tx.Ascend("", func(k, v string) bool {
@@ -353,6 +354,10 @@ func (t *Tenant) load() error {
 				lastAudit = v // keys ascend: the last one seen is the newest
 			case "anchors":
 				anchored = true
+			case "removed":
+				if id, err := strconv.ParseUint(rest, 16, 64); err == nil {
+					removed = append(removed, [2]uint64{id, parseUintOr0(v)})
+				}
 			}
 			return true
 		})
@@ -435,6 +440,11 @@ func (t *Tenant) load() error {
 		st.Audit, st.AuditHash = e.Seq, auditHashBytes(e.Hash)
 	}
 	t.state = st
+	for _, r := range removed {
+		if f := t.folders[r[0]]; f != nil {
+			f.removed = r[1]
+		}
+	}
 	t.checkAnchoredState(st, last, prev, anchors, pending)
 	if len(drop) > 0 {
 		t.log.Warn("repairing metadata", "records_removed", len(drop))
@@ -500,6 +510,11 @@ func (t *Tenant) tornTail(byMID map[uint64]msgMeta, maxMID uint64) uint64 {
 		start--
 	}
 	return start
+}
+
+func parseUintOr0(s string) uint64 {
+	n, _ := strconv.ParseUint(s, 10, 64)
+	return n
 }
 
 func (t *Tenant) touch() { t.lastUse.Store(time.Now().UnixNano()) }

@@ -272,7 +272,7 @@ func (rq *request) emailQueryChanges(raw json.RawMessage) (any, error) {
 		return nil, err
 	}
 	oldM, oldN := since[0], since[1]
-	if oldM > st.modseq || oldN > st.maxMID {
+	if oldM > st.modseq || oldN > st.maxMID || st.lostSince(oldM) {
 		return nil, errCannotCalculate
 	}
 	cq, err := rq.compileQuery(folders, args.Filter, args.Sort)
@@ -377,7 +377,7 @@ func (rq *request) emailChanges(raw json.RawMessage) (any, error) {
 		return nil, err
 	}
 	oldM, oldN, oldK := since[0], since[1], since[2]
-	if oldM > st.modseq || oldN > st.maxMID || oldK > st.flagSeq {
+	if oldM > st.modseq || oldN > st.maxMID || oldK > st.flagSeq || st.lostSince(oldM) {
 		return nil, errCannotCalculate
 	}
 	created, updated, err := rq.accountChanges(acct, oldM, oldN, oldK, true)

@@ -429,7 +429,7 @@ func (rq *request) mailboxChanges(raw json.RawMessage) (any, error) {
 		return nil, err
 	}
 	oldM, oldF, oldK := since[0], since[1], since[2]
-	if oldM > st.modseq || oldF > st.maxFolder || oldK > st.flagSeq {
+	if oldM > st.modseq || oldF > st.maxFolder || oldK > st.flagSeq || st.lostSince(oldM) {
 		return nil, errCannotCalculate
 	}
 	resp := &changesResponse{AccountID: args.AccountID, OldState: args.SinceState, NewState: st.mailbox(),

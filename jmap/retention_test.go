@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -64,5 +65,56 @@ func TestRetentionGet(t *testing.T) {
 	// Without the capability in "using" the method is unknown.
 	if r := f.client(t, alice).api(call{"Retention/get", map[string]any{"accountId": acct, "ids": []string{emailID(mid)}}, "r"}); r["r"].errType() != "unknownMethod" {
 		t.Fatalf("without the capability: %+v", r["r"])
+	}
+}
+
+// TestDeletionChangesState deletes a message by retention and expects the
+// account's Email state to change, changes from the old state to be
+// refused (the client reloads), and the message to be gone from
+// Email/get and Email/query.
+func TestDeletionChangesState(t *testing.T) {
+	f := newFixture(t, 0)
+	ctx := context.Background()
+	old := time.Date(2012, 5, 7, 10, 0, 0, 0, time.UTC)
+	gone := f.ingest(t, f.acme, []byte("From: x@outside.example\r\nTo: alice@acme.example\r\nSubject: to go\r\n\r\nbody\r\n"), backend.Source{Received: old})
+	kept := f.ingest(t, f.acme, []byte("From: x@outside.example\r\nTo: alice@acme.example\r\nSubject: to keep\r\n\r\nbody\r\n"), backend.Source{})
+	f.waitIndexed(t)
+	acct := f.account(t, f.acme, alice)
+	c := f.client(t, alice)
+	get := func() map[string]any {
+		return c.api(call{"Email/get", map[string]any{"accountId": acct, "ids": []string{emailID(gone), emailID(kept)}, "properties": []string{"id"}}, "g"})["g"].ok(t)
+	}
+	before := get()
+	if len(list(t, before)) != 2 {
+		t.Fatalf("before: %v", before)
+	}
+	if _, err := f.acme.SetRetentionPolicies(ctx, carol, []backend.Policy{{Name: "short", Min: backend.Period{Days: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	req := backend.DeleteRequest{MIDs: []uint64{gone}}
+	plan, err := f.acme.DryRun(ctx, req)
+	if err != nil || plan.Messages != 1 {
+		t.Fatalf("dry run %+v %v", plan, err)
+	}
+	if _, err := f.acme.Delete(ctx, carol, req, plan.Token); err != nil {
+		t.Fatal(err)
+	}
+	f.waitIndexed(t)
+	after := get()
+	if after["state"] == before["state"] || len(list(t, after)) != 1 || len(strs(t, after["notFound"])) != 1 {
+		t.Fatalf("after the deletion: %v (state before %v)", after, before["state"])
+	}
+	r := c.api(call{"Email/changes", map[string]any{"accountId": acct, "sinceState": before["state"]}, "c"})
+	if r["c"].errType() != "cannotCalculateChanges" {
+		t.Fatalf("changes across a deletion: %+v", r["c"])
+	}
+	r = c.api(call{"Email/changes", map[string]any{"accountId": acct, "sinceState": after["state"]}, "c"})
+	if r["c"].errType() != "" {
+		t.Fatalf("changes from the new state: %+v", r["c"])
+	}
+	q := c.api(call{"Email/query", map[string]any{"accountId": acct}, "q"})["q"].ok(t)
+	ids := strs(t, q["ids"])
+	if slices.Contains(ids, emailID(gone)) || !slices.Contains(ids, emailID(kept)) {
+		t.Fatalf("query after the deletion: %v", ids)
 	}
 }

@@ -18,10 +18,17 @@ import (
 // Email state is "e<M>-<N>-<K>", Mailbox "m<M>-<F>-<K>", Thread "t<M>-<N>",
 // Email/query "q<M>-<N>". Changes since a state are then the messages
 // above N (created) and those at most N whose ModSeq is above M or that are
-// in the flag log after K (updated). Nothing is ever destroyed.
+// in the flag log after K (updated). Only a deletion by retention destroys
+// messages: its modseq raises M, and changes from a state before it cannot
+// be calculated (the client fetches anew) rather than listing what went.
 type acctState struct {
 	modseq, maxMID, flagSeq, maxFolder uint64
+	removed                            uint64 // modseq of the account's last deletion
 }
+
+// lostSince reports whether messages were deleted after a state whose M is
+// oldM.
+func (s acctState) lostSince(oldM uint64) bool { return s.removed > oldM }
 
 func (s acctState) email() string   { return joinState('e', s.modseq, s.maxMID, s.flagSeq) }
 func (s acctState) mailbox() string { return joinState('m', s.modseq, s.maxFolder, s.flagSeq) }
@@ -87,6 +94,7 @@ func (rq *request) state(acct backend.MailboxView) (acctState, []backend.FolderI
 		}
 		s.modseq = max(s.modseq, m.MaxModSeq)
 		s.maxMID = max(s.maxMID, m.MaxMID)
+		s.removed = max(s.removed, m.Removed)
 		s.maxFolder = max(s.maxFolder, f.ID)
 	}
 	if s.flagSeq, err = t.FlagSeq(login); err != nil {
@@ -113,6 +121,11 @@ func (h *Handler) mark(t *backend.Tenant, login string, folder uint64) (backend.
 	if c == nil {
 		c = &folderCache{}
 		h.marks[key] = c
+	}
+	if m.Removed != c.mark.Removed {
+		// Deleted members: the thread counts start over too.
+		c.threadBits, c.threadMembers, c.threadCount = nil, 0, 0
+		c.mark = m
 	}
 	if m.Members > c.mark.Members {
 		c.mark = m

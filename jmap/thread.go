@@ -85,7 +85,7 @@ func (rq *request) threadChanges(raw json.RawMessage) (any, error) {
 		return nil, err
 	}
 	oldM, oldN := since[0], since[1]
-	if oldM > st.modseq || oldN > st.maxMID {
+	if oldM > st.modseq || oldN > st.maxMID || st.lostSince(oldM) {
 		return nil, errCannotCalculate
 	}
 	createdMails, updatedMails, err := rq.accountChanges(acct, oldM, oldN, 0, false)
