@@ -828,16 +828,3 @@ func (t *Tenant) authorisedDeletions() (map[uint64]bool, error) {
 	}
 	return out, nil
 }
-
-// deletedMIDs lists deleted messages (for tests and reports), ascending.
-func (t *Tenant) deletedMIDs() []uint64 {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	var out []uint64
-	for i := range t.msgs {
-		if t.msgs[i].deleted {
-			out = append(out, uint64(i+1))
-		}
-	}
-	return out
-}

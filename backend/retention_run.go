@@ -53,10 +53,10 @@ type RunReport struct {
 	Finished   time.Time      `json:"finished"`
 	Resumed    bool           `json:"resumed,omitempty"`
 	Planned    int            `json:"planned"`
-	Placements int            `json:"placements"` // removed
-	Messages   int            `json:"messages"`   // deleted with their bytes
-	Reclaimed  int64          `json:"reclaimed"`  // bytes the pack compaction gave back
-	ByPolicy   map[string]int `json:"by_policy,omitempty"`
+	Placements int            `json:"placements"`          // removed
+	Messages   int            `json:"messages"`            // deleted with their bytes
+	Reclaimed  int64          `json:"reclaimed"`           // bytes the pack compaction gave back
+	ByPolicy   map[string]int `json:"by_policy,omitempty"` // planned placements per policy
 	Review     int            `json:"review,omitempty"`
 	Held       int            `json:"held"`
 	Took       time.Duration  `json:"took_ns"`
@@ -142,7 +142,9 @@ func (t *Tenant) runDeletion(ctx context.Context, r *run, ev *evaluator) (*RunRe
 			return rep, fmt.Errorf("retention run %s: %w", r.ID, err)
 		}
 		for _, it := range batch {
-			rep.ByPolicy[it.Policy]++
+			if it.Policy != "" {
+				rep.ByPolicy[it.Policy]++
+			}
 		}
 		t.runProgress.Store(&RetentionProgress{Running: true, Run: r.ID, Done: int64(i + len(batch)), Total: int64(len(r.Items))})
 		if time.Since(lastLog) > 5*time.Second {
@@ -243,7 +245,7 @@ func (t *Tenant) RetentionReports() ([]RunReport, error) {
 	return out, err
 }
 
-// Progress returns the state of the running deletion, if any.
+// RetentionProgress returns the state of the running deletion, if any.
 func (t *Tenant) RetentionProgress() RetentionProgress {
 	if p := t.runProgress.Load(); p != nil {
 		return *p

@@ -420,3 +420,48 @@ func waitIndexed(t *testing.T, in *instance, tenant string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestRetentionJobRunsOnSchedule lets the scheduled job delete what is past
+// its maximum retention, and nothing else.
+func TestRetentionJobRunsOnSchedule(t *testing.T) {
+	in := newInstance(t)
+	in.env = append(in.env, "MAILVAULT_STORE_RETENTION_INTERVAL=1s", "MAILVAULT_PASSWORD=carol-secret")
+	in.start()
+	in.mustCLI("tenant", "create", "acme", "-domain", "acme.example")
+	in.mustCLI("user", "add", "-tenant", "acme", "alice@acme.example", "-password", "alice-secret")
+	in.mustCLI("user", "add", "-tenant", "acme", "carol@acme.example", "-password", "carol-secret", "-role", "compliance")
+	old := time.Date(2012, 3, 1, 9, 0, 0, 0, time.UTC)
+	var msgs [][]byte
+	var dates []time.Time
+	for i := range 20 {
+		d := old
+		if i%2 == 1 {
+			d = time.Now().UTC()
+		}
+		msgs = append(msgs, retentionMail(i, "scheduled", "alice@acme.example", d))
+		dates = append(dates, d)
+	}
+	in.importDated("acme", "alice@acme.example", msgs, dates)
+	waitIndexed(t, in, "acme")
+	policies := filepath.Join(t.TempDir(), "policies.json")
+	os.WriteFile(policies, []byte(`{"policies":[{"name":"year","min":{"days":1},"max":{"years":1},"max_action":"delete"}]}`), 0o644)
+	in.mustCLI("retention", "set", "-tenant", "acme", "-user", "carol@acme.example", policies)
+	deadline := time.Now().Add(time.Minute)
+	for tenantStats(t, in, "acme").Deleted != 10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the scheduled job did not delete the 10 old messages: %+v\n%s", tenantStats(t, in, "acme"), in.logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // another run or two: still nothing more
+	if st := tenantStats(t, in, "acme"); st.Deleted != 10 || st.Messages != 10 {
+		t.Fatalf("after more runs: %+v", st)
+	}
+	out := in.mustCLI("retention", "reports", "-tenant", "acme")
+	if !strings.Contains(out, "retention-job") {
+		t.Fatalf("reports:\n%s", out)
+	}
+	if out := in.mustCLI("verify", "-tenant", "acme"); !strings.Contains(out, "verify: clean") {
+		t.Fatalf("verify:\n%s", out)
+	}
+}
