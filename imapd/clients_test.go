@@ -344,7 +344,7 @@ func TestPythonImaplib(t *testing.T) {
 	subject := "Subject: " + probe.gen.Subject + "\r\n\r\n"
 	_, body, _ := bytes.Cut(probe.raw, []byte("\r\n\r\n"))
 	attach := attachmentOf(t, probe.raw)
-	want := map[string][]byte{`BODY[HEADER.FIELDS ("SUBJECT")]`: []byte(subject), "BODY[TEXT]<10>": body[10:40], "BINARY[2]": attach}
+	want := map[string][]byte{`BODY[HEADER.FIELDS (SUBJECT)]`: []byte(subject), "BODY[TEXT]<10>": body[10:40], "BINARY[2]": attach}
 	if len(out.Sections) != len(want) {
 		t.Errorf("got sections %v, want %d", out.Sections, len(want))
 	}

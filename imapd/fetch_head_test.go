@@ -79,7 +79,7 @@ func TestFetchHeadsAsMessage(t *testing.T) {
 	c.ok("SELECT Bare")
 	u := c.ok("FETCH 1 (BODY.PEEK[HEADER] BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
 	h := strings.ReplaceAll(string(bare[:bytes.Index(bare, []byte("\n\n"))+2]), "\n", "\r\n")
-	want := fmt.Sprintf("BODY[HEADER] {%d}%s BODY[HEADER.FIELDS (\"SUBJECT\")] {29}Subject: bare\r\n line ends\r\n\r\n)", len(h), h)
+	want := fmt.Sprintf("BODY[HEADER] {%d}%s BODY[HEADER.FIELDS (SUBJECT)] {29}Subject: bare\r\n line ends\r\n\r\n)", len(h), h)
 	if len(u) != 1 || !strings.HasSuffix(u[0], want) {
 		t.Errorf("bare LF message: %q, want it to end in %q", u, want)
 	}

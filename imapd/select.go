@@ -3,18 +3,16 @@ package imapd
 import (
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/mailvault/mailvault/backend"
 )
 
-// Flags a client may store (the per-user overlay); \Deleted is never
-// accepted.
-var (
-	mailboxFlags   = []imap.Flag{imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged, imap.FlagDraft}
-	permanentFlags = []imap.Flag{imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged, imap.FlagDraft, imap.FlagWildcard}
-)
+// The system flags a client may store (the per-user overlay), besides any
+// keyword; \Deleted is never accepted.
+var mailboxFlags = []imap.Flag{imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged, imap.FlagDraft}
 
 // Select opens a folder. SELECT allows changing the user's own flags;
 // EXAMINE nothing.
@@ -53,14 +51,15 @@ func (s *session) Select(mailbox string, options *imap.SelectOptions) (*imap.Sel
 	s.sel = sel
 	s.audit(t, "imap-open", ref.display())
 
+	keywords := folderKeywords(overlay)
 	data := &imap.SelectData{
-		Flags:       mailboxFlags,
+		Flags:       append(slices.Clip(mailboxFlags), keywords...),
 		NumMessages: uint32(len(snap.UIDs)),
 		UIDNext:     imap.UID(max(snap.UIDNext, 1)),
 		UIDValidity: snap.UIDValidity,
 	}
 	if !options.ReadOnly {
-		data.PermanentFlags = permanentFlags
+		data.PermanentFlags = append(append(slices.Clip(mailboxFlags), keywords...), imap.FlagWildcard)
 	}
 	if seq := firstUnseen(sel.uids, overlay); seq > 0 {
 		data.FirstUnseenSeqNum = uint32(seq)
@@ -69,6 +68,21 @@ func (s *session) Select(mailbox string, options *imap.SelectOptions) (*imap.Sel
 		data.List = &imap.ListData{Delim: delim, Mailbox: ref.name}
 	}
 	return data, nil
+}
+
+// folderKeywords are the keywords the user has set in the folder, which
+// FLAGS and PERMANENTFLAGS list after the system flags.
+func folderKeywords(overlay map[uint32][]string) []imap.Flag {
+	var keywords []imap.Flag
+	for _, fl := range overlay {
+		for _, f := range fl {
+			if !strings.HasPrefix(f, `\`) && !slices.Contains(keywords, imap.Flag(f)) {
+				keywords = append(keywords, imap.Flag(f))
+			}
+		}
+	}
+	slices.Sort(keywords)
+	return keywords
 }
 
 // firstUnseen returns the sequence number of the first message without

@@ -51,11 +51,15 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	if flags.Silent {
 		return nil
 	}
+	// UID STORE answers with UIDs (RFC 9051 6.4.9); STORE as Dovecot does.
+	_, byUID := numSet.(imap.UIDSet)
 	i := 0
 	for _, sp := range spans {
 		for pos := sp.lo; pos < sp.hi; pos++ {
 			r := w.CreateMessage(uint32(pos + 1))
-			r.WriteUID(imap.UID(uids[i]))
+			if byUID {
+				r.WriteUID(imap.UID(uids[i]))
+			}
 			r.WriteFlags(imapFlags(changed[uids[i]]))
 			if err := r.Close(); err != nil {
 				return err

@@ -75,8 +75,12 @@ func bodyStructure(p *mailparse.Part) imap.BodyStructure {
 		}
 		return mp
 	}
+	params := p.Params
+	if p.Type == "text" && params["charset"] == "" {
+		params = withUSASCII(params)
+	}
 	sp := &imap.BodyStructureSinglePart{
-		Type: p.Type, Subtype: p.Subtype, Params: p.Params, ID: p.ID, Description: p.Description,
+		Type: p.Type, Subtype: p.Subtype, Params: params, ID: p.ID, Description: p.Description,
 		Encoding: p.Encoding, Size: uint32(min(p.Size+p.BareLFs, math.MaxUint32)),
 		Extended: &imap.BodyStructureSinglePartExt{Disposition: disposition(p), Language: p.Language, Location: p.Location},
 	}
@@ -100,6 +104,24 @@ func bodyStructure(p *mailparse.Part) imap.BodyStructure {
 		sp.MessageRFC822 = msg
 	}
 	return sp
+}
+
+// usASCII is the parameter list of text without any: RFC 2045 5.2 makes
+// its charset US-ASCII, and Dovecot and Cyrus say so in BODYSTRUCTURE.
+// Shared and never written to.
+var usASCII = map[string]string{"charset": "us-ascii"}
+
+// withUSASCII returns text parameters with the default charset added.
+func withUSASCII(params map[string]string) map[string]string {
+	if len(params) == 0 {
+		return usASCII
+	}
+	out := make(map[string]string, len(params)+1)
+	for k, v := range params {
+		out[k] = v
+	}
+	out["charset"] = "us-ascii"
+	return out
 }
 
 func emptyText() *imap.BodyStructureSinglePart {

@@ -450,12 +450,29 @@ func writeItemBodySection(enc *imapwire.Encoder, section *imap.FetchItemBodySect
 
 		if len(headerList) > 0 {
 			enc.SP().List(len(headerList), func(i int) {
-				enc.String(headerList[i])
+				writeHeaderFieldName(enc, headerList[i])
 			})
 		}
 	}
 	enc.Special(']')
 	writePartialOrigin(enc, section.Partial)
+}
+
+// writeHeaderFieldName writes a field name of HEADER.FIELDS as an atom, the
+// way clients send it and other servers echo it (Dovecot, Cyrus), and as a
+// string only if it is not one. (mailvault patch, see third_party/README.md)
+func writeHeaderFieldName(enc *imapwire.Encoder, name string) {
+	for i := 0; i < len(name); i++ {
+		if name[i] >= 0x80 || !imapwire.IsAtomChar(name[i]) {
+			enc.String(name)
+			return
+		}
+	}
+	if name == "" {
+		enc.String(name)
+		return
+	}
+	enc.Atom(name)
 }
 
 // writePartialOrigin writes the <origin> of a partial FETCH (RFC 9051

@@ -102,8 +102,19 @@ func (c *Conn) writeLSub(data *imap.ListData) error {
 	defer enc.end()
 
 	enc.Atom("*").SP().Atom("LSUB").SP()
-	enc.List(len(data.Attrs), func(i int) {
-		enc.MailboxAttr(data.Attrs[i])
+	// LSUB has RFC 3501's attributes only: \Subscribed and the child
+	// attributes belong to LIST-EXTENDED, which LSUB is not. (mailvault
+	// patch, see third_party/README.md)
+	attrs := make([]imap.MailboxAttr, 0, len(data.Attrs))
+	for _, a := range data.Attrs {
+		switch a {
+		case imap.MailboxAttrSubscribed, imap.MailboxAttrHasChildren, imap.MailboxAttrHasNoChildren:
+		default:
+			attrs = append(attrs, a)
+		}
+	}
+	enc.List(len(attrs), func(i int) {
+		enc.MailboxAttr(attrs[i])
 	})
 	enc.SP()
 	if data.Delim == 0 {
