@@ -472,7 +472,9 @@ func (t *Tenant) commitDeletion(r *run, items []PlanItem, ev *evaluator) (gone, 
 		m := &t.msgs[it.MID-1]
 		mb := t.mailboxes[f.Mailbox]
 		p := ev.policy(f, mb, it.MID)
-		if ev.now.Before(p.Min.until(m.received, m.archived)) || ev.held(f, it.MID, m) || m.modseq > ev.watermark {
+		// A message this run changed itself waits for no re-indexing:
+		// its content, which queries judge, is the same.
+		if ev.now.Before(p.Min.until(m.received, m.archived)) || ev.held(f, it.MID, m) || m.modseq > ev.watermark && !r.touched[it.MID] {
 			continue
 		}
 		if _, ok := left[it.MID]; !ok {
@@ -646,6 +648,7 @@ func (t *Tenant) commitDeletion(r *run, items []PlanItem, ev *evaluator) (gone, 
 	}
 	for mid := range updated {
 		touched = append(touched, mid)
+		r.touched[mid] = true
 	}
 	return gone, touched, modseq, len(rms), nil
 }

@@ -29,12 +29,14 @@ type run struct {
 	Items   []PlanItem `json:"-"`
 	// Placements as (folder, uid, mid) triples, compact on disk.
 	Triples [][3]uint64 `json:"placements"`
+	// touched are the messages the run has changed (placements removed).
+	touched map[uint64]bool
 }
 
 func newRun(actor, reason string, auto bool, items []PlanItem, now time.Time) *run {
 	b := make([]byte, 6)
 	rand.Read(b)
-	return &run{ID: now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b), Actor: actor, Reason: reason, Auto: auto, Started: now.UTC(), Items: items}
+	return &run{ID: now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b), Actor: actor, Reason: reason, Auto: auto, Started: now.UTC(), Items: items, touched: map[uint64]bool{}}
 }
 
 func (r *run) actor() string {
@@ -197,7 +199,7 @@ func (t *Tenant) resumeRun(ctx context.Context) {
 	if errors.Is(err, os.ErrNotExist) {
 		return
 	}
-	var r run
+	r := run{touched: map[uint64]bool{}}
 	if err == nil {
 		err = json.Unmarshal(b, &r)
 	}

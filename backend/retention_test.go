@@ -474,3 +474,45 @@ func TestVerifyNamesUnrecordedDeletion(t *testing.T) {
 		t.Fatalf("verify %+v: want deletion-unauthenticated", rep.Problems)
 	}
 }
+
+// TestRunAcrossBatches deletes messages filed in two mailboxes whose
+// placements fall into different batches of one run: each message goes
+// with its last placement, in the same run.
+func TestRunAcrossBatches(t *testing.T) {
+	f := newRetentionFixture(t)
+	defer func() { f.p.Close() }()
+	ctx := context.Background()
+	f.policies(t, []Policy{{Name: "short", Min: Period{Days: 1}, Max: &Period{Days: 2}, MaxAction: ActionDelete}})
+	n := runBatch + runBatch/5
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				raw := fmt.Sprintf("From: x@outside.example\r\nTo: alice@acme.example, bob@acme.example\r\nSubject: shared %d\r\n\r\nbody %d\r\n", i, i)
+				if _, err := f.tn.Ingest(ctx, []byte(raw), Source{Received: date(2019, 1, 1)}); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	f.indexed(t)
+	rep, err := f.tn.RunRetention(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Placements != 2*n || rep.Messages != n {
+		t.Fatalf("run %+v: want %d placements and %d messages", rep, 2*n, n)
+	}
+	if st := f.tn.Stats(); st.Messages != 0 || st.Deleted != n {
+		t.Fatalf("stats %+v", st)
+	}
+	f.verifyClean(t)
+}
