@@ -62,7 +62,6 @@ func (s *Server) Metrics() prometheus.Registerer { return s.met.reg }
 // "smtp", "jmap"). The series of a protocol appear at once with 0.
 func (s *Server) FrontEnd(protocol string) FrontEnd {
 	m := s.met
-	m.loginsFailed.WithLabelValues(protocol)
 	return FrontEnd{
 		Sessions:     m.sessions.WithLabelValues(protocol),
 		LoginsFailed: m.loginsFailed.WithLabelValues(protocol),
