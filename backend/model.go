@@ -68,6 +68,10 @@ type TenantInfo struct {
 	// one of the tenant's domains when mail for it arrives.
 	AutoMailboxes bool   `json:"auto_mailboxes,omitempty"`
 	WrappedKey    []byte `json:"wrapped_key"`
+	// DeleteAfter schedules the tenant's end of life (see
+	// ScheduleTenantDeletion); DeleteBy asked for it.
+	DeleteAfter *time.Time `json:"delete_after,omitempty"`
+	DeleteBy    string     `json:"delete_by,omitempty"`
 }
 
 // User is a person or service account of a tenant.

@@ -330,11 +330,6 @@ func (p *Provider) runRetentionJob(interval time.Duration) {
 			return
 		case <-tick.C:
 		}
-		tenants, err := p.Tenants()
-		if err != nil {
-			p.log.Error("retention job: list tenants", "err", err)
-			continue
-		}
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() {
 			select {
@@ -343,6 +338,15 @@ func (p *Provider) runRetentionJob(interval time.Duration) {
 			}
 			cancel()
 		}()
+		if _, err := p.deleteDueTenants(ctx); err != nil {
+			p.log.Error("retention job: tenant end of life", "err", err)
+		}
+		tenants, err := p.Tenants()
+		if err != nil {
+			p.log.Error("retention job: list tenants", "err", err)
+			cancel()
+			continue
+		}
 		for _, info := range tenants {
 			t, err := p.Tenant(ctx, info.Name)
 			if err != nil {

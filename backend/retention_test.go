@@ -516,3 +516,65 @@ func TestRunAcrossBatches(t *testing.T) {
 	}
 	f.verifyClean(t)
 }
+
+// TestTenantEndOfLife schedules a tenant's deletion: it works through the
+// grace period, a legal hold keeps it, and once lifted the tenant goes
+// with its key and files.
+func TestTenantEndOfLife(t *testing.T) {
+	f := newRetentionFixture(t)
+	defer func() { f.p.Close() }()
+	ctx := context.Background()
+	f.mail(t, "x@outside.example", "alice@acme.example", "last words", date(2019, 1, 1), Source{})
+	h, err := f.tn.PlaceHold(ctx, "carol@acme.example", Hold{Case: "C-9", Reason: "pending"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.p.ScheduleTenantDeletion(ctx, "acme", 30*24*time.Hour); !errors.Is(err, ErrDenied) {
+		t.Fatalf("scheduled under a hold: %v", err)
+	}
+	if _, err := f.tn.LiftHold(ctx, "carol@acme.example", h.ID); err != nil {
+		t.Fatal(err)
+	}
+	info, err := f.p.ScheduleTenantDeletion(ctx, "acme", 30*24*time.Hour)
+	if err != nil || info.DeleteAfter == nil {
+		t.Fatalf("schedule: %+v %v", info, err)
+	}
+	// A hold placed during the grace period keeps the tenant.
+	if _, err := f.tn.PlaceHold(ctx, "carol@acme.example", Hold{Case: "C-10", Reason: "new claim"}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Set(date(2020, 8, 1))
+	if done, err := f.p.deleteDueTenants(ctx); err != nil || len(done) != 0 {
+		t.Fatalf("deleted under a hold: %v %v", done, err)
+	}
+	if _, err := f.tn.LiftHold(ctx, "carol@acme.example", "h0002"); err != nil {
+		t.Fatal(err)
+	}
+	dir := f.p.tenantDir("acme")
+	if done, err := f.p.deleteDueTenants(ctx); err != nil || len(done) != 1 {
+		t.Fatalf("end of life: %v %v", done, err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("tenant files left: %v", err)
+	}
+	if _, err := f.p.Tenant(ctx, "acme"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("tenant still opens: %v", err)
+	}
+	if _, err := f.p.TenantForDomain("acme.example"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("domain still assigned: %v", err)
+	}
+	recs, _ := f.p.DeletedTenants()
+	if len(recs) != 1 || recs[0].Name != "acme" {
+		t.Fatalf("records %+v", recs)
+	}
+	// The wrapped key is gone from the registry file, not only unlinked.
+	f.p.Close()
+	raw, err := os.ReadFile(filepath.Join(f.dir, "provider.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte("wrapped_key")) {
+		t.Fatal("provider.db still holds the wrapped key")
+	}
+	f.open(t)
+}

@@ -105,6 +105,7 @@ func NewAPI(p *backend.Provider, log *slog.Logger) *API {
 	h("POST /api/v1/tenants/{t}/reindex", a.reindex)
 	h("GET /api/v1/tenants/{t}/audit", a.audit)
 	h("GET /api/v1/stats", a.allStats)
+	a.tenantEndOfLife(h)
 	a.retentionRoutes(func(pattern string, fn func(w http.ResponseWriter, r *http.Request) error) {
 		h(pattern, fn)
 		a.users.HandleFunc(pattern, wrap(fn))
@@ -276,7 +277,11 @@ func (a *API) listTenants(w http.ResponseWriter, r *http.Request) error {
 }
 
 func tenantJSON(t *backend.TenantInfo) map[string]any {
-	return map[string]any{"name": t.Name, "domains": t.Domains, "quotas": t.Quotas, "created": t.Created, "auto_mailboxes": t.AutoMailboxes}
+	out := map[string]any{"name": t.Name, "domains": t.Domains, "quotas": t.Quotas, "created": t.Created, "auto_mailboxes": t.AutoMailboxes}
+	if t.DeleteAfter != nil {
+		out["delete_after"], out["delete_by"] = t.DeleteAfter, t.DeleteBy
+	}
+	return out
 }
 
 // TenantRequest creates a tenant.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/mailvault/mailvault/backend"
 )
@@ -46,6 +47,47 @@ type DeleteConfirm struct {
 // maxPlanItems bounds the placements a dry run lists; the counts are
 // always complete.
 const maxPlanItems = 1000
+
+// TenantDeletion schedules a tenant's end of life.
+type TenantDeletion struct {
+	Grace string `json:"grace"` // Go duration, e.g. "720h"
+}
+
+// tenantEndOfLife serves the provider's scheduling of a tenant's deletion
+// (provider token only).
+func (a *API) tenantEndOfLife(h func(string, func(http.ResponseWriter, *http.Request) error)) {
+	h("POST /api/v1/tenants/{t}/delete", func(w http.ResponseWriter, r *http.Request) error {
+		var req TenantDeletion
+		if err := decode(r, &req); err != nil {
+			return err
+		}
+		grace, err := time.ParseDuration(req.Grace)
+		if err != nil {
+			return fmt.Errorf("%w: grace %q: %v", errBadRequest, req.Grace, err)
+		}
+		info, err := a.p.ScheduleTenantDeletion(r.Context(), r.PathValue("t"), grace)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, 200, tenantJSON(info))
+		return nil
+	})
+	h("POST /api/v1/tenants/{t}/undelete", func(w http.ResponseWriter, r *http.Request) error {
+		if err := a.p.CancelTenantDeletion(r.Context(), r.PathValue("t")); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
+	h("GET /api/v1/deleted-tenants", func(w http.ResponseWriter, r *http.Request) error {
+		recs, err := a.p.DeletedTenants()
+		if err != nil {
+			return err
+		}
+		writeJSON(w, 200, append([]backend.DeletedTenant{}, recs...))
+		return nil
+	})
+}
 
 func (a *API) retentionRoutes(h func(string, func(http.ResponseWriter, *http.Request) error)) {
 	withTenant := func(fn func(w http.ResponseWriter, r *http.Request, t *backend.Tenant) error) func(http.ResponseWriter, *http.Request) error {

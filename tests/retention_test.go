@@ -464,4 +464,27 @@ func TestRetentionJobRunsOnSchedule(t *testing.T) {
 	if out := in.mustCLI("verify", "-tenant", "acme"); !strings.Contains(out, "verify: clean") {
 		t.Fatalf("verify:\n%s", out)
 	}
+
+	// End of life: a hold keeps the tenant from being scheduled; without
+	// it the job deletes the tenant after the grace period.
+	in.mustCLI("hold", "place", "-tenant", "acme", "-user", "carol@acme.example", "-case", "C-1", "-reason", "r")
+	if out, err := in.cli("tenant", "delete", "acme", "-grace", "2s"); err == nil || !strings.Contains(out, "legal hold") {
+		t.Fatalf("tenant under a hold scheduled for deletion: %v\n%s", err, out)
+	}
+	in.mustCLI("hold", "lift", "-tenant", "acme", "-user", "carol@acme.example", "h0001")
+	if out := in.mustCLI("tenant", "delete", "acme", "-grace", "2s"); !strings.Contains(out, "will be deleted after") {
+		t.Fatalf("tenant delete:\n%s", out)
+	}
+	dir := filepath.Join(in.dataDir, "tenants", "acme")
+	deadline = time.Now().Add(time.Minute)
+	for {
+		_, err := os.Stat(dir)
+		if _, cerr := in.cli("tenant", "show", "acme"); os.IsNotExist(err) && cerr != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the tenant was not deleted:\n%s", in.logs())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

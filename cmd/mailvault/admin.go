@@ -146,12 +146,13 @@ func cmdConfig(ctx context.Context, args []string) error {
 }
 
 func cmdTenant(ctx context.Context, args []string) error {
-	op, args, err := sub(args, "create, list, show, set")
+	op, args, err := sub(args, "create, list, show, set, delete, undelete")
 	if err != nil {
 		return err
 	}
-	fs := newFlags("tenant "+op, "tenant create NAME [-domain D]... [-max-users N] [-max-mailboxes N] [-max-bytes N] | list | show NAME | set NAME [-auto-mailboxes=true|false] [-max-...]")
+	fs := newFlags("tenant "+op, "tenant create NAME [-domain D]... [-max-users N] [-max-mailboxes N] [-max-bytes N] | list | show NAME | set NAME [-auto-mailboxes=true|false] [-max-...] | delete NAME [-grace 720h] | undelete NAME")
 	cf := addClientFlags(fs)
+	grace := fs.Duration("grace", 30*24*time.Hour, "delete: how long the tenant stays (and the deletion can be cancelled) before it and its keys are deleted")
 	var domains multiFlag
 	fs.Var(&domains, "domain", "domain of the tenant (repeatable; default: the tenant name)")
 	maxUsers := fs.Int("max-users", 0, "user quota (0 = unlimited)")
@@ -221,8 +222,25 @@ func cmdTenant(ctx context.Context, args []string) error {
 			return err
 		}
 		printJSON(out)
+	case "delete":
+		if err := need(pos, 1, "tenant name"); err != nil {
+			return err
+		}
+		var out map[string]any
+		if err := c.Do("POST", tenantPath(pos[0], "delete"), server.TenantDeletion{Grace: grace.String()}, &out); err != nil {
+			return err
+		}
+		fmt.Printf("tenant %s, its files and its keys will be deleted after %s (unless a legal hold is active then); `mailvault tenant undelete %s` cancels\n", pos[0], out["delete_after"], pos[0])
+	case "undelete":
+		if err := need(pos, 1, "tenant name"); err != nil {
+			return err
+		}
+		if err := c.Do("POST", tenantPath(pos[0], "undelete"), nil, nil); err != nil {
+			return err
+		}
+		fmt.Printf("deletion of tenant %s cancelled\n", pos[0])
 	default:
-		return fmt.Errorf("unknown sub-command %q: want create, list, show or set", op)
+		return fmt.Errorf("unknown sub-command %q: want create, list, show, set, delete or undelete", op)
 	}
 	return nil
 }
