@@ -17,6 +17,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/mailvault/mailvault/mailparse"
 )
 
 // TestMbsync syncs alice's whole own archive mailbox (generated mail and the
@@ -107,7 +109,9 @@ SyncState *
 		c.ok("EXAMINE " + box.dir)
 		for _, m := range append(skipped, altered...) {
 			u := c.ok(fmt.Sprintf("UID FETCH %d BODY.PEEK[]", m.uid))
-			if want := fmt.Sprintf("* 0 FETCH (UID %d BODY[] {%d}%s)", m.uid, len(m.raw), m.raw); len(u) != 1 || u[0][strings.Index(u[0], "FETCH"):] != want[strings.Index(want, "FETCH"):] {
+			// IMAP presents bare LFs as CRLF; the archived bytes are otherwise served as they are.
+			served := mailparse.AppendCRLF(nil, m.raw)
+			if want := fmt.Sprintf("* 0 FETCH (UID %d BODY[] {%d}%s)", m.uid, len(served), served); len(u) != 1 || u[0][strings.Index(u[0], "FETCH"):] != want[strings.Index(want, "FETCH"):] {
 				t.Errorf("UID %d without header end: got %q, want %q", m.uid, u, want)
 			}
 		}
