@@ -32,7 +32,11 @@ func CRLFLen(b []byte) int64 { return int64(len(b)) + BareLFs(b) }
 
 // AppendCRLF appends b with every bare LF as CRLF.
 func AppendCRLF(dst, b []byte) []byte {
-	return AppendCRLFRange(dst, b, 0, CRLFLen(b))
+	n := BareLFs(b)
+	if n == 0 {
+		return append(dst, b...) // the usual case: one scan, one copy
+	}
+	return AppendCRLFRange(dst, b, 0, int64(len(b))+n)
 }
 
 // AppendCRLFRange appends the bytes [off, off+n) of the CRLF form of b
