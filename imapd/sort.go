@@ -75,12 +75,15 @@ func (s *session) Sort(kind imapserver.NumKind, criteria []imap.SortCriterion, s
 	if err != nil {
 		return nil, err
 	}
-	// The first key's values sit in the rows: comparing them does not
-	// reach into keys spread over the heap.
+	// Rows hold the first key as a number (a string key as its rank among
+	// the distinct values, REVERSE as the negation) and the message's
+	// index in msgs, which is in folder order: most comparisons touch
+	// neither the keys nor strings.
 	first, rest := criteria[0], criteria[1:]
 	rows := make([]sortRow, len(msgs))
+	var strs []string
 	for i, m := range msgs {
-		rows[i] = sortRow{pos: m.pos, key: m.key}
+		rows[i].i = int32(i)
 		switch first.Key {
 		case imap.SortKeyArrival:
 			rows[i].n = m.key.Received
@@ -88,29 +91,41 @@ func (s *session) Sort(kind imapserver.NumKind, criteria []imap.SortCriterion, s
 			rows[i].n = m.key.Sent
 		case imap.SortKeySize:
 			rows[i].n = m.key.Size
-		case imap.SortKeySubject:
-			rows[i].s = m.key.Subject
-		case imap.SortKeyFrom:
-			rows[i].s = m.key.From
-		case imap.SortKeyTo:
-			rows[i].s = m.key.To
-		case imap.SortKeyCc:
-			rows[i].s = m.key.Cc
+		default:
+			if strs == nil {
+				strs = make([]string, len(msgs))
+			}
+			strs[i] = stringKey(first.Key, m.key)
+		}
+	}
+	if strs != nil {
+		rank := make(map[string]int64)
+		for _, v := range strs {
+			rank[v] = 0
+		}
+		distinct := make([]string, 0, len(rank))
+		for v := range rank {
+			distinct = append(distinct, v)
+		}
+		slices.Sort(distinct)
+		for r, v := range distinct {
+			rank[v] = int64(r)
+		}
+		for i := range rows {
+			rows[i].n = rank[strs[i]]
+		}
+	}
+	if first.Reverse {
+		for i := range rows {
+			rows[i].n = -rows[i].n
 		}
 	}
 	slices.SortFunc(rows, func(a, b sortRow) int {
-		d := cmp.Compare(a.n, b.n)
-		if d == 0 {
-			d = strings.Compare(a.s, b.s)
-		}
-		if first.Reverse {
-			d = -d
-		}
-		if d != 0 {
-			return d
+		if a.n != b.n {
+			return cmp.Compare(a.n, b.n)
 		}
 		for _, c := range rest {
-			d := compareKey(c.Key, a.key, b.key)
+			d := compareKey(c.Key, msgs[a.i].key, msgs[b.i].key)
 			if c.Reverse {
 				d = -d
 			}
@@ -118,21 +133,34 @@ func (s *session) Sort(kind imapserver.NumKind, criteria []imap.SortCriterion, s
 				return d
 			}
 		}
-		return cmp.Compare(a.pos, b.pos)
+		return cmp.Compare(a.i, b.i)
 	})
 	out := make([]uint32, len(rows))
 	for i := range rows {
-		out[i] = number(kind, sel, rows[i].pos)
+		out[i] = number(kind, sel, msgs[rows[i].i].pos)
 	}
 	return out, nil
 }
 
-// sortRow is a message being sorted, with the first key's value (n or s).
+// sortRow is a message being sorted: the first key's value and the
+// message's index.
 type sortRow struct {
-	n   int64
-	s   string
-	pos int
-	key *backend.ThreadKey
+	n int64
+	i int32
+}
+
+func stringKey(k imap.SortKey, key *backend.ThreadKey) string {
+	switch k {
+	case imap.SortKeySubject:
+		return key.Subject
+	case imap.SortKeyFrom:
+		return key.From
+	case imap.SortKeyTo:
+		return key.To
+	case imap.SortKeyCc:
+		return key.Cc
+	}
+	return ""
 }
 
 func compareKey(k imap.SortKey, a, b *backend.ThreadKey) int {
