@@ -2,6 +2,7 @@ package backend
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -51,16 +52,9 @@ func (p *Period) until(received, archived int64) time.Time {
 }
 
 func (p *Period) String() string {
-	s := fmt.Sprintf("%dy%dm%dd from %s", p.Years, p.Months, p.Days, cmpOr(p.From, FromMessage))
+	s := fmt.Sprintf("%dy%dm%dd from %s", p.Years, p.Months, p.Days, cmp.Or(p.From, FromMessage))
 	if p.EndOfYear {
 		s += " (end of year)"
-	}
-	return s
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
 	}
 	return s
 }
