@@ -156,7 +156,7 @@ func (t *Tenant) runDeletion(ctx context.Context, r *run, ev *evaluator) (*RunRe
 	}
 	if c, ok := t.blobs.(interface {
 		Compact(context.Context, float64) (int64, error)
-	}); ok && rep.Messages > 0 {
+	}); ok {
 		n, err := c.Compact(ctx, packCompactDead)
 		rep.Reclaimed += n
 		if err != nil {

@@ -390,6 +390,64 @@ func TestRetentionEndToEnd(t *testing.T) {
 	if !strings.Contains(out, "carol@acme.example") {
 		t.Fatalf("reports:\n%s", out)
 	}
+
+	// kill -9 while the packs or meta.db are being compacted after a run.
+	msgs, dates = msgs[:0], dates[:0]
+	for i := range bulk {
+		msgs = append(msgs, retentionMail(9000+i, "second bulk", "bob@acme.example", old))
+		dates = append(dates, old)
+	}
+	in.importDated("acme", "bob@acme.example", msgs, dates)
+	waitIndexed(t, in, "acme")
+	go func() {
+		out, _ := runAs(carolEnv, "retention", "run", "-tenant", "acme", "-user", "carol@acme.example")
+		done <- out
+	}()
+	caught := ""
+	deadline = time.Now().Add(2 * time.Minute)
+	for caught == "" && time.Now().Before(deadline) {
+		for _, pat := range []string{filepath.Join(tenantDir, "packs", "*.pack.compact"), filepath.Join(tenantDir, "meta.db.compact*")} {
+			if m, _ := filepath.Glob(pat); len(m) > 0 {
+				caught = filepath.Base(m[0])
+			}
+		}
+		select {
+		case <-done:
+			deadline = time.Now() // the run ended before a compaction was seen
+		default:
+		}
+		time.Sleep(time.Millisecond)
+	}
+	in.kill()
+	t.Logf("killed during the compaction (%q being written)", caught)
+	in.start()
+	deadline = time.Now().Add(3 * time.Minute)
+	for {
+		st := tenantStats(t, in, "acme")
+		if _, err := os.Stat(runFile); os.IsNotExist(err) && st.Deleted == planned+2*bulk && !st.Retention.Running {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a kill during the compaction: %+v\n%s", st, in.logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if m, _ := filepath.Glob(filepath.Join(tenantDir, "packs", "*.compact")); len(m) > 0 {
+		t.Fatalf("unfinished compaction left: %v", m)
+	}
+	for _, r := range packRecords(t, tenantDir) {
+		if r.magic != "MVB1" {
+			t.Fatalf("a shredded record (%s at %d of %s) is left after the resumed run's compaction", r.magic, r.off, r.file)
+		}
+	}
+	out = in.mustCLI("verify", "-tenant", "acme")
+	if !strings.Contains(out, "verify: clean") {
+		t.Fatalf("verify after a kill during the compaction:\n%s", out)
+	}
+	w4 := startIMAPWatcher(t, in.IMAP, "alice@acme.example", "alice-secret")
+	if l, want := w4.line(t), fmt.Sprintf("EXISTS %d", 46-planned); l != want {
+		t.Fatalf("alice's mail after a kill during the compaction: %s, want %s", l, want)
+	}
 }
 
 type statsAnswer struct {
