@@ -135,11 +135,12 @@ func openBenchIndex(b *testing.B) *Index {
 	return benchIndex.ix
 }
 
-// reportLatency reports the median and 90th percentile of durations.
+// reportLatency reports the median, 90th and 95th percentile of durations.
 func reportLatency(b *testing.B, d []time.Duration) {
 	slices.Sort(d)
 	b.ReportMetric(float64(d[len(d)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(d[len(d)*9/10].Microseconds())/1000, "p90-ms")
+	b.ReportMetric(float64(d[len(d)*95/100].Microseconds())/1000, "p95-ms")
 }
 
 type benchQuery struct {
@@ -181,6 +182,60 @@ func BenchmarkSearchFolder(b *testing.B) {
 				hits = len(uids)
 			}
 			b.ReportMetric(float64(hits), "hits")
+			reportLatency(b, lat)
+		})
+	}
+}
+
+// BenchmarkSubstring runs IMAP's searches (Substring, SentDays) beside the
+// word search of the same strings, and reports the index size per message.
+func BenchmarkSubstring(b *testing.B) {
+	ix := openBenchIndex(b)
+	ctx := context.Background()
+	n, err := ix.Count()
+	if err != nil {
+		b.Fatal(err)
+	}
+	perMsg := float64(dirSize(b, ix.dir)) / float64(n)
+	g := newCorpusGen(2)
+	mid := g.vocab[len(commonWords)+300]                 // a generated word of the upper middle
+	inner := string([]rune(mid)[1 : len([]rune(mid))-1]) // without its first and last letter
+	// The generated mail is sent from 2015-01-01 on, a message every 7
+	// minutes: 100,000 messages reach into May 2016.
+	day := func(y int, m time.Month) time.Time { return time.Date(y, m, 1, 0, 0, 0, 0, time.UTC) }
+	w1, w2 := g.vocab[150], g.vocab[220] // mid-frequency words: few docs hold them next to each other
+	for _, bq := range []benchQuery{
+		{"word/" + mid, Text(FieldBody, mid)},
+		{"substring/" + inner, Substring(FieldBody, inner)},
+		{"substring-common/eit", Substring(FieldBody, "eit")},
+		{"word/rechnung", Text(FieldBody, "rechnung")},
+		{"substring/echnung", Substring(FieldBody, "echnung")},
+		{"words/the-report", Text(FieldBody, "the report")},
+		{"phrase/the-report", Substring(FieldBody, "the report")},
+		{"phrase/e-report", Substring(FieldBody, "e report")},
+		{"words/" + w1 + "-" + w2, Text(FieldBody, w1+" "+w2)},
+		{"phrase/" + w1 + "-" + w2, Substring(FieldBody, w1+" "+w2)},
+		{"text-substring/nvoic", Substring(FieldText, "nvoic")},
+		{"from-substring/ller", Substring(FieldFrom, "ller")},
+		{"sent-instant/since-2015-07", SentRange(day(2015, 7), time.Time{})},
+		{"sentdays/since-2015-07", SentDays(day(2015, 7), time.Time{})},
+		{"sentdays/2015-03..2015-04", SentDays(day(2015, 3), day(2015, 4))},
+		{"sentdays+substring", And(SentDays(day(2015, 7), time.Time{}), Substring(FieldBody, "echnung"))},
+	} {
+		b.Run(bq.name, func(b *testing.B) {
+			var lat []time.Duration
+			var hits int
+			for b.Loop() {
+				start := time.Now()
+				uids, err := ix.SearchFolder(ctx, 1, bq.q)
+				lat = append(lat, time.Since(start))
+				if err != nil {
+					b.Fatal(err)
+				}
+				hits = len(uids)
+			}
+			b.ReportMetric(float64(hits), "hits")
+			b.ReportMetric(perMsg, "index-B/msg")
 			reportLatency(b, lat)
 		})
 	}
