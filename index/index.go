@@ -34,6 +34,7 @@ var setClauseCap sync.Once
 const (
 	watermarkFile = "watermark" // inside the bluge directory, which ignores it
 	formatFile    = "format"
+	vocabGenFile  = "vocabgen" // see vocabMark
 	// indexFormat changes when documents gain what searches rely on (2: the
 	// vocabulary for substrings, body positions, sent days). An index of
 	// another format is fed again from the archive.
@@ -58,6 +59,7 @@ type Index struct {
 
 	writeMu   sync.Mutex // serializes batches and the watermark file
 	watermark atomic.Uint64
+	vocabGen  atomic.Uint64 // see vocabMark
 
 	cfg    bluge.Config
 	mu     sync.RWMutex // guards w, paused and closed
@@ -100,6 +102,12 @@ func Open(dir string, log *slog.Logger) (*Index, error) {
 		}
 	}
 	ix.watermark.Store(wm)
+	gen, err := readWatermark(filepath.Join(dir, vocabGenFile))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open index %q: %w", dir, err)
+	}
+	ix.vocabGen.Store(gen)
 	return ix, nil
 }
 
@@ -274,11 +282,57 @@ func (ix *Index) Rewind(upTo uint64) error {
 	if upTo >= ix.watermark.Load() {
 		return nil
 	}
+	if upTo == 0 {
+		// A rebuild writes the vocabulary again in a new generation:
+		// without this, it would keep the words of deleted messages for
+		// good.
+		gen := ix.vocabGen.Load() + 1
+		if err := writeWatermark(filepath.Join(ix.dir, vocabGenFile), gen); err != nil {
+			return err
+		}
+		ix.vocabGen.Store(gen)
+		if err := ix.dropVocabulary(); err != nil {
+			ix.log.Warn("index: vocabulary kept for the rebuild", "err", err)
+		}
+	}
 	if err := writeWatermark(filepath.Join(ix.dir, watermarkFile), upTo); err != nil {
 		return err
 	}
 	ix.watermark.Store(upTo)
 	return nil
+}
+
+// dropVocabulary deletes every vocabulary document; their ids are the
+// terms of the id field that start with "v".
+func (ix *Index) dropVocabulary() (err error) {
+	defer ix.recoverPanic(&err, "drop vocabulary")
+	r, err := ix.reader()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	it, err := r.DictionaryIterator(fieldID, nil, []byte("v"), []byte("w"))
+	if err != nil {
+		return fmt.Errorf("drop vocabulary: %w", err)
+	}
+	defer it.Close()
+	batch := bluge.NewBatch()
+	n := 0
+	for {
+		e, err := it.Next()
+		if err != nil {
+			return fmt.Errorf("drop vocabulary: %w", err)
+		}
+		if e == nil {
+			break
+		}
+		batch.Delete(bluge.Identifier(e.Term()))
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	return ix.batch(batch)
 }
 
 // dedupByMID keeps the last doc of each MID, in input order.
@@ -320,7 +374,9 @@ func (ix *Index) analyzeOn(snap search.Reader, docs []*Doc) ([]analyzedDoc, *ana
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	sets := make([]vocabSet, min(runtime.GOMAXPROCS(0), len(docs)))
+	mark := vocabMark(ix.vocabGen.Load())
 	for w := range sets {
+		sets[w].mark = mark
 		sets[w].words = make(map[string]bool)
 		if snap != nil {
 			// One lookup per worker: it holds cursors of its own.
@@ -355,7 +411,7 @@ func (ix *Index) analyzeOn(snap search.Reader, docs []*Doc) ([]analyzedDoc, *ana
 	for _, d := range docs {
 		first, last = min(first, d.MID), max(last, d.MID)
 	}
-	v := vocabDoc(vocabID(first, last, time.Now().UnixNano()), words, ix.an.scratch)
+	v := vocabDoc(vocabID(first, last, time.Now().UnixNano()), words, mark, ix.an.scratch)
 	return out, &v, nil
 }
 

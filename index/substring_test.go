@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/blugelabs/bluge/search"
 )
 
 // substringDocs are testDocs with German compounds and phrases in the
@@ -136,5 +138,74 @@ func TestCountWithoutVocabulary(t *testing.T) {
 	}
 	if n != uint64(len(docs)) {
 		t.Errorf("count %d, want %d", n, len(docs))
+	}
+}
+
+// A rebuild (Rewind to 0) drops the vocabulary documents and writes them
+// again from what is fed, so that the words of messages deleted before go
+// with the next merges, as the messages' own terms do.
+func TestRewindDropsVocabulary(t *testing.T) {
+	ctx := context.Background()
+	ix, err := Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	docs := []Doc{
+		{MID: 1, Members: []Member{{1, 1}}, Body: "Geheimprojektname Zugspitze"},
+		{MID: 2, Members: []Member{{1, 2}}, Body: "Rechnungsnummer"},
+	}
+	if err := ix.Put(ctx, docs, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Put(ctx, docs[1:], 2); err != nil { // fed twice: two vocabulary documents
+		t.Fatal(err)
+	}
+	if err := ix.Delete(ctx, []uint64{1}); err != nil {
+		t.Fatal(err)
+	}
+	vocabDocs := func() int {
+		n := 0
+		err = ix.withSnapshot(ctx, func(r search.Reader) error {
+			s, err := termsSearcher(r, fieldKind, []string{vocabKind}, unscored())
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			sctx := search.NewSearchContext(s.DocumentMatchPoolSize(), 0)
+			for {
+				dm, err := s.Next(sctx)
+				if err != nil || dm == nil {
+					return err
+				}
+				n++
+				sctx.DocumentMatchPool.Put(dm)
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := vocabDocs(); n != 2 {
+		t.Fatalf("%d vocabulary documents before the rebuild, want 2", n)
+	}
+	if err := ix.Rewind(0); err != nil {
+		t.Fatal(err)
+	}
+	if n := vocabDocs(); n != 0 {
+		t.Errorf("%d vocabulary documents after the rewind, want 0", n)
+	}
+	if err := ix.Put(ctx, docs[1:], 2); err != nil {
+		t.Fatal(err)
+	}
+	if n := vocabDocs(); n != 1 {
+		t.Errorf("%d vocabulary documents after the rebuild, want 1", n)
+	}
+	if got, err := ix.SearchFolder(ctx, 1, Substring(FieldBody, "echnungsnum")); err != nil || !slices.Equal(got, []uint32{2}) {
+		t.Errorf("after the rebuild: %v %v", got, err)
+	}
+	if n, err := ix.Count(); err != nil || n != 1 {
+		t.Errorf("count %d %v", n, err)
 	}
 }

@@ -51,6 +51,7 @@ func vocabSource(field string) bool {
 type vocabSet struct {
 	words map[string]bool          // true: new, false: known from earlier batches
 	known segment.DictionaryLookup // the vocabulary of earlier batches; nil: none
+	mark  []byte                   // see vocabMark
 	key   []byte
 }
 
@@ -71,10 +72,10 @@ func (v *vocabSet) addDoc(doc bluge.Document) {
 			}
 			isNew := true
 			if v.known != nil {
-				// "w\x00" is the suffix that is the whole word. A word
-				// known from a snapshot older than the last batch only
-				// costs a repeated entry.
-				v.key = append(append(v.key[:0], t...), nameSep)
+				// The whole word's term tells a known word. A word known
+				// from a snapshot older than the last batch only costs a
+				// repeated entry.
+				v.key = append(append(v.key[:0], t...), v.mark...)
 				found, err := v.known.Contains(v.key)
 				isNew = err != nil || !found
 			}
@@ -83,9 +84,18 @@ func (v *vocabSet) addDoc(doc bluge.Document) {
 	}
 }
 
-// vocabDoc builds the vocabulary document of a batch; id tells batches
-// apart (a batch fed again replaces its document).
-func vocabDoc(id string, words map[string]bool, scratch *sync.Pool) analyzedDoc {
+// vocabMark ends the term of a whole word: "\x00\x01" and the vocabulary's
+// generation, which each rebuild (Rewind to 0) counts up. A rebuild
+// deletes the vocabulary documents, but their terms stay in the segments'
+// dictionaries until merged: the generation keeps them from passing for
+// known words.
+func vocabMark(gen uint64) []byte {
+	return strconv.AppendUint([]byte{nameSep, 1}, gen, 36)
+}
+
+// vocabDoc builds the vocabulary document of a batch of words, those true
+// in words.
+func vocabDoc(id string, words map[string]bool, mark []byte, scratch *sync.Pool) analyzedDoc {
 	size := 0
 	n := 0
 	for w, isNew := range words {
@@ -93,7 +103,7 @@ func vocabDoc(id string, words map[string]bool, scratch *sync.Pool) analyzedDoc 
 			continue
 		}
 		runes := utf8.RuneCountInString(w)
-		size += runes * (len(w) + 1)
+		size += runes*(len(w)+1) + len(mark)
 		n += runes
 	}
 	buf := make([]byte, 0, size)
@@ -108,8 +118,12 @@ func vocabDoc(id string, words map[string]bool, scratch *sync.Pool) analyzedDoc 
 			}
 			start := len(buf)
 			buf = append(buf, w[i:]...)
-			buf = append(buf, nameSep)
-			buf = append(buf, w[:i]...)
+			if i == 0 {
+				buf = append(buf, mark...)
+			} else {
+				buf = append(buf, nameSep)
+				buf = append(buf, w[:i]...)
+			}
 			terms = append(terms, buf[start:len(buf):len(buf)])
 		}
 	}
@@ -118,6 +132,7 @@ func vocabDoc(id string, words map[string]bool, scratch *sync.Pool) analyzedDoc 
 		newPresetField(fieldKind, [][]byte{[]byte(vocabKind)}),
 		newPresetField(fieldVocab, terms),
 	}
+	doc.Analyze() // the id's term; the preset fields are ready
 	return analyzedDoc{Document: doc, id: bluge.Identifier(id)}
 }
 
@@ -163,7 +178,11 @@ func vocabWords(r search.Reader, s string, mode vocabMode, limit int) (words []s
 		if sep < 0 {
 			continue
 		}
-		w := term[sep+1:] + term[:sep]
+		rest := term[sep+1:]
+		if rest != "" && rest[0] == 1 {
+			rest = "" // the whole word, see vocabMark
+		}
+		w := rest + term[:sep]
 		if _, ok := seen[w]; ok {
 			continue
 		}
