@@ -2,6 +2,7 @@ package imapd
 
 import (
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strings"
@@ -75,10 +76,10 @@ func (s *session) Sort(kind imapserver.NumKind, criteria []imap.SortCriterion, s
 	if err != nil {
 		return nil, err
 	}
-	// Rows hold the first key as a number (a string key as its rank among
-	// the distinct values, REVERSE as the negation) and the message's
-	// index in msgs, which is in folder order: most comparisons touch
-	// neither the keys nor strings.
+	// Rows hold the first key as a number (of a string key its first
+	// bytes, the rest compared only on a tie; REVERSE as the negation) and
+	// the message's index in msgs, which is in folder order: most
+	// comparisons touch neither the keys nor strings.
 	first, rest := criteria[0], criteria[1:]
 	rows := make([]sortRow, len(msgs))
 	var strs []string
@@ -98,22 +99,8 @@ func (s *session) Sort(kind imapserver.NumKind, criteria []imap.SortCriterion, s
 			strs[i] = stringKey(first.Key, m.key)
 		}
 	}
-	if strs != nil {
-		rank := make(map[string]int64)
-		for _, v := range strs {
-			rank[v] = 0
-		}
-		distinct := make([]string, 0, len(rank))
-		for v := range rank {
-			distinct = append(distinct, v)
-		}
-		slices.Sort(distinct)
-		for r, v := range distinct {
-			rank[v] = int64(r)
-		}
-		for i := range rows {
-			rows[i].n = rank[strs[i]]
-		}
+	for i, v := range strs {
+		rows[i].n = prefix(v)
 	}
 	if first.Reverse {
 		for i := range rows {
@@ -123,6 +110,15 @@ func (s *session) Sort(kind imapserver.NumKind, criteria []imap.SortCriterion, s
 	slices.SortFunc(rows, func(a, b sortRow) int {
 		if a.n != b.n {
 			return cmp.Compare(a.n, b.n)
+		}
+		if strs != nil {
+			d := strings.Compare(strs[a.i], strs[b.i])
+			if first.Reverse {
+				d = -d
+			}
+			if d != 0 {
+				return d
+			}
 		}
 		for _, c := range rest {
 			d := compareKey(c.Key, msgs[a.i].key, msgs[b.i].key)
@@ -147,6 +143,14 @@ func (s *session) Sort(kind imapserver.NumKind, criteria []imap.SortCriterion, s
 type sortRow struct {
 	n int64
 	i int32
+}
+
+// prefix orders strings by their first bytes: s < t implies prefix(s) <=
+// prefix(t).
+func prefix(s string) int64 {
+	var b [8]byte
+	copy(b[:], s)
+	return int64(binary.BigEndian.Uint64(b[:]) >> 1)
 }
 
 func stringKey(k imap.SortKey, key *backend.ThreadKey) string {
