@@ -16,6 +16,7 @@ import (
 	"github.com/mailvault/mailvault/server"
 	"github.com/mailvault/mailvault/smtpd"
 	"github.com/mailvault/mailvault/tlscert"
+	"github.com/mailvault/mailvault/web"
 )
 
 func cmdServe(ctx context.Context, args []string) error {
@@ -38,6 +39,11 @@ func cmdServe(ctx context.Context, args []string) error {
 			fe := s.FrontEnd("jmap")
 			h.SetMetrics(jmap.Metrics{Sessions: fe.Sessions, LoginsFailed: fe.LoginsFailed, Commands: fe.Commands})
 			return h, nil
+		},
+	}, server.HTTPService{
+		Patterns: []string{web.Prefix},
+		New: func(s *server.Server) (server.Handler, error) {
+			return web.New(s.Provider, s.Log.With("component", "web")), nil
 		},
 	})
 	if err != nil {

@@ -1,0 +1,285 @@
+package web
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/microcosm-cc/bluemonday"
+
+	"github.com/mailvault/mailvault/backend"
+	"github.com/mailvault/mailvault/mailparse"
+)
+
+// Prefix is where the web front end is served.
+const Prefix = "/web/"
+
+//go:embed assets
+var assets embed.FS
+
+// pageSize is the number of messages per list page.
+const pageSize = 50
+
+// Handler serves the web front end.
+type Handler struct {
+	p        *backend.Provider
+	log      *slog.Logger
+	sessions *sessions
+	tmpl     *template.Template
+	mux      *http.ServeMux
+	policy   *bluemonday.Policy // safe for concurrent use once built
+}
+
+// New returns the web front end of p.
+func New(p *backend.Provider, log *slog.Logger) *Handler {
+	h := &Handler{p: p, log: log, sessions: newSessions(), mux: http.NewServeMux(), policy: sanitizer()}
+	h.tmpl = template.Must(template.New("").Funcs(template.FuncMap{
+		"t":       text,
+		"date":    formatDate,
+		"size":    formatSize,
+		"addrs":   formatAddrs,
+		"add":     func(a, b int) int { return a + b },
+		"urlPart": url.PathEscape,
+	}).ParseFS(assets, "assets/*.html"))
+	static, _ := fs.Sub(assets, "assets/static")
+	h.mux.Handle("GET /web/static/", http.StripPrefix("/web/static/", http.FileServerFS(static)))
+	h.mux.HandleFunc("GET /web/{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/web/mail", http.StatusSeeOther)
+	})
+	h.mux.HandleFunc("GET /web/login", h.loginPage)
+	h.mux.HandleFunc("POST /web/login", h.login)
+	h.mux.HandleFunc("POST /web/lang", h.setLang)
+	h.mux.HandleFunc("POST /web/logout", h.authed(h.logout))
+	h.mux.HandleFunc("GET /web/mail", h.authed(h.mail))
+	h.mux.HandleFunc("GET /web/msg/{folder}/{uid}", h.authed(h.message))
+	h.mux.HandleFunc("GET /web/msg/{folder}/{uid}/html", h.authed(h.htmlBody))
+	h.mux.HandleFunc("GET /web/msg/{folder}/{uid}/raw", h.authed(h.raw))
+	h.mux.HandleFunc("GET /web/msg/{folder}/{uid}/part/{path}", h.authed(h.part))
+	return h
+}
+
+// Close ends nothing: the front end holds no connections open.
+func (h *Handler) Close() error { return nil }
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hd := w.Header()
+	// Pages are ours: no framing by others, no scripts or styles from
+	// elsewhere. The message body frame has its own, stricter policy.
+	hd.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-src 'self'; frame-ancestors 'self'; form-action 'self'; base-uri 'none'; object-src 'none'")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Referrer-Policy", "no-referrer")
+	hd.Set("Cache-Control", "no-store")
+	h.mux.ServeHTTP(w, r)
+}
+
+// request is what a handler of a logged-in user gets.
+type request struct {
+	t    *backend.Tenant
+	se   *session
+	sid  string
+	lang string
+}
+
+// authed resolves the session cookie and, for POSTs, checks the CSRF token
+// and the origin.
+func (h *Handler) authed(fn func(http.ResponseWriter, *http.Request, *request)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, err := r.Cookie(cookieName)
+		var se *session
+		if err == nil {
+			se = h.sessions.get(c.Value)
+		}
+		if se == nil {
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/web/login", http.StatusSeeOther)
+				return
+			}
+			http.Error(w, "not logged in", http.StatusUnauthorized)
+			return
+		}
+		l := lang(r)
+		if r.Method == http.MethodPost && (!sameOrigin(r) || !se.validCSRF(r.PostFormValue("csrf"))) {
+			http.Error(w, text(l, "csrf"), http.StatusForbidden)
+			return
+		}
+		t, err := h.p.Tenant(r.Context(), se.tenant)
+		if err != nil {
+			h.log.Error("web: open tenant", "tenant", se.tenant, "err", err)
+			http.Error(w, "archive unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		if u, err := t.User(se.login); err != nil || u.Disabled {
+			h.sessions.drop(c.Value)
+			http.Redirect(w, r, "/web/login", http.StatusSeeOther)
+			return
+		}
+		fn(w, r, &request{t: t, se: se, sid: c.Value, lang: l})
+	}
+}
+
+// sameOrigin refuses a POST whose Origin (or, without one, Referer) names
+// another site. Browsers send Origin on cross-site POSTs.
+func sameOrigin(r *http.Request) bool {
+	if s := r.Header.Get("Sec-Fetch-Site"); s == "cross-site" || s == "same-site" {
+		return false
+	}
+	o := r.Header.Get("Origin")
+	if o == "" {
+		o = r.Header.Get("Referer")
+	}
+	if o == "" {
+		return true // not a browser, or one that sends neither: the token decides
+	}
+	u, err := url.Parse(o)
+	return err == nil && u.Host == r.Host
+}
+
+func (h *Handler) render(w http.ResponseWriter, name string, data map[string]any) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := h.tmpl.ExecuteTemplate(w, name, data); err != nil {
+		h.log.Error("web: render", "page", name, "err", err)
+	}
+}
+
+func (h *Handler) page(rq *request, data map[string]any) map[string]any {
+	data["L"] = rq.lang
+	data["User"] = rq.se.login
+	data["CSRF"] = rq.se.csrf
+	return data
+}
+
+func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
+	h.render(w, "login.html", map[string]any{"L": lang(r), "Error": r.URL.Query().Get("e")})
+}
+
+// login checks the password through the provider's login gate, which
+// throttles and bounds password checks for every protocol alike.
+func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
+	l := lang(r)
+	if !sameOrigin(r) {
+		http.Error(w, text(l, "csrf"), http.StatusForbidden)
+		return
+	}
+	ctx, cancel := context.WithTimeout(backend.WithRemote(r.Context(), remoteAddr(r)), 30*time.Second)
+	defer cancel()
+	t, u, err := h.p.Login(ctx, strings.TrimSpace(r.PostFormValue("login")), r.PostFormValue("password"))
+	if err != nil {
+		code, msg := http.StatusUnauthorized, "login.bad"
+		var te *backend.ThrottledError
+		if errors.As(err, &te) || errors.Is(err, backend.ErrLoginBusy) {
+			code, msg = http.StatusTooManyRequests, "login.busy"
+		} else if !errors.Is(err, backend.ErrAuthFailed) {
+			h.log.Error("web: login", "err", err)
+			code = http.StatusServiceUnavailable
+		}
+		w.WriteHeader(code)
+		h.render(w, "login.html", map[string]any{"L": l, "Error": text(l, msg), "Login": r.PostFormValue("login")})
+		return
+	}
+	if t.IsCompliance(u.Login) {
+		t.Audit(ctx, u.Login, "web-login", "")
+	}
+	id, _ := h.sessions.create(t.Name, u.Login)
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: id, Path: "/web/", HttpOnly: true,
+		Secure: secure(r), SameSite: http.SameSiteStrictMode, MaxAge: int(sessionTTL / time.Second)})
+	http.Redirect(w, r, "/web/mail", http.StatusSeeOther)
+}
+
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request, rq *request) {
+	h.sessions.drop(rq.sid)
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/web/", HttpOnly: true,
+		Secure: secure(r), SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	http.Redirect(w, r, "/web/login", http.StatusSeeOther)
+}
+
+// setLang stores the chosen language; it changes nothing in the archive,
+// so it needs no session.
+func (h *Handler) setLang(w http.ResponseWriter, r *http.Request) {
+	l := r.PostFormValue("lang")
+	if _, ok := catalogue[l]; !ok || !sameOrigin(r) {
+		http.Error(w, "bad language", http.StatusBadRequest)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: "lang", Value: l, Path: "/web/", Secure: secure(r),
+		SameSite: http.SameSiteStrictMode, MaxAge: 365 * 24 * 3600})
+	back := r.PostFormValue("back")
+	if !strings.HasPrefix(back, Prefix) {
+		back = "/web/mail"
+	}
+	http.Redirect(w, r, back, http.StatusSeeOther)
+}
+
+// secure says whether the browser reached us over TLS (directly or through
+// a proxy that says so).
+func secure(r *http.Request) bool {
+	return r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https"
+}
+
+func remoteAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr()
+}
+
+func formatDate(l string, t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	if l == "de" {
+		return t.Format("02.01.2006 15:04")
+	}
+	return t.Format("2006-01-02 15:04")
+}
+
+func formatSize(l string, n int64) string {
+	var s string
+	switch {
+	case n < 1024:
+		return strconv.FormatInt(n, 10) + " B"
+	case n < 1<<20:
+		s = strconv.FormatFloat(float64(n)/1024, 'f', 1, 64) + " KB"
+	default:
+		s = strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MB"
+	}
+	if l == "de" {
+		s = strings.Replace(s, ".", ",", 1)
+	}
+	return s
+}
+
+// atoi parses a path or query number; 0 when absent or not a number.
+func atoi(s string) uint64 {
+	n, _ := strconv.ParseUint(s, 10, 64)
+	return n
+}
+
+// formatAddrs shows addresses as "Name <box@host>".
+func formatAddrs(as []mailparse.Address) string {
+	var b strings.Builder
+	for i, a := range as {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		addr := a.Mailbox
+		if a.Host != "" {
+			addr += "@" + a.Host
+		}
+		if a.Name != "" {
+			b.WriteString(a.Name + " <" + addr + ">")
+		} else {
+			b.WriteString(addr)
+		}
+	}
+	return b.String()
+}
