@@ -108,7 +108,7 @@ func (t *Tenant) authenticate(ctx context.Context, at *attempt, login, password 
 		}
 	}
 	t.mu.RUnlock()
-	if u == nil || u.Disabled || password == "" {
+	if u == nil || !u.Active(time.Now()) || password == "" {
 		return nil, at.fail(ctx, password)
 	}
 	if u.Directory != "" && u.PasswordHash == "" {
@@ -152,8 +152,11 @@ func (t *Tenant) rolesLocked(login string) []Role {
 // users only. Admins and the provider read nothing by virtue of their role.
 func (t *Tenant) canReadLocked(login string, mb *Mailbox) bool {
 	u := t.users[login]
-	if u == nil || u.Disabled {
+	if u == nil || !u.Active(time.Now()) {
 		return false
+	}
+	if u.Scope != nil {
+		return u.Scope.covers(mb)
 	}
 	if mb.Kind == KindJournal {
 		return slices.Contains(t.rolesLocked(login), RoleCompliance)
@@ -217,7 +220,8 @@ func (t *Tenant) Folders(login string, mailbox uint64) ([]FolderInfo, error) {
 	}
 	var out []FolderInfo
 	for _, f := range t.sortedFolders(mailbox) {
-		out = append(out, FolderInfo{Folder: f.Folder, Messages: len(f.uids), UIDNext: f.uidNext, Size: f.size})
+		uids, _, size := t.folderViewLocked(login, f)
+		out = append(out, FolderInfo{Folder: f.Folder, Messages: len(uids), UIDNext: f.uidNext, Size: size})
 	}
 	return out, nil
 }
@@ -241,10 +245,10 @@ func (t *Tenant) Snapshot(login string, folder uint64) (*FolderSnapshot, error) 
 	}
 	// Appends never modify the visible prefix of the backing arrays, so a
 	// capped slice is a consistent snapshot without copying.
-	n := len(f.uids)
+	uids, mids, size := t.folderViewLocked(login, f)
 	return &FolderSnapshot{
-		FolderInfo: FolderInfo{Folder: f.Folder, Messages: n, UIDNext: f.uidNext, Size: f.size},
-		UIDs:       f.uids[:n:n], MIDs: f.mids[:n:n],
+		FolderInfo: FolderInfo{Folder: f.Folder, Messages: len(uids), UIDNext: f.uidNext, Size: size},
+		UIDs:       uids, MIDs: mids,
 	}, nil
 }
 
@@ -318,7 +322,7 @@ func (t *Tenant) SearchFolder(ctx context.Context, login string, folder uint64, 
 	if !ok {
 		return nil, fmt.Errorf("folder %d: %w", folder, ErrNotFound)
 	}
-	return t.ix.SearchFolder(ctx, folder, q)
+	return t.ix.SearchFolder(ctx, folder, t.scopedQuery(login, q))
 }
 
 // Watch registers fn to be called when a folder gains messages; the

@@ -126,6 +126,9 @@ func containsFold(l []string, s string) bool {
 
 // IsCompliance reports whether access by this user must be audited.
 func (t *Tenant) IsCompliance(login string) bool {
+	if u, err := t.User(login); err == nil && u.Scope != nil {
+		return true // auditor accounts: every access is audited
+	}
 	return slices.Contains(t.Roles(login), RoleCompliance)
 }
 
@@ -142,5 +145,6 @@ func (t *Tenant) FolderByName(login string, mailbox uint64, name string) (Folder
 		return FolderInfo{}, fmt.Errorf("folder %q: %w", name, ErrNotFound)
 	}
 	f := t.folders[id]
-	return FolderInfo{Folder: f.Folder, Messages: len(f.uids), UIDNext: f.uidNext, Size: f.size}, nil
+	uids, _, size := t.folderViewLocked(login, f)
+	return FolderInfo{Folder: f.Folder, Messages: len(uids), UIDNext: f.uidNext, Size: size}, nil
 }

@@ -42,8 +42,9 @@ func (t *Tenant) Memberships(login string, mailbox uint64, mids []uint64) ([][]F
 		return nil, fmt.Errorf("archive mailbox %d: %w", mailbox, ErrNotFound)
 	}
 	out := make([][]FolderUID, len(mids))
+	lo, hi, scoped := t.periodLocked(login)
 	for i, mid := range mids {
-		if mid == 0 || mid > uint64(len(t.msgs)) {
+		if mid == 0 || mid > uint64(len(t.msgs)) || scoped && !t.inPeriodLocked(mid, lo, hi) {
 			continue
 		}
 		for _, m := range t.msgs[mid-1].members {
@@ -71,7 +72,7 @@ func (t *Tenant) Find(ctx context.Context, login string, folders []uint64, q ind
 		}
 	}
 	t.mu.RUnlock()
-	return t.ix.Find(ctx, folders, q, sort, offset, limit)
+	return t.ix.Find(ctx, folders, t.scopedQuery(login, q), sort, offset, limit)
 }
 
 // ErrNotIndexed is returned by Snippet for a message the index has not
@@ -132,12 +133,17 @@ func (t *Tenant) AdvanceMark(login string, folder uint64, m FolderMark) (FolderM
 		// Placements were deleted: the members are not the ones marked.
 		m = FolderMark{Removed: f.removed, MaxModSeq: f.removed}
 	}
-	for i, mid := range f.mids[m.Members:] {
+	lo, hi, scoped := t.periodLocked(login)
+	first := m.MaxMID == 0
+	for _, mid := range f.mids[m.Members:] {
+		if scoped && !t.inPeriodLocked(mid, lo, hi) {
+			continue // an auditor account's marks cover its period only
+		}
 		msg := &t.msgs[mid-1]
 		m.MaxMID = max(m.MaxMID, mid)
 		m.MaxModSeq = max(m.MaxModSeq, msg.modseq)
-		if m.Members == 0 && i == 0 {
-			m.MinReceived, m.MaxReceived = msg.received, msg.received
+		if first {
+			m.MinReceived, m.MaxReceived, first = msg.received, msg.received, false
 		}
 		m.MinReceived = min(m.MinReceived, msg.received)
 		m.MaxReceived = max(m.MaxReceived, msg.received)
@@ -163,11 +169,15 @@ func (t *Tenant) MailboxChanges(login string, mailbox, maxMID, modseq uint64) ([
 		return nil, fmt.Errorf("archive mailbox %d: %w", mailbox, ErrNotFound)
 	}
 	var out []MessageChange
+	lo, hi, scoped := t.periodLocked(login)
 	for _, f := range t.folders {
 		if f.Mailbox != mailbox {
 			continue
 		}
 		for _, mid := range f.mids {
+			if scoped && !t.inPeriodLocked(mid, lo, hi) {
+				continue
+			}
 			if ms := t.msgs[mid-1].modseq; mid > maxMID || ms > modseq {
 				out = append(out, MessageChange{MID: mid, ModSeq: ms})
 			}

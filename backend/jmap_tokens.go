@@ -47,7 +47,7 @@ func (t *Tenant) CreateAPIToken(ctx context.Context, login, label string) (strin
 	if len(label) > maxTokenLabel || strings.ContainsAny(label, "\r\n") {
 		return "", APIToken{}, fmt.Errorf("%w token label: at most %d characters on one line", ErrInvalid, maxTokenLabel)
 	}
-	if u, err := t.User(login); err != nil || u.Disabled {
+	if u, err := t.User(login); err != nil || !u.Active(time.Now()) {
 		return "", APIToken{}, fmt.Errorf("user %s: %w", login, ErrNotFound)
 	}
 	idb := make([]byte, tokenIDBytes)
@@ -171,7 +171,7 @@ func (p *Provider) TokenLogin(ctx context.Context, token string) (*Tenant, *User
 	t.mu.RLock()
 	u := t.users[tok.Login]
 	t.mu.RUnlock()
-	if u == nil || u.Disabled {
+	if u == nil || !u.Active(time.Now()) {
 		return nil, nil, ErrAuthFailed
 	}
 	cp := *u

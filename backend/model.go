@@ -84,6 +84,15 @@ type User struct {
 	// Directory is the stable directory id of a synced user; such users
 	// authenticate against the directory.
 	Directory string `json:"directory,omitempty"`
+	// Scope makes the user an auditor account: read-only access to these
+	// mailboxes and period only, until it expires (see auditor.go).
+	Scope *AuditorScope `json:"scope,omitempty"`
+}
+
+// Active reports whether the user may log in and read at time now: not
+// disabled, and not an auditor account past its expiry.
+func (u *User) Active(now time.Time) bool {
+	return !u.Disabled && (u.Scope == nil || now.Before(u.Scope.Expires))
 }
 
 // Has reports whether the user holds role r directly.

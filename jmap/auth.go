@@ -100,7 +100,7 @@ func (h *Handler) basicLogin(ctx context.Context, login, password string) (*back
 	if tenant, ok := h.auth.get(key); ok {
 		t, err := h.p.Tenant(ctx, tenant)
 		if err == nil {
-			if u, err := t.User(login); err == nil && !u.Disabled {
+			if u, err := t.User(login); err == nil && u.Active(time.Now()) {
 				return t, &u, nil
 			}
 		}

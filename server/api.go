@@ -57,6 +57,8 @@ func NewAPI(p *backend.Provider, log *slog.Logger) *API {
 	}))
 	a.users.HandleFunc("GET /api/v1/tenants/{t}/export", wrap(a.export))
 	h("GET /api/v1/backup", a.backupStream)
+	h("POST /api/v1/tenants/{t}/auditors", a.createAuditor)
+	a.users.HandleFunc("POST /api/v1/tenants/{t}/auditors", wrap(a.createAuditor))
 	h("GET /api/v1/tenants", a.listTenants)
 	h("POST /api/v1/tenants", a.createTenant)
 	h("GET /api/v1/tenants/{t}", a.showTenant)

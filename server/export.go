@@ -182,3 +182,54 @@ func (a *API) signingGenerate(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusCreated, SigningCert{Cert: string(pem)})
 	return nil
 }
+
+// AuditorRequest creates an auditor account. Dates are YYYY-MM-DD or RFC
+// 3339; Until is exclusive.
+type AuditorRequest struct {
+	Login     string   `json:"login"`
+	Password  string   `json:"password"`
+	Mailboxes []string `json:"mailboxes,omitempty"`
+	All       bool     `json:"all,omitempty"`
+	Since     string   `json:"since,omitempty"`
+	Until     string   `json:"until,omitempty"`
+	Expires   string   `json:"expires"`
+}
+
+func (a *API) createAuditor(w http.ResponseWriter, r *http.Request) error {
+	var req AuditorRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	t, err := a.tenant(r)
+	if err != nil {
+		return err
+	}
+	by := ""
+	if u, ok := r.Context().Value(apiUserKey{}).(apiUser); ok {
+		if u.tenant != t.Name {
+			return fmt.Errorf("tenant %s: %w", r.PathValue("t"), backend.ErrNotFound)
+		}
+		by = u.login
+	}
+	if err := checkPassword(req.Password); err != nil {
+		return err
+	}
+	spec := backend.AuditorSpec{Login: req.Login, Password: req.Password, Mailboxes: req.Mailboxes, All: req.All}
+	for _, f := range []struct {
+		name string
+		in   string
+		out  *time.Time
+	}{{"since", req.Since, &spec.Since}, {"until", req.Until, &spec.Until}, {"expires", req.Expires, &spec.Expires}} {
+		v, err := ParseExportTime(f.in)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+		*f.out = v
+	}
+	u, err := t.CreateAuditor(r.Context(), by, spec)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, u)
+	return nil
+}

@@ -22,12 +22,15 @@ import (
 )
 
 func cmdBench(ctx context.Context, args []string) error {
-	op, args, err := sub(args, "ingest")
+	op, args, err := sub(args, "ingest, export")
 	if err != nil {
 		return err
 	}
+	if op == "export" {
+		return cmdBenchExport(ctx, args)
+	}
 	if op != "ingest" {
-		return fmt.Errorf("unknown benchmark %q: want ingest", op)
+		return fmt.Errorf("unknown benchmark %q: want ingest or export", op)
 	}
 	fs := newFlags("bench ingest", "bench ingest [-n N] [-workers W] [-size BYTES] [-dir DIR]")
 	n := fs.Int("n", 20000, "messages to archive")

@@ -36,6 +36,7 @@ func commands() []command {
 		{"retention", "retention policies|set|history|show|dry-run|delete|run|reports: how long mail is kept, and deletion", cmdRetention},
 		{"hold", "hold list|place|lift: legal holds that block every deletion", cmdHold},
 		{"import", "import EML files, directories, MBOX and Maildir", cmdImport},
+		{"auditor", "auditor add: a time-limited, read-only account scoped to mailboxes and a period", cmdAuditor},
 		{"export", "export mailboxes, folders, periods or search results as zipped EML or mbox", cmdExport},
 		{"signing", "signing show|generate|import: the tenant's certificate that signs Z3 packages", cmdSigning},
 		{"stats", "show archive counters", cmdStats},
