@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mailvault/mailvault/index"
@@ -287,14 +288,7 @@ func (t *Tenant) exportZip(ctx context.Context, p *exportPlan, w io.Writer, res 
 	}
 	defer zw.abort()
 	var name []byte
-	for _, it := range p.items {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		raw, info, err := t.exportRaw(ctx, it.mid)
-		if err != nil {
-			return err
-		}
+	err = t.eachMessage(ctx, p.items, func(it exportItem, raw []byte, info MessageInfo) error {
 		name = strconv.AppendUint(append(name[:0], p.folders[it.folder].prefix...), uint64(it.uid), 10)
 		name = append(name, ".eml"...)
 		if err := zw.add(string(name), info.Received, raw); err != nil {
@@ -302,6 +296,10 @@ func (t *Tenant) exportZip(ctx context.Context, p *exportPlan, w io.Writer, res 
 		}
 		res.Messages++
 		res.Bytes += int64(len(raw))
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if err := zw.close(); err != nil {
 		return fmt.Errorf("write export: %w", err)
@@ -311,14 +309,7 @@ func (t *Tenant) exportZip(ctx context.Context, p *exportPlan, w io.Writer, res 
 
 func (t *Tenant) exportMbox(ctx context.Context, p *exportPlan, w io.Writer, res *ExportResult) error {
 	bw := bufio.NewWriterSize(w, 256<<10)
-	for _, it := range p.items {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		raw, info, err := t.exportRaw(ctx, it.mid)
-		if err != nil {
-			return err
-		}
+	err := t.eachMessage(ctx, p.items, func(it exportItem, raw []byte, info MessageInfo) error {
 		sender := ""
 		if s, err := t.Summary(ctx, it.mid); err == nil {
 			sender = firstAddress(s.Envelope.From)
@@ -328,6 +319,10 @@ func (t *Tenant) exportMbox(ctx context.Context, p *exportPlan, w io.Writer, res
 		}
 		res.Messages++
 		res.Bytes += int64(len(raw))
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write export: %w", err)
@@ -359,4 +354,62 @@ func (t *Tenant) exportRaw(ctx context.Context, mid uint64) ([]byte, MessageInfo
 		return nil, info, fmt.Errorf("export: %w (run verify)", err)
 	}
 	return raw, info, nil
+}
+
+// exportReaders read messages ahead of the writer: blob reads (disk),
+// decryption and decompression overlap with the writer's compression.
+const exportReaders = 4
+
+// eachMessage calls fn for every item in order with its archived bytes,
+// read by exportReaders goroutines into a ring of as many slots, so that
+// at most that many messages are in memory and nothing is allocated per
+// message beyond what reading it takes. fn must not keep raw.
+func (t *Tenant) eachMessage(ctx context.Context, items []exportItem, fn func(it exportItem, raw []byte, info MessageInfo) error) error {
+	type slot struct {
+		raw  []byte
+		info MessageInfo
+		err  error
+		done chan struct{}
+	}
+	w := min(exportReaders, len(items))
+	slots := make([]slot, w)
+	for i := range slots {
+		slots[i].done = make(chan struct{}, 1)
+	}
+	jobs := make(chan int, w)
+	var wg sync.WaitGroup
+	for range w {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				s := &slots[i%w]
+				s.raw, s.info, s.err = t.exportRaw(ctx, items[i].mid)
+				s.done <- struct{}{}
+			}
+		}()
+	}
+	defer wg.Wait()
+	defer close(jobs)
+	for i := range w {
+		jobs <- i
+	}
+	for i, it := range items {
+		s := &slots[i%w]
+		<-s.done
+		if s.err != nil {
+			return s.err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(it, s.raw, s.info); err != nil {
+			return err
+		}
+		s.raw = nil
+		if i+w < len(items) {
+			jobs <- i + w
+		}
+	}
+	return nil
 }

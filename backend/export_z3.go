@@ -132,14 +132,7 @@ func (t *Tenant) exportZ3(ctx context.Context, p *exportPlan, scope ExportScope,
 
 	var name, line []byte
 	rec := make([]string, len(messageColumns))
-	for _, it := range p.items {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		raw, info, err := t.exportRaw(ctx, it.mid)
-		if err != nil {
-			return err
-		}
+	err = t.eachMessage(ctx, p.items, func(it exportItem, raw []byte, info MessageInfo) error {
 		sum := sha256.Sum256(raw)
 		if sum != info.SHA256 {
 			return fmt.Errorf("export: message %d does not match its archived SHA-256 (run verify)", it.mid)
@@ -174,6 +167,10 @@ func (t *Tenant) exportZ3(ctx context.Context, p *exportPlan, scope ExportScope,
 		}
 		res.Messages++
 		res.Bytes += int64(len(raw))
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	cw.Flush()
 	if err := cw.Error(); err != nil {
