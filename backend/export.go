@@ -57,11 +57,17 @@ type ExportScope struct {
 	From    string `json:"from,omitempty"`
 	To      string `json:"to,omitempty"`
 	Subject string `json:"subject,omitempty"`
+	// Auditor takes the mailboxes and period of this auditor account's
+	// scope (Mailboxes, All, Since and Until must then be empty).
+	Auditor string `json:"auditor,omitempty"`
 }
 
 // String is the scope as the audit log records it.
 func (s ExportScope) String() string {
 	var b strings.Builder
+	if s.Auditor != "" {
+		b.WriteString("auditor=" + s.Auditor + " ")
+	}
 	if s.All {
 		b.WriteString("mailboxes=*")
 	} else {
@@ -156,6 +162,12 @@ func (t *Tenant) MayExport(login string) bool {
 // plan resolves a scope to its placements, in mailbox, folder and UID
 // order.
 func (t *Tenant) plan(ctx context.Context, s ExportScope) (*exportPlan, error) {
+	if s.Auditor != "" {
+		var err error
+		if s, err = t.auditorScope(s); err != nil {
+			return nil, err
+		}
+	}
 	if !s.All && len(s.Mailboxes) == 0 {
 		return nil, fmt.Errorf("%w export scope: name archive mailboxes or all", ErrInvalid)
 	}
@@ -354,6 +366,20 @@ func (t *Tenant) exportRaw(ctx context.Context, mid uint64) ([]byte, MessageInfo
 		return nil, info, fmt.Errorf("export: %w (run verify)", err)
 	}
 	return raw, info, nil
+}
+
+// auditorScope fills in the mailboxes and period of the auditor account
+// s names.
+func (t *Tenant) auditorScope(s ExportScope) (ExportScope, error) {
+	if s.All || len(s.Mailboxes) > 0 || !s.Since.IsZero() || !s.Until.IsZero() {
+		return s, fmt.Errorf("%w export scope: an auditor's scope replaces mailboxes, all, since and until", ErrInvalid)
+	}
+	u, err := t.User(s.Auditor)
+	if err != nil || u.Scope == nil {
+		return s, fmt.Errorf("auditor account %s: %w", s.Auditor, ErrNotFound)
+	}
+	s.Mailboxes, s.All, s.Since, s.Until = u.Scope.Mailboxes, u.Scope.All, u.Scope.Since, u.Scope.Until
+	return s, nil
 }
 
 // exportReaders read messages ahead of the writer: blob reads (disk),

@@ -32,6 +32,7 @@ func ExportQuery(s backend.ExportScope, f backend.ExportFormat) url.Values {
 		}
 	}
 	set("folder", s.Folder)
+	set("auditor", s.Auditor)
 	if !s.Since.IsZero() {
 		set("since", s.Since.UTC().Format(time.RFC3339))
 	}
@@ -62,7 +63,7 @@ func ParseExportTime(s string) (time.Time, error) {
 }
 
 func parseExportQuery(q url.Values) (backend.ExportScope, backend.ExportFormat, error) {
-	s := backend.ExportScope{All: q.Get("all") == "1", Folder: q.Get("folder"),
+	s := backend.ExportScope{All: q.Get("all") == "1", Folder: q.Get("folder"), Auditor: q.Get("auditor"),
 		Text: q.Get("text"), From: q.Get("from"), To: q.Get("to"), Subject: q.Get("subject")}
 	for _, m := range q["mailbox"] {
 		for _, part := range strings.Split(m, ",") {

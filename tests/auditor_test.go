@@ -1,8 +1,11 @@
 package tests
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"os/exec"
 	"strings"
 	"testing"
@@ -214,6 +217,32 @@ print(json.dumps(out))
 		if !found {
 			t.Errorf("no %s entry for the auditor in the audit log:\n%s", action, audit)
 		}
+	}
+
+	// A Z3 package of the auditor's scope holds exactly its messages.
+	dir := t.TempDir()
+	in.mustCLI("export", "-tenant", "acme", "-format", "z3", "-auditor", "pruefer@acme.example", "-o", dir+"/z3.zip", "-quiet")
+	if out, err := exec.Command("unzip", "-q", dir+"/z3.zip", "-d", dir+"/c").CombinedOutput(); err != nil {
+		t.Fatalf("unzip: %v\n%s", err, out)
+	}
+	want := map[string][]byte{}
+	uid := map[string]int{}
+	for _, x := range msgs {
+		key := x.mailbox + "/" + x.folder
+		uid[key]++
+		if x.in {
+			want[fmt.Sprintf("messages/%s/%d.eml", key, uid[key])] = msg(x.mailbox, x.subject)
+		}
+	}
+	for name, raw := range want {
+		b, err := os.ReadFile(filepath.Join(dir, "c", name))
+		if err != nil || !bytes.Equal(b, raw) {
+			t.Errorf("Z3 of the auditor scope: %s: %v", name, err)
+		}
+	}
+	emls, _ := filepath.Glob(filepath.Join(dir, "c", "messages", "*", "*", "*.eml"))
+	if len(emls) != len(want) {
+		t.Errorf("Z3 of the auditor scope holds %d messages, want %d: %v", len(emls), len(want), emls)
 	}
 
 	// After its expiry the short-lived account logs in nowhere.

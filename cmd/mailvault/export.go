@@ -14,12 +14,13 @@ import (
 )
 
 func cmdExport(ctx context.Context, args []string) error {
-	fs := newFlags("export", "export -tenant T (-mailbox ADDRESS... | -all) [-folder NAME] [-since DATE] [-until DATE] [-text|-from|-to|-subject WORDS] [-format eml|mbox|z3] -o FILE")
+	fs := newFlags("export", "export -tenant T (-mailbox ADDRESS... | -all | -auditor LOGIN) [-folder NAME] [-since DATE] [-until DATE] [-text|-from|-to|-subject WORDS] [-format eml|mbox|z3] -o FILE")
 	cf := addClientFlags(fs)
 	tenant := fs.String("tenant", "", "tenant name (required)")
 	var mailboxes multiFlag
 	fs.Var(&mailboxes, "mailbox", "archive mailbox to export (repeatable)")
 	all := fs.Bool("all", false, "export every archive mailbox of the tenant")
+	auditor := fs.String("auditor", "", "export the scope (mailboxes and period) of this auditor account")
 	folder := fs.String("folder", "", "only this folder (e.g. INBOX, Projects/2023)")
 	since := fs.String("since", "", "only messages received at or after this date (YYYY-MM-DD or RFC 3339)")
 	until := fs.String("until", "", "only messages received before this date")
@@ -41,15 +42,15 @@ func cmdExport(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	scope := backend.ExportScope{Mailboxes: mailboxes, All: *all, Folder: *folder, Text: *text, From: *from, To: *to, Subject: *subject}
+	scope := backend.ExportScope{Auditor: *auditor, Mailboxes: mailboxes, All: *all, Folder: *folder, Text: *text, From: *from, To: *to, Subject: *subject}
 	if scope.Since, err = server.ParseExportTime(*since); err != nil {
 		return fmt.Errorf("-since: %w", err)
 	}
 	if scope.Until, err = server.ParseExportTime(*until); err != nil {
 		return fmt.Errorf("-until: %w", err)
 	}
-	if !scope.All && len(scope.Mailboxes) == 0 {
-		return fmt.Errorf("name the archive mailboxes with -mailbox, or -all")
+	if !scope.All && len(scope.Mailboxes) == 0 && scope.Auditor == "" {
+		return fmt.Errorf("name the archive mailboxes with -mailbox, or -all, or -auditor")
 	}
 	c, err := exportClient(cf, *asUser)
 	if err != nil {
