@@ -173,7 +173,13 @@ func benchFill(ctx context.Context, t *backend.Tenant, n, size int, seed uint64)
 		if i > 0 && i%100000 == 0 {
 			fmt.Fprintf(os.Stderr, "  %d archived, %.0f messages/s\n", i, float64(i)/time.Since(start).Seconds())
 		}
-		ch <- g.Next().Raw
+		select {
+		case ch <- g.Next().Raw:
+		case <-ctx.Done():
+			close(ch)
+			wg.Wait()
+			return ctx.Err()
+		}
 	}
 	close(ch)
 	wg.Wait()
