@@ -243,7 +243,7 @@ func (t *Tenant) plan(ctx context.Context, s ExportScope) (*exportPlan, error) {
 				}
 			}
 			m := &t.msgs[r.mids[i]-1]
-			if m.missing || m.received < since || m.received >= until {
+			if m.missing || m.deleted || m.received < since || m.received >= until {
 				continue
 			}
 			p.items = append(p.items, exportItem{mid: r.mids[i], folder: fi, uid: uid})
