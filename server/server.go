@@ -17,6 +17,7 @@ import (
 	"github.com/mailvault/mailvault/backend"
 	"github.com/mailvault/mailvault/conf"
 	"github.com/mailvault/mailvault/dirsync"
+	"github.com/mailvault/mailvault/pull"
 )
 
 // Listener is a protocol server started by Run (IMAP, SMTP, ...).
@@ -116,6 +117,8 @@ func Start(ctx context.Context, cfg conf.Config, log *slog.Logger, protocols []P
 	api := NewAPI(p, log.With("component", "api"))
 	api.Endpoints = s.endpointStats
 	syncer.Routes(api.mux)
+	puller := pull.New(p, log.With("component", "pull"))
+	puller.Routes(api.mux)
 	mux.Handle("/api/v1/", api)
 	schedCtx, stopSched := context.WithCancel(context.Background())
 	s.stopBackground = stopSched
@@ -124,6 +127,13 @@ func Start(ctx context.Context, cfg conf.Config, log *slog.Logger, protocols []P
 		defer s.wg.Done()
 		if err := syncer.Schedule(schedCtx); err != nil && !errors.Is(err, context.Canceled) {
 			log.Error("directory sync scheduler stopped", "err", err)
+		}
+	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := puller.Schedule(schedCtx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("pull scheduler stopped", "err", err)
 		}
 	}()
 	s.wg.Add(1)

@@ -33,6 +33,7 @@ func commands() []command {
 		{"mailbox", "mailbox add|list|alias|grant|revoke: manage archive mailboxes", cmdMailbox},
 		{"journal", "journal show|allow|deny|credential: who may journal mail over SMTP", cmdJournal},
 		{"dirsync", "dirsync run|profiles|show|put|delete: sync users from LDAP / Active Directory", cmdDirsync},
+		{"pull", "pull run|profiles|show|put|delete: archive mail pulled from IMAP mailboxes", cmdPull},
 		{"retention", "retention policies|set|history|show|dry-run|delete|run|reports: how long mail is kept, and deletion", cmdRetention},
 		{"hold", "hold list|place|lift: legal holds that block every deletion", cmdHold},
 		{"import", "import EML files, directories, MBOX and Maildir", cmdImport},
