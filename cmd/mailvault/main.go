@@ -38,7 +38,7 @@ func commands() []command {
 		{"hold", "hold list|place|lift: legal holds that block every deletion", cmdHold},
 		{"import", "import EML files, directories, MBOX and Maildir", cmdImport},
 		{"auditor", "auditor add: a time-limited, read-only account scoped to mailboxes and a period", cmdAuditor},
-		{"export", "export mailboxes, folders, periods or search results as zipped EML or mbox", cmdExport},
+		{"export", "export mailboxes, folders, periods or search results as zipped EML, mbox or a GoBD Z3 package", cmdExport},
 		{"signing", "signing show|generate|import: the tenant's certificate that signs Z3 packages", cmdSigning},
 		{"stats", "show archive counters", cmdStats},
 		{"verify", "re-read every message and check hashes and the hash chain", cmdVerify},
