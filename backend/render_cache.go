@@ -3,10 +3,11 @@ package backend
 import "sync"
 
 // renderCacheBytes bounds a tenant's render cache.
-const renderCacheBytes = 32 << 20
+const renderCacheBytes = 64 << 20
 
 // renderCache keeps bytes a protocol server made from a message and would
-// otherwise make again for every read (IMAP's BODYSTRUCTURE as written),
+// otherwise make again for every read (IMAP's BODYSTRUCTURE as written,
+// the header fields a client lists folders by),
 // by MID and slot (the server's kind of rendering), up to renderCacheBytes
 // per tenant. When full, it drops about a quarter of its entries, in no
 // particular order. Shredding a message drops its entries.
@@ -18,12 +19,12 @@ type renderCache struct {
 
 type renderKey struct {
 	mid  uint64
-	slot uint8
+	slot uint64
 }
 
 // Rendered looks up what was kept for mids in slot: out[i] is nil where
 // nothing was. The bytes are shared and must not be changed.
-func (t *Tenant) Rendered(mids []uint64, slot uint8, out [][]byte) {
+func (t *Tenant) Rendered(mids []uint64, slot uint64, out [][]byte) {
 	c := &t.renders
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -34,7 +35,7 @@ func (t *Tenant) Rendered(mids []uint64, slot uint8, out [][]byte) {
 
 // KeepRendered keeps b, made from message mid's archived content, in slot.
 // The caller must not change b afterwards.
-func (t *Tenant) KeepRendered(mid uint64, slot uint8, b []byte) {
+func (t *Tenant) KeepRendered(mid uint64, slot uint64, b []byte) {
 	c := &t.renders
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -33,11 +33,12 @@
 // ENVELOPE and BODYSTRUCTURE come from the summary stored at ingest, and
 // so do the message's header (BODY[HEADER], BODY[HEADER.FIELDS (...)],
 // RFC822.HEADER): a FETCH that asks for nothing else reads the stored
-// heads in batches, never the messages. A FETCH of BODYSTRUCTURE alone
-// writes the structures as kept from an earlier FETCH (up to 32 MiB per
-// tenant in memory; shredded messages' are dropped). Other body sections are slices of
-// the archived bytes at the offsets recorded there; no FETCH parses a
-// message again.
+// heads in batches, never the messages. A FETCH of BODYSTRUCTURE alone, or
+// of one set of header fields (a client's folder list), writes them as
+// kept from an earlier FETCH (up to 64 MiB per tenant in memory; those of
+// shredded messages are dropped). Other body sections are slices of the
+// archived bytes at the offsets recorded there; no FETCH parses a message
+// again.
 //
 // Messages are presented with CRLF line ends, as IMAP requires and Dovecot
 // does: a message archived with bare LFs (mbox and Maildir imports) is

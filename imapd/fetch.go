@@ -2,6 +2,7 @@ package imapd
 
 import (
 	"fmt"
+	"hash/fnv"
 	"runtime"
 	"slices"
 	"strings"
@@ -22,10 +23,11 @@ type loaded struct {
 	// head, when set, serves the header sections and the structure
 	// instead of sum and raw.
 	head *mailparse.Head
-	// rendered, when set, is the BODYSTRUCTURE as written.
-	rendered []byte
-	raw      []byte
-	err      error
+	// rendered, when set, is the BODYSTRUCTURE as written; fields the
+	// FETCH's one HEADER.FIELDS (.NOT) section, before any <partial>.
+	rendered, fields []byte
+	raw              []byte
+	err              error
 }
 
 // structure returns the message's MIME tree.
@@ -53,14 +55,18 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	heads := headerSectionsOnly(options) && (bodies || options.BodyStructure != nil)
 	needRaw := bodies && !heads
 	needSum := !heads && (needRaw || options.BodyStructure != nil)
-	// A listing of structures alone writes them as kept from an earlier
-	// FETCH, if the tenant still has them (backend.Tenant.Rendered).
+	// A listing of structures alone, or of one set of header fields,
+	// writes them as kept from an earlier FETCH, if the tenant still has
+	// them (backend.Tenant.Rendered).
 	var render *renderSlot
 	if ext, nonExt := w.BodyStructureItems(); heads && ext && !nonExt && !bodies && !options.Envelope {
 		render = &renderSlot{}
 		if en := s.enabled(); en.Has(imap.CapIMAP4rev2) || en.Has(imap.CapUTF8Accept) {
 			render.slot, render.utf8 = slotStructureUTF8, true
 		}
+	}
+	if bs := options.BodySection; heads && len(bs) == 1 && len(bs[0].HeaderFields)+len(bs[0].HeaderFieldsNot) > 0 && options.BodyStructure == nil && !options.Envelope {
+		render = &renderSlot{fields: bs[0], slot: fieldsSlot(bs[0])}
 	}
 	if bodies || options.BodyStructure != nil || options.Envelope {
 		var items []string
@@ -318,18 +324,38 @@ func (s *session) load(t *backend.Tenant, sel *selection, spans []span, needEnv,
 	return nil
 }
 
-// renderSlot says how BODYSTRUCTUREs are kept for the connection: as
-// written with or without UTF-8 in quoted strings.
+// renderSlot says what is kept: BODYSTRUCTUREs as written with or without
+// UTF-8 in quoted strings, or the header fields one section names.
 type renderSlot struct {
-	slot uint8
-	utf8 bool
+	slot   uint64
+	utf8   bool
+	fields *imap.FetchItemBodySection
 }
 
-// The slots of backend.Tenant.Rendered that imapd uses.
+// The slots of backend.Tenant.Rendered that imapd uses for structures;
+// those of header fields (fieldsSlot) have the top bit set.
 const (
-	slotStructure uint8 = iota
+	slotStructure uint64 = iota
 	slotStructureUTF8
 )
+
+// fieldsSlot names a set of header fields (or all but them), whatever
+// their order and case.
+func fieldsSlot(bs *imap.FetchItemBodySection) uint64 {
+	names, not := bs.HeaderFields, false
+	if len(names) == 0 {
+		names, not = bs.HeaderFieldsNot, true
+	}
+	l := make([]string, len(names))
+	for i, n := range names {
+		l[i] = strings.ToLower(n)
+	}
+	slices.Sort(l)
+	l = slices.Compact(l)
+	h := fnv.New64a()
+	fmt.Fprint(h, not, l)
+	return h.Sum64() | 1<<63
+}
 
 // loadRendered loads the messages at pos (MIDs mids) with their
 // BODYSTRUCTURE as written: as kept, or from the head, then kept.
@@ -353,19 +379,32 @@ func (s *session) loadRendered(t *backend.Tenant, pos []int, mids []uint64, rend
 		for i, k := range miss {
 			missMIDs[i] = mids[k]
 		}
-		list, err := t.ListHeads(s.ctx, missMIDs, false, true)
+		list, err := t.ListHeads(s.ctx, missMIDs, false, render.fields == nil)
 		if err != nil {
 			return nil, err
 		}
 		for i, k := range miss {
-			if all[k].err = list[i].Err; all[k].err == nil {
-				kept[k] = imapserver.AppendBodyStructure(nil, bodyStructure(list[i].Head.Structure), true, render.utf8)
-				t.KeepRendered(mids[k], render.slot, kept[k])
+			if all[k].err = list[i].Err; all[k].err != nil {
+				continue
 			}
+			if f := render.fields; f != nil {
+				kept[k] = appendHeaderFields(nil, list[i].Head.Header, f.HeaderFields, false)
+				if len(f.HeaderFields) == 0 {
+					kept[k] = appendHeaderFields(nil, list[i].Head.Header, f.HeaderFieldsNot, true)
+				}
+			} else {
+				kept[k] = imapserver.AppendBodyStructure(nil, bodyStructure(list[i].Head.Structure), true, render.utf8)
+			}
+			t.KeepRendered(mids[k], render.slot, kept[k])
 		}
 	}
 	for k, p := range pos {
-		all[k].pos, all[k].info, all[k].rendered = p, infos[k], kept[k]
+		all[k].pos, all[k].info = p, infos[k]
+		if render.fields != nil {
+			all[k].fields = kept[k]
+		} else {
+			all[k].rendered = kept[k]
+		}
 		res[k] = &all[k]
 	}
 	return res, nil
@@ -389,10 +428,16 @@ func writeMessage(w *imapserver.FetchWriter, m *loaded, uid uint32, options *ima
 	for _, bs := range options.BodySection {
 		var data []byte
 		var crlf bool
-		if m.head != nil {
+		switch {
+		case m.fields != nil:
+			data = m.fields
+			if bs.Partial != nil {
+				data = partial(data, bs.Partial.Offset, bs.Partial.Size)
+			}
+		case m.head != nil:
 			// The stored head is in CRLF form already.
 			data, _ = headerSection(m.head.Header, bs, false)
-		} else {
+		default:
 			data, crlf = bodySection(m.sum, m.raw, bs, bare)
 		}
 		sections = append(sections, section{body: bs, data: data, crlf: crlf})

@@ -51,6 +51,29 @@ func TestFetchHeadsAsMessage(t *testing.T) {
 		if checked == 0 || name == "INBOX" && checked != len(msgs) {
 			t.Errorf("%s: only %d of %d messages compared", name, checked, len(msgs))
 		}
+		// One set of header fields is written as kept after the first
+		// time, whatever the order and case of the names.
+		fieldsFromMessage := c.ok("UID FETCH 1:* (UID FLAGS BODY.PEEK[HEADER.FIELDS (From Subject Date X-Nope)] BODY.PEEK[TEXT]<0.1>)")
+		partialFromMessage := c.ok("UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS.NOT (Received)]<3.40> BODY.PEEK[TEXT]<0.1>)")
+		for round, items := range []string{"UID FLAGS BODY.PEEK[HEADER.FIELDS (From Subject Date X-Nope)]", "UID FLAGS BODY.PEEK[HEADER.FIELDS (date x-nope SUBJECT from from)]"} {
+			kept := c.ok("UID FETCH 1:* (" + items + ")")
+			for i, m := range msgs {
+				// The fields themselves, after the literal's size.
+				w := text.ReplaceAllString(fieldsFromMessage[i], ")")
+				w, g := w[strings.Index(w, "}"):], kept[i][strings.Index(kept[i], "}"):]
+				if !hasBareLF(m.raw) && g != w {
+					t.Fatalf("%s header fields round %d: %q, from the message %q", name, round, kept[i], w)
+				}
+			}
+		}
+		for round := range 2 {
+			kept := c.ok("UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS.NOT (Received)]<3.40>)")
+			for i, m := range msgs {
+				if w := text.ReplaceAllString(partialFromMessage[i], ")"); !hasBareLF(m.raw) && kept[i] != w {
+					t.Fatalf("%s header fields partial round %d: %q, from the message %q", name, round, kept[i], w)
+				}
+			}
+		}
 		// BODYSTRUCTURE alone is written as kept after the first time.
 		fromMessage := c.ok("UID FETCH 1:* (UID BODYSTRUCTURE BODY.PEEK[TEXT]<0.1>)")
 		for round := range 2 {
