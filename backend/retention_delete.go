@@ -299,6 +299,15 @@ func (t *Tenant) planDeletion(ctx context.Context, req *DeleteRequest, auto bool
 		if req.Before != nil {
 			sel.before = req.Before.Unix()
 		}
+		folders := make([]string, len(req.Folders))
+		for i, f := range req.Folders {
+			p := Policy{Name: "selection", Folders: []string{f}}
+			if err := t.checkPolicy(&p); err != nil {
+				return nil, fmt.Errorf("%w folder %q", ErrInvalid, f)
+			}
+			folders[i] = p.Folders[0]
+		}
+		req.Folders = folders
 	}
 	pl := &DeletionPlan{AsOf: ev.now.UTC(), PolicyVersion: ev.version, ByPolicy: map[string]int{}, Items: []PlanItem{}}
 	goes := map[uint64]int{}

@@ -578,3 +578,18 @@ func TestTenantEndOfLife(t *testing.T) {
 	}
 	f.open(t)
 }
+
+func TestDeleteSelectsFolderAnyCase(t *testing.T) {
+	f := newRetentionFixture(t)
+	defer func() { f.p.Close() }()
+	ctx := context.Background()
+	f.policies(t, []Policy{{Name: "short", Min: Period{Days: 1}}})
+	f.mail(t, "x@outside.example", "alice@acme.example", "in inbox", date(2019, 1, 1), Source{})
+	f.indexed(t)
+	for _, folder := range []string{"inbox", "INBOX", "Inbox/*"} {
+		dry, err := f.tn.DryRun(ctx, DeleteRequest{Folders: []string{folder}})
+		if err != nil || dry.Placements != 1 {
+			t.Fatalf("folder %q: %+v %v", folder, dry, err)
+		}
+	}
+}
