@@ -54,10 +54,10 @@ func scanEnvelope(rec []byte) (env *mailparse.Envelope, ok bool) {
 	}
 	// As Envelope.UnmarshalJSON: Sender and ReplyTo are stored only when
 	// they differ from From.
-	if len(env.Sender) == 0 {
+	if env.Sender == nil {
 		env.Sender = env.From
 	}
-	if len(env.ReplyTo) == 0 {
+	if env.ReplyTo == nil {
 		env.ReplyTo = env.From
 	}
 	return env, true
@@ -156,7 +156,43 @@ func (sc *envScanner) envelope(env *mailparse.Envelope) bool {
 	}
 }
 
-// addresses reads [[name, mailbox, host], ...].
+// address reads one address as Address.MarshalJSON writes it:
+// [name, mailbox, host], [name, mailbox, host, route], [name] (a group's
+// start) or [] (its end).
+func (sc *envScanner) address() (mailparse.Address, bool) {
+	var a mailparse.Address
+	if !sc.next('[') {
+		return a, false
+	}
+	if sc.next(']') {
+		return mailparse.Address{Group: mailparse.GroupEnd}, true
+	}
+	var f [4]string
+	n := 0
+	for {
+		v, ok := sc.str()
+		if !ok || n == len(f) {
+			return a, false
+		}
+		f[n] = v
+		n++
+		if sc.next(']') {
+			break
+		}
+		if !sc.next(',') {
+			return a, false
+		}
+	}
+	switch n {
+	case 1:
+		return mailparse.Address{Name: f[0], Group: mailparse.GroupStart}, true
+	case 3, 4:
+		return mailparse.Address{Name: f[0], Mailbox: f[1], Host: f[2], Route: f[3]}, true
+	}
+	return a, false
+}
+
+// addresses reads a list of addresses.
 func (sc *envScanner) addresses() ([]mailparse.Address, bool) {
 	if !sc.next('[') {
 		return nil, false
@@ -171,17 +207,8 @@ func (sc *envScanner) addresses() ([]mailparse.Address, bool) {
 		return sc.slab[start:start:start], true
 	}
 	for {
-		var a mailparse.Address
-		var ok1, ok2, ok3 bool
-		if !sc.next('[') {
-			return nil, false
-		}
-		a.Name, ok1 = sc.str()
-		ok1 = ok1 && sc.next(',')
-		a.Mailbox, ok2 = sc.str()
-		ok2 = ok2 && sc.next(',')
-		a.Host, ok3 = sc.str()
-		if !ok1 || !ok2 || !ok3 || !sc.next(']') {
+		a, ok := sc.address()
+		if !ok {
 			return nil, false
 		}
 		sc.slab = append(sc.slab, a)

@@ -94,6 +94,10 @@ func TestScanEnvelope(t *testing.T) {
 			env.Date = time.Date(1900+i*20, time.Month(1+i%12), 1+i, i, 2*i, 3*i, i*1000, zones[i%len(zones)])
 			env.Sender = []mailparse.Address{other}
 			env.Cc = []mailparse.Address{{}}
+		} else if i%3 == 0 {
+			// Groups and source routes.
+			env.Cc = []mailparse.Address{{Name: s, Group: mailparse.GroupStart}, a, {Group: mailparse.GroupEnd},
+				{Name: s, Mailbox: "r", Host: "h", Route: "@" + s + ",@relay.example"}}
 		} else {
 			env.ReplyTo = []mailparse.Address{other, a}
 			env.Bcc = []mailparse.Address{a}

@@ -516,9 +516,11 @@ func (t *Tenant) indexDoc(ctx context.Context, mid uint64, s *mailparse.Summary)
 }
 
 func addrs(l []mailparse.Address) []index.Address {
-	out := make([]index.Address, len(l))
-	for i, a := range l {
-		out[i] = index.Address{Name: a.Name, Email: a.Mailbox + "@" + a.Host}
+	out := make([]index.Address, 0, len(l))
+	for _, a := range l {
+		if !a.IsGroupMark() {
+			out = append(out, index.Address{Name: a.Name, Email: a.Mailbox + "@" + a.Host})
+		}
 	}
 	return out
 }

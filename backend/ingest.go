@@ -303,7 +303,9 @@ func (t *Tenant) assign(ctx context.Context, s *mailparse.Summary, src Source) (
 	}
 	senders := []string{src.Sender}
 	for _, a := range s.Envelope.From {
-		senders = append(senders, a.Mailbox+"@"+a.Host)
+		if !a.IsGroupMark() {
+			senders = append(senders, a.Mailbox+"@"+a.Host)
+		}
 	}
 	for _, a := range senders {
 		if err := add(a, FolderSent, true); err != nil {
@@ -313,7 +315,9 @@ func (t *Tenant) assign(ctx context.Context, s *mailparse.Summary, src Source) (
 	recips := append([]string(nil), rcpts...)
 	for _, l := range [][]mailparse.Address{s.Envelope.To, s.Envelope.Cc, s.Envelope.Bcc} {
 		for _, a := range l {
-			recips = append(recips, a.Mailbox+"@"+a.Host)
+			if !a.IsGroupMark() {
+				recips = append(recips, a.Mailbox+"@"+a.Host)
+			}
 		}
 	}
 	for _, a := range recips {

@@ -154,10 +154,12 @@ func threadKey(l *ListedMessage, seed maphash.Seed) ThreadKey {
 	base, reply := mailparse.BaseSubject(env.Subject)
 	k.Subject, k.Reply = asciiUpper(base), reply
 	first := func(l []mailparse.Address) string {
-		if len(l) == 0 {
-			return ""
+		for _, a := range l {
+			if !a.IsGroupMark() {
+				return asciiUpper(a.Mailbox)
+			}
 		}
-		return asciiUpper(l[0].Mailbox)
+		return ""
 	}
 	k.From, k.To, k.Cc = first(env.From), first(env.To), first(env.Cc)
 	if env.MessageID != "" {

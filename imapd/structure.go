@@ -37,15 +37,24 @@ func envelope(e *mailparse.Envelope) *imap.Envelope {
 	return env
 }
 
-// addresses converts an address list. In an ENVELOPE a NIL host starts a
-// group, so parts missing in broken mail are named as Dovecot names them.
+// addresses converts an address list. Groups are written as RFC 3501
+// 7.4.2 has them: a start marker (NIL host, the group's name as mailbox),
+// the members, an end marker (all NIL). Because a NIL host starts a group,
+// parts missing in broken mail are named as Dovecot names them.
 func addresses(l []mailparse.Address) []imap.Address {
 	if len(l) == 0 {
 		return nil
 	}
 	out := make([]imap.Address, len(l))
 	for i, a := range l {
-		out[i] = imap.Address{Name: a.Name, Mailbox: a.Mailbox, Host: a.Host}
+		switch a.Group {
+		case mailparse.GroupStart:
+			out[i] = imap.Address{Mailbox: a.Name}
+			continue
+		case mailparse.GroupEnd:
+			continue
+		}
+		out[i] = imap.Address{Name: a.Name, ADL: a.Route, Mailbox: a.Mailbox, Host: a.Host}
 		if out[i].Mailbox == "" {
 			out[i].Mailbox = "MISSING_MAILBOX"
 		}

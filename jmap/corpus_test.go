@@ -74,6 +74,13 @@ func TestCorpus(t *testing.T) {
 	}
 	props := append(append([]string(nil), emailProperties...), "header:Subject:asText", "header:From:asAddresses:all",
 		"header:To:asGroupedAddresses", "header:References:asMessageIds", "header:Date:asDate", "header:List-Unsubscribe:asURLs:all")
+	// Each address property is its header form (RFC 8621 4.1.2.3): one
+	// parser reads both.
+	addressProps := map[string]string{"from": "From", "sender": "Sender", "replyTo": "Reply-To", "to": "To", "cc": "Cc", "bcc": "Bcc"}
+	for _, h := range addressProps {
+		props = append(props, "header:"+h+":asAddresses")
+	}
+	differ := 0
 	bodyProps := append(append([]string(nil), bodyPartProperties...), "header:Content-Type:asText")
 	threads := map[string]bool{}
 	for start := 0; start < len(all); start += 100 {
@@ -92,6 +99,12 @@ func TestCorpus(t *testing.T) {
 			for _, k := range props {
 				if _, ok := e[k]; !ok {
 					t.Errorf("%s lacks %s", e["id"], k)
+				}
+			}
+			for prop, h := range addressProps {
+				if form := e["header:"+h+":asAddresses"]; !jsonEq(e[prop], form) {
+					differ++
+					t.Errorf("%s: %s %s, header:%s:asAddresses %s", e["id"], prop, mustJSON(e[prop]), h, mustJSON(form))
 				}
 			}
 			threads[e["threadId"].(string)] = true
@@ -117,5 +130,5 @@ func TestCorpus(t *testing.T) {
 	if len(list(t, sn)) != min(50, len(all)) {
 		t.Errorf("snippets: %v", sn["notFound"])
 	}
-	t.Logf("%d messages, %d threads", len(raws), len(threads))
+	t.Logf("%d messages, %d threads, %d address properties differ from their header forms", len(raws), len(threads), differ)
 }

@@ -327,15 +327,7 @@ func (ep *emailPlan) fill(m map[string]any, mid uint64, s *mailparse.Summary, ra
 		if !present(name) {
 			return nil
 		}
-		out := make([]emailAddress, len(l))
-		for i, a := range l {
-			email := a.Mailbox
-			if a.Host != "" {
-				email += "@" + a.Host
-			}
-			out[i] = newEmailAddress(a.Name, email)
-		}
-		return out
+		return emailAddresses(l)
 	}
 	if ep.want["messageId"] {
 		m["messageId"] = nullIf(e.MessageID == "", []string{e.MessageID})

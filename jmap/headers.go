@@ -9,7 +9,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/emersion/go-message/charset"
-	gomail "github.com/emersion/go-message/mail"
+
+	"github.com/mailvault/mailvault/mailparse"
 )
 
 // Header fields as RFC 8621 4.1.2 parses them, from the raw bytes.
@@ -229,109 +230,45 @@ func newEmailAddress(name, addr string) emailAddress {
 	return a
 }
 
-// asAddresses is the Addresses form: groups flattened.
+// asAddresses is the Addresses form: groups flattened. mailparse's one
+// address parser reads it, as it read the envelope that from, to, ...
+// come from.
 func asAddresses(raw string) []emailAddress {
-	out := []emailAddress{}
-	for _, g := range asGroupedAddresses(raw) {
-		out = append(out, g.Addresses...)
+	list, _ := mailparse.ParseAddresses([]byte(raw))
+	return emailAddresses(list)
+}
+
+// emailAddresses converts an address list, groups flattened.
+func emailAddresses(l []mailparse.Address) []emailAddress {
+	out := make([]emailAddress, 0, len(l))
+	for _, a := range l {
+		if !a.IsGroupMark() {
+			out = append(out, newEmailAddress(a.Name, a.Email()))
+		}
 	}
 	return out
 }
 
 // asGroupedAddresses is the GroupedAddresses form: addresses outside a
-// group form groups with a null name.
+// group form groups with a null name, consecutive ones one group.
 func asGroupedAddresses(raw string) []addressGroup {
+	list, _ := mailparse.ParseAddresses([]byte(raw))
 	out := []addressGroup{}
-	for _, g := range splitGroups(unfold(raw)) {
-		list := parseAddressList(g.body)
-		if g.name == nil && len(list) == 0 {
-			continue
-		}
-		if n := len(out); g.name == nil && n > 0 && out[n-1].Name == nil {
-			out[n-1].Addresses = append(out[n-1].Addresses, list...)
-			continue
-		}
-		out = append(out, addressGroup{Name: g.name, Addresses: list})
-	}
-	return out
-}
-
-type groupPart struct {
-	name *string
-	body string
-}
-
-// splitGroups splits an address list at group syntax ("name: a, b;"),
-// outside quotes, comments and angle brackets.
-func splitGroups(v string) []groupPart {
-	var out []groupPart
-	var group *string
-	start, sep := 0, 0 // sep: after the last top-level comma
-	depth, quoted, angle := 0, false, false
-	for i := 0; i < len(v); i++ {
-		c := v[i]
+	inGroup := false
+	for _, a := range list {
 		switch {
-		case quoted:
-			if c == '\\' {
-				i++
-			} else if c == '"' {
-				quoted = false
+		case a.Group == mailparse.GroupStart:
+			name := strings.ToValidUTF8(a.Name, "\uFFFD")
+			out = append(out, addressGroup{Name: &name, Addresses: []emailAddress{}})
+			inGroup = true
+		case a.Group == mailparse.GroupEnd:
+			inGroup = false
+		default:
+			if n := len(out); !inGroup && (n == 0 || out[n-1].Name != nil) {
+				out = append(out, addressGroup{Addresses: []emailAddress{}})
 			}
-		case c == '"':
-			quoted = true
-		case c == '(':
-			depth++
-		case c == ')' && depth > 0:
-			depth--
-		case depth > 0:
-		case c == '<':
-			angle = true
-		case c == '>':
-			angle = false
-		case angle:
-		case c == ',':
-			sep = i + 1
-		case c == ':' && group == nil:
-			if sep > start {
-				out = append(out, groupPart{body: v[start:sep]})
-			}
-			name := strings.Trim(asText(v[sep:i]), `"`)
-			group = &name
-			start, sep = i+1, i+1
-		case c == ';' && group != nil:
-			out = append(out, groupPart{name: group, body: v[start:i]})
-			group = nil
-			start, sep = i+1, i+1
-		}
-	}
-	return append(out, groupPart{name: group, body: v[start:]})
-}
-
-// parseAddressList parses addresses leniently: whole, else piece by piece,
-// else anything that looks like an address.
-func parseAddressList(v string) []emailAddress {
-	out := []emailAddress{}
-	if strings.TrimSpace(strings.Trim(v, ", \t")) == "" {
-		return out
-	}
-	if list, err := gomail.ParseAddressList(v); err == nil {
-		for _, a := range list {
-			out = append(out, newEmailAddress(a.Name, a.Address))
-		}
-		return out
-	}
-	for _, piece := range strings.Split(v, ",") {
-		if strings.TrimSpace(piece) == "" {
-			continue
-		}
-		if a, err := gomail.ParseAddress(piece); err == nil {
-			out = append(out, newEmailAddress(a.Name, a.Address))
-			continue
-		}
-		for _, w := range strings.FieldsFunc(piece, func(r rune) bool { return r == ' ' || r == '<' || r == '>' || r == '\t' }) {
-			if at := strings.IndexByte(w, '@'); at > 0 && at < len(w)-1 {
-				out = append(out, newEmailAddress("", strings.Trim(w, `"'();`)))
-			}
+			g := &out[len(out)-1]
+			g.Addresses = append(g.Addresses, newEmailAddress(a.Name, a.Email()))
 		}
 	}
 	return out

@@ -3,8 +3,6 @@ package mailparse
 import (
 	"strings"
 	"time"
-
-	"github.com/emersion/go-message/mail"
 )
 
 // envelope fills env from the header fields of a message.
@@ -22,11 +20,19 @@ func (p *parser) envelope(env *Envelope, idx *fieldIndex) {
 	env.Cc = p.addressField(idx, kindCc, "Cc")
 	env.Bcc = p.addressField(idx, kindBcc, "Bcc")
 	// RFC 3501 7.4.2: the server defaults Sender and Reply-To to From.
-	if len(env.Sender) == 0 {
+	// A field that is there but names nobody stays empty for JMAP, whose
+	// sender and replyTo are what the fields say; IMAP writes From then.
+	if env.Sender == nil {
 		env.Sender = env.From
+		if _, ok := p.value(idx, kindSender); ok && len(env.From) > 0 {
+			env.Sender = []Address{}
+		}
 	}
-	if len(env.ReplyTo) == 0 {
+	if env.ReplyTo == nil {
 		env.ReplyTo = env.From
+		if _, ok := p.value(idx, kindReplyTo); ok && len(env.From) > 0 {
+			env.ReplyTo = []Address{}
+		}
 	}
 	if v, ok := p.value(idx, kindInReplyTo); ok {
 		env.InReplyTo = msgIDs(v)
@@ -67,128 +73,17 @@ func msgIDs(v string) []string {
 	return ids
 }
 
-// addressField parses the first field of kind k as an address list.
+// addressField parses the field of kind k as an address list.
 func (p *parser) addressField(idx *fieldIndex, k int, fieldName string) []Address {
 	v, ok := p.value(idx, k)
 	if !ok || v == "" {
 		return nil
 	}
-	list, err := mail.ParseAddressList(v)
-	if err == nil {
-		if len(list) == 0 {
-			return nil // an empty group
-		}
-		out := make([]Address, 0, len(list))
-		for _, a := range list {
-			out = append(out, newAddress(a.Name, a.Address))
-		}
-		return out
+	list, clean := parseAddressList(v, &p.words)
+	if !clean {
+		p.problem("%s: malformed address list %q, read leniently", fieldName, v)
 	}
-	p.problem("%s: malformed address list %q (%v), read leniently", fieldName, v, err)
-	var out []Address
-	for _, piece := range splitAddressList(v) {
-		if a, err := mail.ParseAddress(piece); err == nil {
-			out = append(out, newAddress(a.Name, a.Address))
-		} else {
-			out = p.appendLooseAddresses(out, piece)
-		}
-	}
-	if len(out) == 0 {
-		return nil
-	}
-	return out
-}
-
-func newAddress(name, addr string) Address {
-	mailbox, host := addr, ""
-	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
-		mailbox, host = addr[:i], addr[i+1:]
-	}
-	return Address{Name: name, Mailbox: mailbox, Host: host}
-}
-
-// splitAddressList splits a broken address list at its top-level commas,
-// dropping group names ("team:") and group ends (";").
-func splitAddressList(v string) []string {
-	var pieces []string
-	start, depth, angle, quoted := 0, 0, false, false
-	flush := func(end int) {
-		if piece := strings.TrimSpace(v[start:end]); piece != "" {
-			pieces = append(pieces, piece)
-		}
-		start = end + 1
-	}
-	for i := 0; i < len(v); i++ {
-		switch c := v[i]; {
-		case quoted:
-			if c == '\\' {
-				i++
-			} else if c == '"' {
-				quoted = false
-			}
-		case c == '"':
-			quoted = true
-		case c == '(':
-			depth++
-		case c == ')' && depth > 0:
-			depth--
-		case depth > 0:
-		case c == '<':
-			angle = true
-		case c == '>':
-			angle = false
-		case angle:
-		case c == ',' || c == ';':
-			flush(i)
-		case c == ':':
-			start = i + 1
-		}
-	}
-	flush(len(v))
-	return pieces
-}
-
-// appendLooseAddresses makes what it can of one piece of an address list
-// that net/mail rejects, like `John Doe john@example.com`,
-// `"Doe, John" <john@example.com`, `a@example.com b@example.com` or a bare
-// local name `root`.
-func (p *parser) appendLooseAddresses(out []Address, piece string) []Address {
-	const junk = " \t<>\"'()[],;"
-	if i := strings.LastIndexByte(piece, '<'); i >= 0 {
-		addr := piece[i+1:]
-		if j := strings.IndexByte(addr, '>'); j >= 0 {
-			addr = addr[:j]
-		}
-		if addr = strings.Trim(addr, junk); addr == "" {
-			return out
-		}
-		return append(out, newAddress(p.decodeWords(strings.Trim(piece[:i], " \t\"'")), addr))
-	}
-	words := strings.Fields(piece)
-	if len(words) == 1 {
-		if addr := strings.Trim(words[0], junk); addr != "" {
-			return append(out, newAddress("", addr))
-		}
-		return out
-	}
-	var name []string
-	var addrs []string
-	for _, w := range words {
-		if strings.Contains(w, "@") {
-			addrs = append(addrs, strings.Trim(w, junk))
-		} else {
-			name = append(name, w)
-		}
-	}
-	switch {
-	case len(addrs) == 1:
-		out = append(out, newAddress(p.decodeWords(strings.Trim(strings.Join(name, " "), " \t\"'")), addrs[0]))
-	case len(name) == 0:
-		for _, addr := range addrs {
-			out = append(out, newAddress("", addr))
-		}
-	}
-	return out
+	return list
 }
 
 // date parses a Date value leniently (RFC 5322 with its obsolete forms,

@@ -1,6 +1,7 @@
 package mailparse
 
 import (
+	"encoding/json"
 	"slices"
 	"testing"
 	"time"
@@ -40,28 +41,112 @@ func TestDate(t *testing.T) {
 	}
 }
 
+func ad(name, mailbox, host string) Address { return Address{Name: name, Mailbox: mailbox, Host: host} }
+
+func groupStart(name string) Address { return Address{Name: name, Group: GroupStart} }
+
+var groupEnd = Address{Group: GroupEnd}
+
+// addressTests are RFC 5322's examples (Appendix A.1.2, A.1.3, A.5, A.6.1,
+// A.6.3) and broken mail as it is found.
+var addressTests = []struct {
+	value string
+	want  []Address
+}{
+	{`"Joe Q. Public" <john.q.public@example.com>`, []Address{ad("Joe Q. Public", "john.q.public", "example.com")}},
+	{`Mary Smith <mary@x.test>, jdoe@example.org, Who? <one@y.test>`,
+		[]Address{ad("Mary Smith", "mary", "x.test"), ad("", "jdoe", "example.org"), ad("Who?", "one", "y.test")}},
+	{`<boss@nil.test>, "Giant; \"Big\" Box" <sysservices@example.net>`,
+		[]Address{ad("", "boss", "nil.test"), ad(`Giant; "Big" Box`, "sysservices", "example.net")}},
+	// A.1.3: groups.
+	{`A Group:Ed Jones <c@a.test>,joe@where.test,John <jdoe@one.test>;`,
+		[]Address{groupStart("A Group"), ad("Ed Jones", "c", "a.test"), ad("", "joe", "where.test"), ad("John", "jdoe", "one.test"), groupEnd}},
+	{`Undisclosed recipients:;`, []Address{groupStart("Undisclosed recipients"), groupEnd}},
+	// A.5: comments are dropped; the empty group gets no member from one.
+	{`Pete(A nice \) chap) <pete(his account)@silly.test(his host)>`, []Address{ad("Pete", "pete", "silly.test")}},
+	{"A Group(Some people)\r\n     :Chris Jones <c@(Chris's host.)public.example>,\r\n         joe@example.org,\r\n  John <jdoe@one.test> (my dear friend); (the end of the group)",
+		[]Address{groupStart("A Group"), ad("Chris Jones", "c", "public.example"), ad("", "joe", "example.org"), ad("John", "jdoe", "one.test"), groupEnd}},
+	{`(Empty list)(start)Hidden recips :(nobody(that I know))  ;`, []Address{groupStart("Hidden recips"), groupEnd}},
+	// A.6.1 and A.6.3: obsolete forms.
+	{`Joe Q. Public <john.q.public@example.com>`, []Address{ad("Joe Q. Public", "john.q.public", "example.com")}},
+	{`Mary Smith <@node.test:mary@example.net>, , jdoe@test  . example`,
+		[]Address{{Name: "Mary Smith", Mailbox: "mary", Host: "example.net", Route: "@node.test"}, ad("", "jdoe", "test.example")}},
+	{`John Doe <jdoe@machine(comment).  example>`, []Address{ad("John Doe", "jdoe", "machine.example")}},
+	{"Mary Smith\r\n    \r\n <mary@example.net>", []Address{ad("Mary Smith", "mary", "example.net")}},
+	{`<@a.test,@b.test:joe@c.test>`, []Address{{Mailbox: "joe", Host: "c.test", Route: "@a.test,@b.test"}}},
+	// A comment after a bare addr-spec names it (RFC 8621 4.1.2.3).
+	{`jdoe@example.org (John Doe)`, []Address{ad("John Doe", "jdoe", "example.org")}},
+	{`"Doe, Jane" <jane@example.com>`, []Address{ad("Doe, Jane", "jane", "example.com")}},
+	{`=?UTF-8?Q?J=C3=B6rg?= <joerg@example.org>, bob@example.net`, []Address{ad("Jörg", "joerg", "example.org"), ad("", "bob", "example.net")}},
+	{`"=?UTF-8?Q?J=C3=B6rg?=" <joerg@example.org>`, []Address{ad("Jörg", "joerg", "example.org")}},
+	{`Jörg Müller <joerg@example.org>`, []Address{ad("Jörg Müller", "joerg", "example.org")}},
+	{`"john doe"@example.com, "jane"@example.com`, []Address{ad("", `"john doe"`, "example.com"), ad("", "jane", "example.com")}},
+	// Broken lists are read leniently.
+	{`John Doe john@example.com`, []Address{ad("John Doe", "john", "example.com")}},
+	{`"Cherry  Paul" <Paul.Cherry@ENRON.com>, Watson`, []Address{ad("Cherry  Paul", "Paul.Cherry", "ENRON.com"), ad("", "Watson", "")}},
+	{`tim@example.com concierge@example.com`, []Address{ad("", "tim", "example.com"), ad("", "concierge", "example.com")}},
+	{`root, Jane Doe`, []Address{ad("", "root", "")}},
+	{`<broken@example.com`, []Address{ad("", "broken", "example.com")}},
+	{`undisclosed-recipients:`, []Address{groupStart("undisclosed-recipients"), groupEnd}},
+	{`<>`, nil},
+}
+
 func TestAddresses(t *testing.T) {
-	tests := []struct {
-		value string
-		want  []Address
-	}{
-		{`"Doe, Jane" <jane@example.com>`, []Address{{"Doe, Jane", "jane", "example.com"}}},
-		{`=?UTF-8?Q?J=C3=B6rg?= <joerg@example.org>, bob@example.net`, []Address{{"Jörg", "joerg", "example.org"}, {"", "bob", "example.net"}}},
-		{`Team: a@example.com, B <b@example.com>;`, []Address{{"", "a", "example.com"}, {"B", "b", "example.com"}}},
-		{`undisclosed-recipients:;`, nil},
-		// Broken lists are read leniently.
-		{`John Doe john@example.com`, []Address{{"John Doe", "john", "example.com"}}},
-		{`"Cherry  Paul" <Paul.Cherry@ENRON.com>, Watson`, []Address{{"Cherry  Paul", "Paul.Cherry", "ENRON.com"}, {"", "Watson", ""}}},
-		{`tim@example.com concierge@example.com`, []Address{{"", "tim", "example.com"}, {"", "concierge", "example.com"}}},
-		{`root, Jane Doe`, []Address{{"", "root", ""}}},
-		{`<broken@example.com`, []Address{{"", "broken", "example.com"}}},
-	}
-	for _, tt := range tests {
+	for _, tt := range addressTests {
 		s := Parse([]byte("To: "+tt.value+"\r\n\r\n"), Options{})
 		if !slices.Equal(s.Envelope.To, tt.want) {
-			t.Errorf("To: %s = %q, want %q", tt.value, s.Envelope.To, tt.want)
+			t.Errorf("To: %s\n got  %q\n want %q", tt.value, s.Envelope.To, tt.want)
+		}
+		if got, _ := ParseAddresses([]byte(" " + tt.value)); !slices.Equal(got, tt.want) {
+			t.Errorf("ParseAddresses(%s)\n got  %q\n want %q", tt.value, got, tt.want)
 		}
 	}
+	// The last From counts, as in JMAP.
+	s := Parse([]byte("From: a@example.com\r\nFrom: b@example.com\r\n\r\n"), Options{})
+	if want := []Address{ad("", "b", "example.com")}; !slices.Equal(s.Envelope.From, want) {
+		t.Errorf("two From fields: %q, want %q", s.Envelope.From, want)
+	}
+}
+
+// FuzzAddresses: any field value parses, without panic, into addresses and
+// balanced group markers, and the stored form reads back the same.
+func FuzzAddresses(f *testing.F) {
+	for _, tt := range addressTests {
+		f.Add(tt.value)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		list, _ := ParseAddresses([]byte(v))
+		open := false
+		for _, a := range list {
+			switch a.Group {
+			case GroupStart:
+				if open {
+					t.Fatalf("%q: nested group in %q", v, list)
+				}
+				open = true
+			case GroupEnd:
+				if !open {
+					t.Fatalf("%q: group end without start in %q", v, list)
+				}
+				open = false
+			default:
+				if a.Mailbox == "" && a.Host == "" {
+					t.Fatalf("%q: empty address in %q", v, list)
+				}
+			}
+		}
+		if open {
+			t.Fatalf("%q: unterminated group in %q", v, list)
+		}
+		b, err := json.Marshal(list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back []Address
+		if err := json.Unmarshal(b, &back); err != nil || !slices.Equal(back, list) {
+			t.Fatalf("%q: stored %s reads back as %q (%v)", v, b, back, err)
+		}
+	})
 }
 
 func TestMessageIDs(t *testing.T) {

@@ -21,8 +21,9 @@ type Head struct {
 }
 
 // headVersion starts an encoded Head; a later layout takes the next value.
-// Version 2 added Part.BareLFs; version 1 is still read (without it).
-const headVersion = 2
+// Version 2 added Part.BareLFs, version 3 Address.Route and Group; older
+// layouts are still read (without them).
+const headVersion = 3
 
 // maxHeadDepth bounds the nesting a decoded Head may have, far beyond what
 // Parse produces (maxDepth).
@@ -137,6 +138,7 @@ func appendAddrs(dst []byte, l []Address) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(l)))
 	for _, a := range l {
 		dst = appendStr(appendStr(appendStr(dst, a.Name), a.Mailbox), a.Host)
+		dst = append(appendStr(dst, a.Route), byte(a.Group))
 	}
 	return dst
 }
@@ -310,6 +312,10 @@ func (d *headDecoder) addrs() []Address {
 	out := make([]Address, n)
 	for i := range out {
 		out[i] = Address{Name: d.str(), Mailbox: d.str(), Host: d.str()}
+		if d.version >= 3 {
+			out[i].Route = d.str()
+			out[i].Group = GroupMark(d.byte())
+		}
 	}
 	return out
 }

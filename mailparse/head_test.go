@@ -124,6 +124,8 @@ func fill(v reflect.Value) {
 		v.SetString("x" + v.Type().Name())
 	case reflect.Int, reflect.Int64, reflect.Int32:
 		v.SetInt(7)
+	case reflect.Uint8:
+		v.SetUint(1)
 	case reflect.Bool:
 		v.SetBool(true)
 	case reflect.Slice:

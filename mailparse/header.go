@@ -213,20 +213,24 @@ func fieldKind(name []byte) int {
 	return kindOther
 }
 
-// fieldIndex maps each field kind to its first field in p.fields, plus one
-// (zero: absent). The first occurrence wins, as in IMAP servers.
+// fieldIndex maps each field kind to its field in p.fields, plus one
+// (zero: absent). The first occurrence wins, as in IMAP servers, except for
+// the address fields, where the last does: JMAP's from, to, ... are its
+// header:From:asAddresses, ..., which read the last (RFC 8621 4.1.3), and
+// ENVELOPE must agree with them.
 type fieldIndex [numKinds]int32
 
 func (p *parser) indexFields() (idx fieldIndex) {
 	for i := range p.fields {
-		if k := fieldKind(p.fields[i].name); k != kindOther && idx[k] == 0 {
+		k := fieldKind(p.fields[i].name)
+		if k != kindOther && (idx[k] == 0 || kindFrom <= k && k <= kindBcc) {
 			idx[k] = int32(i + 1)
 		}
 	}
 	return idx
 }
 
-// value returns the first field of kind k unfolded, trimmed and as valid
+// value returns the field of kind k (see fieldIndex) unfolded, trimmed and as valid
 // UTF-8, and whether the field is present.
 func (p *parser) value(idx *fieldIndex, k int) (string, bool) {
 	i := idx[k]

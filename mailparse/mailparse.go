@@ -67,11 +67,27 @@ type Header struct {
 	Name, Value string
 }
 
-// Address is Mailbox@Host with an optional display name. Group syntax is
-// flattened to the member addresses. It is stored as a JSON array
-// [name, mailbox, host].
+// Address is Mailbox@Host with an optional display name, or a group marker
+// (see GroupMark). It is stored as a JSON array: [name, mailbox, host],
+// [name, mailbox, host, route] with a source route, [name] for a group's
+// start and [] for its end.
 type Address struct {
 	Name, Mailbox, Host string
+	// Route is an obsolete source route (RFC 5322 4.4), like
+	// "@relay.example,@mx.example": IMAP's at-domain-list.
+	Route string
+	Group GroupMark
+}
+
+// IsGroupMark reports whether a is a group's start or end, not an address.
+func (a *Address) IsGroupMark() bool { return a.Group != NoGroup }
+
+// Email returns mailbox@host, or the mailbox alone when it has no host.
+func (a *Address) Email() string {
+	if a.Host == "" {
+		return a.Mailbox
+	}
+	return a.Mailbox + "@" + a.Host
 }
 
 // Envelope holds the fields of an IMAP ENVELOPE (RFC 3501 7.4.2).
@@ -81,7 +97,8 @@ type Envelope struct {
 	Date    time.Time `json:"d,omitzero"`
 	Subject string    `json:"s,omitempty"`
 	From    []Address `json:"f,omitempty"`
-	// Sender and ReplyTo are From when their fields are absent or empty.
+	// Sender and ReplyTo are From when their fields are absent, empty
+	// (not nil) when they name nobody.
 	Sender  []Address `json:"se,omitempty"`
 	ReplyTo []Address `json:"rt,omitempty"`
 	To      []Address `json:"to,omitempty"`

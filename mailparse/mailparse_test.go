@@ -105,12 +105,12 @@ func TestParseMixed(t *testing.T) {
 	if !slices.Equal(env.From, wantFrom) || !slices.Equal(env.Sender, wantFrom) || !slices.Equal(env.ReplyTo, wantFrom) {
 		t.Errorf("From/Sender/ReplyTo = %v / %v / %v, want all %v", env.From, env.Sender, env.ReplyTo, wantFrom)
 	}
-	wantTo := []Address{{"", "bob", "example.org"}, {"Carol", "carol", "example.net"}, {"", "dave", "example.com"}}
+	wantTo := []Address{groupStart("Team"), ad("", "bob", "example.org"), ad("Carol", "carol", "example.net"), groupEnd, ad("", "dave", "example.com")}
 	if !slices.Equal(env.To, wantTo) {
 		t.Errorf("To = %v, want %v", env.To, wantTo)
 	}
-	if env.Cc != nil {
-		t.Errorf("Cc = %v, want none for an empty group", env.Cc)
+	if want := []Address{groupStart("undisclosed-recipients"), groupEnd}; !slices.Equal(env.Cc, want) {
+		t.Errorf("Cc = %v, want the empty group %v", env.Cc, want)
 	}
 	if env.MessageID != "abc.123@example.com" || !slices.Equal(env.InReplyTo, []string{"parent@example.com"}) {
 		t.Errorf("MessageID, InReplyTo = %q, %q", env.MessageID, env.InReplyTo)

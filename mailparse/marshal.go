@@ -72,34 +72,64 @@ func restoreParts(p *Part) error {
 	return restoreParts(p.Message)
 }
 
-// MarshalJSON encodes the address as [name, mailbox, host].
+// MarshalJSON encodes the address as [name, mailbox, host] (with a fourth
+// element, the route, if it has one), a group start as [name] and a group
+// end as [].
 func (a Address) MarshalJSON() ([]byte, error) {
+	switch {
+	case a.Group == GroupStart:
+		return json.Marshal([1]string{a.Name})
+	case a.Group == GroupEnd:
+		return []byte("[]"), nil
+	case a.Route != "":
+		return json.Marshal([4]string{a.Name, a.Mailbox, a.Host, a.Route})
+	}
 	return json.Marshal([3]string{a.Name, a.Mailbox, a.Host})
 }
 
 func (a *Address) UnmarshalJSON(b []byte) error {
-	var v [3]string
+	var buf [4]string
+	v := buf[:0]
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
-	*a = Address{Name: v[0], Mailbox: v[1], Host: v[2]}
+	switch len(v) {
+	case 0:
+		*a = Address{Group: GroupEnd}
+	case 1:
+		*a = Address{Name: v[0], Group: GroupStart}
+	case 3:
+		*a = Address{Name: v[0], Mailbox: v[1], Host: v[2]}
+	case 4:
+		*a = Address{Name: v[0], Mailbox: v[1], Host: v[2], Route: v[3]}
+	default:
+		return fmt.Errorf("address of %d elements", len(v))
+	}
 	return nil
 }
 
 // envelopeFields has Envelope's fields without its JSON methods.
 type envelopeFields Envelope
 
+// storedEnvelope writes Sender and ReplyTo only when they differ from From;
+// an empty list (the field is there but names nobody) is written as [].
+type storedEnvelope struct {
+	envelopeFields
+	Sender  *[]Address `json:"se,omitempty"`
+	ReplyTo *[]Address `json:"rt,omitempty"`
+}
+
 // MarshalJSON leaves out Sender and ReplyTo when they equal From, as they
 // mostly do; UnmarshalJSON restores them.
 func (e Envelope) MarshalJSON() ([]byte, error) {
-	f := envelopeFields(e)
-	if slices.Equal(f.Sender, f.From) {
-		f.Sender = nil
+	st := storedEnvelope{envelopeFields: envelopeFields(e)}
+	if e.Sender != nil && !slices.Equal(e.Sender, e.From) {
+		st.Sender = &e.Sender
 	}
-	if slices.Equal(f.ReplyTo, f.From) {
-		f.ReplyTo = nil
+	if e.ReplyTo != nil && !slices.Equal(e.ReplyTo, e.From) {
+		st.ReplyTo = &e.ReplyTo
 	}
-	return json.Marshal(f)
+	return json.Marshal(st)
 }
 
 func (e *Envelope) UnmarshalJSON(b []byte) error {
@@ -108,10 +138,10 @@ func (e *Envelope) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*e = Envelope(f)
-	if len(e.Sender) == 0 {
+	if e.Sender == nil {
 		e.Sender = e.From
 	}
-	if len(e.ReplyTo) == 0 {
+	if e.ReplyTo == nil {
 		e.ReplyTo = e.From
 	}
 	return nil

@@ -97,7 +97,10 @@ type Envelope struct {
 
 // Address represents a sender or recipient of a message.
 type Address struct {
-	Name    string
+	Name string
+	// ADL is the obsolete source route (mailvault patch) (at-domain-list), like
+	// "@relay.example,@mx.example".
+	ADL     string
 	Mailbox string
 	Host    string
 }

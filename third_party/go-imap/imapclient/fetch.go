@@ -893,13 +893,12 @@ func readAddressList(dec *imapwire.Decoder, options *Options) ([]imap.Address, e
 
 func readAddress(dec *imapwire.Decoder, options *Options) (*imap.Address, error) {
 	var (
-		addr     imap.Address
-		name     string
-		obsRoute string
+		addr imap.Address
+		name string
 	)
 	ok := dec.ExpectSpecial('(') &&
 		dec.ExpectNString(&name) && dec.ExpectSP() &&
-		dec.ExpectNString(&obsRoute) && dec.ExpectSP() &&
+		dec.ExpectNString(&addr.ADL) && dec.ExpectSP() && // mailvault patch: source route
 		dec.ExpectNString(&addr.Mailbox) && dec.ExpectSP() &&
 		dec.ExpectNString(&addr.Host) && dec.ExpectSpecial(')')
 	if !ok {
