@@ -52,6 +52,9 @@ func TestTypedCorpus(t *testing.T) {
 			t.Errorf("UID %d: no ENVELOPE or BODYSTRUCTURE", m.UID)
 			continue
 		}
+		if err := checkEnvelopeAddrs(a.raw, m.Envelope); err != nil {
+			t.Errorf("UID %d: %v", m.UID, err)
+		}
 		sum := mailparse.Parse(a.raw, mailparse.Options{MaxText: -1})
 		// The wire form is RFC 2047 encoded; the client decodes it.
 		if m.Envelope.Subject != sum.Envelope.Subject {

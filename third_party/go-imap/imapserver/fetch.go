@@ -666,8 +666,10 @@ func writeAddressList(enc *imapwire.Encoder, l []imap.Address) {
 		return
 	}
 
-	enc.List(len(l), func(i int) {
-		addr := l[i]
+	// mailvault patch: RFC 3501's env-from and the others are
+	// "(" 1*address ")", the addresses without spaces between them.
+	enc.Special('(')
+	for _, addr := range l {
 		enc.Special('(')
 		writeNString(enc, mime.QEncoding.Encode("utf-8", addr.Name))
 		enc.SP()
@@ -677,7 +679,8 @@ func writeAddressList(enc *imapwire.Encoder, l []imap.Address) {
 		enc.SP()
 		writeNString(enc, addr.Host)
 		enc.Special(')')
-	})
+	}
+	enc.Special(')')
 }
 
 func writeNString(enc *imapwire.Encoder, s string) {
