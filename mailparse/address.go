@@ -510,12 +510,12 @@ func (p *addressParser) appendLoose(out []Address, piece string) []Address {
 		if addr = strings.Trim(addr, junk); addr == "" {
 			return out
 		}
-		return append(out, splitAddr(p.decode(strings.Join(strings.Fields(strings.Trim(piece[:i], " \t\"'")), " ")), addr))
+		return appendSplit(out, p.decode(strings.Join(strings.Fields(strings.Trim(piece[:i], " \t\"'")), " ")), addr)
 	}
 	words := strings.Fields(piece)
 	if len(words) == 1 {
 		if addr := strings.Trim(words[0], junk); addr != "" {
-			return append(out, splitAddr("", addr))
+			return appendSplit(out, "", addr)
 		}
 		return out
 	}
@@ -529,20 +529,24 @@ func (p *addressParser) appendLoose(out []Address, piece string) []Address {
 	}
 	switch {
 	case len(addrs) == 1:
-		out = append(out, splitAddr(p.decode(strings.Trim(strings.Join(name, " "), " \t\"'")), addrs[0]))
+		out = appendSplit(out, p.decode(strings.Trim(strings.Join(name, " "), " \t\"'")), addrs[0])
 	case len(name) == 0:
 		for _, addr := range addrs {
-			out = append(out, splitAddr("", addr))
+			out = appendSplit(out, "", addr)
 		}
 	}
 	return out
 }
 
-// splitAddr makes an Address of a name and "mailbox@host".
-func splitAddr(name, addr string) Address {
+// appendSplit appends the Address of a name and "mailbox@host", unless
+// both are empty.
+func appendSplit(out []Address, name, addr string) []Address {
 	mailbox, host := addr, ""
 	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
 		mailbox, host = addr[:i], addr[i+1:]
 	}
-	return Address{Name: name, Mailbox: mailbox, Host: host}
+	if mailbox == "" && host == "" {
+		return out
+	}
+	return append(out, Address{Name: name, Mailbox: mailbox, Host: host})
 }
