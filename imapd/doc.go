@@ -40,6 +40,11 @@
 // archived bytes at the offsets recorded there; no FETCH parses a message
 // again.
 //
+// ENVELOPE writes groups as RFC 3501 7.4.2 asks (a start marker naming the
+// group, its members, an end marker), source routes in the route field,
+// no comments; Sender and Reply-To are From when their fields are absent
+// or name nobody.
+//
 // Messages are presented with CRLF line ends, as IMAP requires and Dovecot
 // does: a message archived with bare LFs (mbox and Maildir imports) is
 // served with each bare LF as CRLF in BODY[], RFC822, BINARY, every section

@@ -23,6 +23,10 @@
 // header filter with a value on a header whose values the index leaves
 // out (index.HeaderValueIndexed: Received, Date, Content-Type, ...).
 //
+// Address properties (from, to, ...) and the Addresses and
+// GroupedAddresses header forms come from mailparse's one address parser,
+// from the field's last instance: from is header:From:asAddresses.
+//
 // Threads follow References, In-Reply-To and Message-ID in archive order,
 // so thread ids never change. The thread table lives in memory, built from
 // the stored summaries at the first request that needs threads (about

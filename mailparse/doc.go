@@ -10,4 +10,10 @@
 //
 // Parse never fails: archived mail is often malformed, and whatever cannot be
 // understood is reported in Summary.Problems while parsing goes on.
+//
+// Address fields have one parser, ParseAddresses (RFC 5322 with its
+// obsolete forms; groups kept as markers, comments dropped, source routes
+// kept apart), which the envelope and JMAP's header forms both use, so that
+// IMAP's ENVELOPE and JMAP's from, to, ... and header:To:asAddresses agree.
+// Of repeated address fields the last counts, as in JMAP.
 package mailparse
