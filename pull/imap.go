@@ -29,17 +29,9 @@ func (s *Puller) dialIMAP(prof *Profile) (*imapclient.Client, error) {
 	addr := net.JoinHostPort(prof.Host, strconv.Itoa(prof.port()))
 	opts := &imapclient.Options{Dialer: &net.Dialer{Timeout: s.dialWait}}
 	if prof.Security != SecurityNone {
-		cfg := &tls.Config{ServerName: prof.Host, MinVersion: tls.VersionTLS12}
-		if prof.CAFile != "" {
-			pem, err := os.ReadFile(prof.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("CA file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("CA file %s holds no PEM certificate", prof.CAFile)
-			}
-			cfg.RootCAs = pool
+		cfg, err := tlsConfig(prof)
+		if err != nil {
+			return nil, err
 		}
 		opts.TLSConfig = cfg
 	}
@@ -57,6 +49,22 @@ func (s *Puller) dialIMAP(prof *Profile) (*imapclient.Client, error) {
 		return nil, fmt.Errorf("connect to %s (%s): %w", addr, prof.Security, err)
 	}
 	return c, nil
+}
+
+func tlsConfig(prof *Profile) (*tls.Config, error) {
+	cfg := &tls.Config{ServerName: prof.Host, MinVersion: tls.VersionTLS12}
+	if prof.CAFile != "" {
+		pem, err := os.ReadFile(prof.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA file %s holds no PEM certificate", prof.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
 }
 
 type target struct {

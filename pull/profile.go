@@ -24,9 +24,12 @@ const (
 
 // Profile is one source mailbox pulled into one archive mailbox.
 type Profile struct {
-	Name     string   `json:"name"`
+	Name string `json:"name"`
+	// Protocol is "imap" (default) or "pop3"; POP3 has one folder, the
+	// archive's INBOX, and no flags or dates (the archive's time is taken).
+	Protocol string   `json:"protocol,omitempty"`
 	Host     string   `json:"host"`
-	Port     int      `json:"port,omitempty"`     // default 993 (tls) or 143
+	Port     int      `json:"port,omitempty"`     // default 993/995 (tls) or 143/110
 	Security Security `json:"security,omitempty"` // default tls
 	// CAFile is a PEM file of the CAs the server's certificate must chain
 	// to (default: the system's).
@@ -80,6 +83,13 @@ func (p *Profile) check() error {
 	if err := checkName(p.Name); err != nil {
 		return err
 	}
+	switch p.Protocol {
+	case "":
+		p.Protocol = "imap"
+	case "imap", "pop3":
+	default:
+		return fmt.Errorf("%w protocol %q: want imap or pop3", backend.ErrInvalid, p.Protocol)
+	}
 	switch p.Security {
 	case "":
 		p.Security = SecurityTLS
@@ -105,11 +115,16 @@ func (p *Profile) check() error {
 }
 
 func (p *Profile) port() int {
+	pop := p.Protocol == "pop3"
 	switch {
 	case p.Port != 0:
 		return p.Port
+	case p.Security == SecurityTLS && pop:
+		return 995
 	case p.Security == SecurityTLS:
 		return 993
+	case pop:
+		return 110
 	}
 	return 143
 }
@@ -200,11 +215,13 @@ type FolderState struct {
 
 // State is a profile's progress and the outcome of its last run.
 type State struct {
-	Folders     map[string]FolderState `json:"folders"` // by source folder name
-	LastRun     time.Time              `json:"last_run,omitzero"`
-	LastSuccess time.Time              `json:"last_success,omitzero"`
-	Error       string                 `json:"error,omitempty"`
-	Last        *Report                `json:"last_report,omitempty"`
+	Folders map[string]FolderState `json:"folders"` // by source folder name
+	// UIDLs are the POP3 unique ids archived that the server still lists.
+	UIDLs       []string  `json:"uidls,omitempty"`
+	LastRun     time.Time `json:"last_run,omitzero"`
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	Error       string    `json:"error,omitempty"`
+	Last        *Report   `json:"last_report,omitempty"`
 }
 
 func loadState(t *backend.Tenant, name string) (*State, error) {

@@ -71,7 +71,7 @@ func (s *Puller) PutProfile(ctx context.Context, tenant string, prof Profile) er
 	if err := t.PutSetting(ctx, profileKey(prof.Name), b); err != nil {
 		return err
 	}
-	t.Audit(ctx, backend.ActorOf(ctx), "pull-profile-put", fmt.Sprintf("%s imap %s:%d %s login %s into %s", prof.Name, prof.Host, prof.port(), prof.Security, prof.user(), prof.Mailbox))
+	t.Audit(ctx, backend.ActorOf(ctx), "pull-profile-put", fmt.Sprintf("%s %s %s:%d %s login %s into %s", prof.Name, prof.Protocol, prof.Host, prof.port(), prof.Security, prof.user(), prof.Mailbox))
 	s.poke()
 	return nil
 }
@@ -227,7 +227,9 @@ func (s *Puller) Run(ctx context.Context, tenant, name string) (*Report, error) 
 	}
 	rep := &Report{Tenant: tenant, Profile: name, Started: time.Now().UTC(), Folders: []FolderReport{}}
 	pass, err := password(t, name, sealed)
-	if err == nil {
+	if err == nil && prof.Protocol == "pop3" {
+		err = s.runPOP3(ctx, t, prof, pass, st, rep, pr)
+	} else if err == nil {
 		err = s.runIMAP(ctx, t, prof, pass, st, rep, pr)
 	}
 	rep.Duration = Duration(time.Since(rep.Started))

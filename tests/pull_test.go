@@ -19,6 +19,7 @@ import (
 type dovecotServer struct {
 	dir  string
 	addr string
+	pop3 string // "" without dovecot-pop3d
 }
 
 const nobodyID = 65534
@@ -44,11 +45,18 @@ func startDovecotServer(t *testing.T, users map[string]string, masterPass string
 	}
 	writeTestFile(t, filepath.Join(dir, "users"), passwd.String())
 	writeTestFile(t, filepath.Join(dir, "masters"), "master:{PLAIN}"+masterPass+"::::::\n")
-	addr := freeAddr(t)
+	addr, pop3Addr := freeAddr(t), freeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
+	_, pop3Port, _ := net.SplitHostPort(pop3Addr)
+	protocols := "imap"
+	if _, err := os.Stat("/usr/lib/dovecot/pop3"); err == nil {
+		protocols += " pop3"
+	} else {
+		pop3Addr = ""
+	}
 	run := filepath.Join(dir, "run")
 	os.MkdirAll(run, 0o755)
-	cfg := fmt.Sprintf(`protocols = imap
+	cfg := fmt.Sprintf(`protocols = %[5]s
 listen = 127.0.0.1
 base_dir = %[1]s/run
 state_dir = %[1]s/state
@@ -82,10 +90,20 @@ service imap-login {
   }
   chroot =
 }
+service pop3-login {
+  inet_listener pop3 {
+    address = 127.0.0.1
+    port = %[4]s
+  }
+  inet_listener pop3s {
+    port = 0
+  }
+  chroot =
+}
 service anvil {
   chroot =
 }
-`, dir, port, nobodyID)
+`, dir, port, nobodyID, pop3Port, protocols)
 	conf := filepath.Join(dir, "dovecot.conf")
 	writeTestFile(t, conf, cfg)
 	// Dovecot refuses to serve mail as root: the files belong to nobody.
@@ -120,7 +138,7 @@ service anvil {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return &dovecotServer{dir: dir, addr: addr}
+	return &dovecotServer{dir: dir, addr: addr, pop3: pop3Addr}
 }
 
 func writeTestFile(t *testing.T, name, content string) {
@@ -302,6 +320,56 @@ func TestPullIMAP(t *testing.T) {
 	}
 	if !strings.Contains(in.mustCLI("audit", "-tenant", "acme"), "pull-run-failed") {
 		t.Errorf("failed run not audited")
+	}
+}
+
+// TestPullPOP3 pulls a maildrop from Dovecot's pop3d with a master login:
+// every message once, byte-exact, into INBOX; the next run fetches only
+// what is new by UIDL, and a byte-identical copy is stored once.
+func TestPullPOP3(t *testing.T) {
+	dc := startDovecotServer(t, map[string]string{"bob": "bob-at-host"}, "master-secret")
+	if dc.pop3 == "" {
+		t.Skip("dovecot-pop3d is not installed")
+	}
+	date := time.Date(2021, 5, 6, 7, 0, 0, 0, time.UTC)
+	var msgs [][]byte
+	for i := range 3 {
+		msgs = append(msgs, pullMessage(20+i, fmt.Sprintf("pop %d", i)))
+		dc.deliver(t, "bob", "", i, msgs[i], "S", date.Add(time.Duration(i)*time.Minute))
+	}
+	dc.deliver(t, "bob", ".Archiv", 9, pullMessage(29, "not in POP3"), "S", date)
+	in := newInstance(t)
+	in.start()
+	in.mustCLI("tenant", "create", "acme", "-domain", "acme.example")
+	in.mustCLI("user", "add", "-tenant", "acme", "bob@acme.example", "-password", "bob-secret-1")
+	host, port, _ := net.SplitHostPort(dc.pop3)
+	prof := filepath.Join(t.TempDir(), "bob.json")
+	writeTestFile(t, prof, fmt.Sprintf(`{"protocol": "pop3", "host": %q, "port": %s, "security": "none", "login": "bob",
+		"master_login": "master", "password": "master-secret", "mailbox": "bob@acme.example"}`, host, port))
+	in.mustCLI("pull", "put", "-tenant", "acme", "bob", "-file", prof)
+	if out := in.mustCLI("pull", "run", "-tenant", "acme", "bob"); !strings.Contains(out, "3 fetched, 3 archived, 0 duplicates, 0 errors") {
+		t.Fatalf("first run:\n%s", out)
+	}
+	if out := in.mustCLI("pull", "run", "-tenant", "acme", "bob"); !strings.Contains(out, "0 fetched, 0 archived") {
+		t.Fatalf("second run:\n%s", out)
+	}
+	msgs = append(msgs, pullMessage(23, "pop new"))
+	dc.deliver(t, "bob", "", 3, msgs[3], "", date.Add(time.Hour))
+	dc.deliver(t, "bob", "", 4, msgs[0], "", date.Add(2*time.Hour))
+	if out := in.mustCLI("pull", "run", "-tenant", "acme", "bob"); !strings.Contains(out, "2 fetched, 1 archived, 1 duplicates") {
+		t.Fatalf("third run:\n%s", out)
+	}
+	got := archivedFolders(t, in)
+	if len(got["INBOX"]) != len(msgs) {
+		t.Fatalf("INBOX holds %d messages, want %d (folders %v)", len(got["INBOX"]), len(msgs), keys(got))
+	}
+	for i, m := range got["INBOX"] {
+		if string(m.Raw) != string(msgs[i]) {
+			t.Errorf("message %d differs:\n%q\nwant\n%q", i, m.Raw, msgs[i])
+		}
+	}
+	if _, ok := got["Archiv"]; ok {
+		t.Error("a POP3 pull created other folders")
 	}
 }
 
