@@ -76,7 +76,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// elsewhere. The message body frame has its own, stricter policy.
 	hd.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-src 'self'; frame-ancestors 'self'; form-action 'self'; base-uri 'none'; object-src 'none'")
 	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("Referrer-Policy", "no-referrer")
+	hd.Set("Referrer-Policy", "same-origin")
 	hd.Set("Cache-Control", "no-store")
 	h.mux.ServeHTTP(w, r)
 }
@@ -126,18 +126,20 @@ func (h *Handler) authed(fn func(http.ResponseWriter, *http.Request, *request)) 
 	}
 }
 
-// sameOrigin refuses a POST whose Origin (or, without one, Referer) names
-// another site. Browsers send Origin on cross-site POSTs.
+// sameOrigin refuses a POST from another site: by Sec-Fetch-Site where
+// the browser sends it, else by Origin or Referer. A client that sends
+// none of them is no browser a forged form could drive; the CSRF token
+// still decides for it.
 func sameOrigin(r *http.Request) bool {
-	if s := r.Header.Get("Sec-Fetch-Site"); s == "cross-site" || s == "same-site" {
-		return false
+	if s := r.Header.Get("Sec-Fetch-Site"); s != "" {
+		return s == "same-origin" || s == "none"
 	}
 	o := r.Header.Get("Origin")
 	if o == "" {
 		o = r.Header.Get("Referer")
 	}
 	if o == "" {
-		return true // not a browser, or one that sends neither: the token decides
+		return true
 	}
 	u, err := url.Parse(o)
 	return err == nil && u.Host == r.Host

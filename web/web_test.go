@@ -239,6 +239,9 @@ func TestCSRFRefused(t *testing.T) {
 	if code, _, _ := b.do("POST", "/web/login", url.Values{"login": {alice}, "password": {pw}}, "Origin", "http://evil.example"); code != http.StatusForbidden {
 		t.Fatalf("login from another origin: %d", code)
 	}
+	if code, _, _ := b.do("POST", "/web/logout", url.Values{"csrf": {m[1]}}, "Sec-Fetch-Site", "cross-site", "Origin", f.srv.URL); code != http.StatusForbidden {
+		t.Fatalf("logout the browser calls cross-site: %d", code)
+	}
 	if code, _, _ := b.do("GET", "/web/mail", nil); code != http.StatusOK {
 		t.Fatalf("session gone after refused POSTs: %d", code)
 	}
