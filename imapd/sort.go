@@ -221,12 +221,26 @@ func bySent(a, b *sorted) int {
 // subject, each group a thread whose first message (by sent date) is the
 // parent of all the others; threads in the order of their first messages.
 func orderedSubject(msgs []sorted, num func(*sorted) uint32) []imap.ThreadData {
-	slices.SortFunc(msgs, func(a, b sorted) int {
-		if d := strings.Compare(a.key.Subject, b.key.Subject); d != 0 {
+	// As in Sort: the subject's first bytes and the date sit in the rows.
+	rows := make([]sortRow, len(msgs))
+	for i := range msgs {
+		rows[i] = sortRow{n: prefix(msgs[i].key.Subject), i: int32(i)}
+	}
+	slices.SortFunc(rows, func(a, b sortRow) int {
+		if a.n != b.n {
+			return cmp.Compare(a.n, b.n)
+		}
+		x, y := &msgs[a.i], &msgs[b.i]
+		if d := strings.Compare(x.key.Subject, y.key.Subject); d != 0 {
 			return d
 		}
-		return bySent(&a, &b)
+		return bySent(x, y)
 	})
+	ordered := make([]sorted, len(msgs))
+	for i, r := range rows {
+		ordered[i] = msgs[r.i]
+	}
+	msgs = ordered
 	type group struct{ lo, hi int }
 	var groups []group
 	for i := range msgs {

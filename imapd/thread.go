@@ -50,12 +50,17 @@ func (c *container) first() *sorted {
 // references is THREAD=REFERENCES (RFC 5256 section 3), step by step.
 func references(msgs []sorted, num func(*sorted) uint32) []imap.ThreadData {
 	// (1) Link messages by Message-ID and References.
-	byID := make(map[uint64]*container, len(msgs))
-	all := make([]*container, 0, len(msgs))
+	// One allocation for every container: a message's own and one per
+	// reference at most.
+	n := len(msgs)
+	for i := range msgs {
+		n += len(msgs[i].key.Refs)
+	}
+	byID := make(map[uint64]*container, n)
+	all := make([]container, 0, n)
 	newContainer := func() *container {
-		c := &container{}
-		all = append(all, c)
-		return c
+		all = append(all, container{})
+		return &all[len(all)-1]
 	}
 	for i := range msgs {
 		m := &msgs[i]
@@ -93,8 +98,8 @@ func references(msgs []sorted, num func(*sorted) uint32) []imap.ThreadData {
 	}
 	// (2) The root set.
 	var roots []*container
-	for _, c := range all {
-		if c.parent == nil {
+	for i := range all {
+		if c := &all[i]; c.parent == nil {
 			roots = append(roots, c)
 		}
 	}
