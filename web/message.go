@@ -34,6 +34,7 @@ type opened struct {
 	uid    uint32
 	mid    uint64
 	sum    *mailparse.Summary
+	info   backend.FolderInfo
 }
 
 // open resolves the folder and UID of the URL through the user's snapshot
@@ -62,7 +63,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request, rq *request) (*op
 	if rq.t.IsCompliance(rq.se.login) {
 		rq.t.Audit(r.Context(), rq.se.login, "web-read", fmt.Sprintf("folder %d uid %d", folder, uid))
 	}
-	return &opened{folder: folder, uid: uint32(uid), mid: mid, sum: sum}, true
+	return &opened{folder: folder, uid: uint32(uid), mid: mid, sum: sum, info: snap.FolderInfo}, true
 }
 
 // bodies finds the first plain and the first HTML body part and the
@@ -255,4 +256,32 @@ func (h *Handler) part(w http.ResponseWriter, r *http.Request, rq *request) {
 	hd.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
 	hd.Set("Content-Length", strconv.Itoa(len(body)))
 	w.Write(body)
+}
+
+// retention shows the retention and holds of the message as it lies in
+// this folder; its placements elsewhere are not the user's to see.
+func (h *Handler) retention(w http.ResponseWriter, r *http.Request, rq *request) {
+	m, ok := h.open(w, r, rq)
+	if !ok {
+		return
+	}
+	ret, err := rq.t.EffectiveRetention(r.Context(), m.mid)
+	if err != nil {
+		http.Error(w, text(rq.lang, "notfound"), http.StatusNotFound)
+		return
+	}
+	var address string
+	for _, mb := range rq.t.Readable(rq.se.login) {
+		if mb.ID == m.info.Mailbox {
+			address = mb.Address
+		}
+	}
+	data := h.page(rq, map[string]any{"Env": m.sum.Envelope, "Folder": m.folder, "UID": m.uid, "Back": r.URL.RequestURI(),
+		"Received": ret.Received, "Archived": ret.Archived, "IndexPending": ret.IndexPending})
+	for _, p := range ret.Placements {
+		if p.Mailbox == address && p.Folder == m.info.Name && p.UID == m.uid {
+			data["P"] = p
+		}
+	}
+	h.render(w, "retention.html", data)
 }

@@ -43,11 +43,17 @@ type Handler struct {
 func New(p *backend.Provider, log *slog.Logger) *Handler {
 	h := &Handler{p: p, log: log, sessions: newSessions(), mux: http.NewServeMux(), policy: sanitizer()}
 	h.tmpl = template.Must(template.New("").Funcs(template.FuncMap{
-		"t":       text,
-		"date":    formatDate,
-		"size":    formatSize,
-		"addrs":   formatAddrs,
-		"add":     func(a, b int) int { return a + b },
+		"t":     text,
+		"date":  formatDate,
+		"size":  formatSize,
+		"addrs": formatAddrs,
+		"add":   func(a, b int) int { return a + b },
+		"datep": func(l string, t *time.Time) string {
+			if t == nil {
+				return ""
+			}
+			return formatDate(l, *t)
+		},
 		"urlPart": url.PathEscape,
 	}).ParseFS(assets, "assets/*.html"))
 	static, _ := fs.Sub(assets, "assets/static")
@@ -64,6 +70,7 @@ func New(p *backend.Provider, log *slog.Logger) *Handler {
 	h.mux.HandleFunc("GET /web/msg/{folder}/{uid}/html", h.authed(h.htmlBody))
 	h.mux.HandleFunc("GET /web/msg/{folder}/{uid}/raw", h.authed(h.raw))
 	h.mux.HandleFunc("GET /web/msg/{folder}/{uid}/part/{path}", h.authed(h.part))
+	h.mux.HandleFunc("GET /web/msg/{folder}/{uid}/retention", h.authed(h.retention))
 	return h
 }
 

@@ -20,6 +20,7 @@ import (
 const (
 	alice = "alice@acme.example"
 	bob   = "bob@acme.example"
+	carol = "carol@acme.example"
 	eve   = "eve@globex.example"
 	pw    = "correct horse battery"
 )
@@ -65,6 +66,9 @@ func newFixture(t *testing.T) *fixture {
 		return tn
 	}
 	f.acme = mk("acme", "acme.example", alice, bob)
+	if _, err := f.acme.CreateUser(ctx, backend.UserSpec{Login: carol, Password: pw, Roles: []backend.Role{backend.RoleCompliance}}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := f.acme.CreateMailbox(ctx, backend.MailboxSpec{Kind: backend.KindShared, Address: "sales@acme.example"}); err != nil {
 		t.Fatal(err)
 	}
@@ -290,5 +294,27 @@ func TestAccessRefused(t *testing.T) {
 		if strings.Contains(body, "zebrafish") || strings.Contains(body, "Sales secret") {
 			t.Fatalf("eve of globex read acme mail at %s", path)
 		}
+	}
+}
+
+// TestRetentionPage: the user sees the policy and the holds of a message
+// in a folder they read, and nothing of one they do not.
+func TestRetentionPage(t *testing.T) {
+	f := newFixture(t)
+	h, err := f.acme.PlaceHold(context.Background(), carol, backend.Hold{Case: "C-7", Reason: "litigation", Mailboxes: []string{alice}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := "/web/msg/" + strconv.FormatUint(inbox(t, f.acme, alice, alice), 10) + "/1/retention"
+	b := f.browser(t)
+	b.login(alice)
+	code, _, body := b.do("GET", page, nil)
+	if code != http.StatusOK || !strings.Contains(body, h.ID) || !regexp.MustCompile(`id="deletable">no<`).MatchString(body) || !strings.Contains(body, `id="minuntil">`) {
+		t.Fatalf("retention page %d: %s", code, body)
+	}
+	other := f.browser(t)
+	other.login(bob)
+	if code, _, body := other.do("GET", page, nil); code != http.StatusNotFound || strings.Contains(body, h.ID) {
+		t.Fatalf("bob sees alice's retention: %d", code)
 	}
 }
