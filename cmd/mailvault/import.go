@@ -20,7 +20,7 @@ import (
 )
 
 func cmdImport(ctx context.Context, args []string) error {
-	fs := newFlags("import", "import -tenant T [-mailbox ADDRESS] [-folder NAME] PATH...")
+	fs := newFlags("import", "import -tenant T [-mailbox ADDRESS] [-folder NAME] PATH... (EML, MBOX, Maildir, Outlook PST/OST)")
 	cf := addClientFlags(fs)
 	tenant := fs.String("tenant", "", "tenant name (required)")
 	mailbox := fs.String("mailbox", "", "archive mailbox to import into, keeping the source's folders (default: assign each message by its addresses)")
@@ -40,6 +40,20 @@ func cmdImport(ctx context.Context, args []string) error {
 	if *mailbox != "" {
 		// Before reading any file: a misspelt mailbox is one error.
 		if err := checkMailbox(c, *tenant, *mailbox); err != nil {
+			return err
+		}
+	}
+	// Outlook files are converted to folders of EML files first.
+	for i, p := range pos {
+		if !isPST(p) {
+			continue
+		}
+		tmp, err := os.MkdirTemp("", "mailvault-pst-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		if pos[i], err = convertPST(ctx, p, tmp, os.Stdout); err != nil {
 			return err
 		}
 	}
