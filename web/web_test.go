@@ -98,7 +98,7 @@ func newFixture(t *testing.T) *fixture {
 }
 
 // inbox is the INBOX folder ID of a mailbox.
-func inbox(t *testing.T, tn *backend.Tenant, login, address string) uint64 {
+func inbox(t testing.TB, tn *backend.Tenant, login, address string) uint64 {
 	t.Helper()
 	for _, mb := range tn.Readable(login) {
 		if mb.Address != address {
