@@ -111,6 +111,7 @@ func (h *Handler) mail(w http.ResponseWriter, r *http.Request, rq *request) {
 		return
 	}
 	data["Folder"] = snap.FolderInfo
+	data["MayExport"] = rq.t.MayExport(login)
 	var hits []uint32
 	searching := !f.empty()
 	if searching {

@@ -71,6 +71,7 @@ func New(p *backend.Provider, log *slog.Logger) *Handler {
 	h.mux.HandleFunc("GET /web/msg/{folder}/{uid}/raw", h.authed(h.raw))
 	h.mux.HandleFunc("GET /web/msg/{folder}/{uid}/part/{path}", h.authed(h.part))
 	h.mux.HandleFunc("GET /web/msg/{folder}/{uid}/retention", h.authed(h.retention))
+	h.mux.HandleFunc("POST /web/export", h.authed(h.export))
 	return h
 }
 

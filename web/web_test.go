@@ -1,6 +1,7 @@
 package web
 
 import (
+	"archive/zip"
 	"context"
 	"io"
 	"log/slog"
@@ -316,5 +317,56 @@ func TestRetentionPage(t *testing.T) {
 	other.login(bob)
 	if code, _, body := other.do("GET", page, nil); code != http.StatusNotFound || strings.Contains(body, h.ID) {
 		t.Fatalf("bob sees alice's retention: %d", code)
+	}
+}
+
+// TestExportSearch: a compliance user who reads the mailbox exports a
+// search result as a ZIP holding the hit byte-exact; a reader may not.
+func TestExportSearch(t *testing.T) {
+	f := newFixture(t)
+	if err := f.acme.Grant(context.Background(), alice, carol); err != nil {
+		t.Fatal(err)
+	}
+	fid := strconv.FormatUint(inbox(t, f.acme, carol, alice), 10)
+	form := func(b *browser) url.Values {
+		_, _, body := b.do("GET", "/web/mail?folder="+fid+"&q=zebrafish", nil)
+		m := csrfRE.FindStringSubmatch(body)
+		if m == nil {
+			t.Fatal("no CSRF token")
+		}
+		return url.Values{"csrf": {m[1]}, "folder": {fid}, "q": {"zebrafish"}, "format": {"eml"}}
+	}
+	c := f.browser(t)
+	c.login(carol)
+	if _, _, body := c.do("GET", "/web/mail?folder="+fid, nil); !strings.Contains(body, `id="export"`) {
+		t.Fatal("no export form for a compliance user")
+	}
+	code, h, body := c.do("POST", "/web/export", form(c))
+	if code != http.StatusOK || h.Get("Content-Type") != "application/zip" {
+		t.Fatalf("export: %d %v %s", code, h, body)
+	}
+	zr, err := zip.NewReader(strings.NewReader(body), int64(len(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(zr.File) != 1 {
+		t.Fatalf("zip has %d files, want the one hit", len(zr.File))
+	}
+	rc, _ := zr.File[0].Open()
+	got, _ := io.ReadAll(rc)
+	if string(got) != htmlMail {
+		t.Fatalf("%s is not the message byte-exact", zr.File[0].Name)
+	}
+
+	a := f.browser(t)
+	a.login(alice)
+	aliceInbox := strconv.FormatUint(inbox(t, f.acme, alice, alice), 10)
+	if _, _, body := a.do("GET", "/web/mail?folder="+aliceInbox, nil); strings.Contains(body, `id="export"`) {
+		t.Fatal("export offered to a reader")
+	}
+	fa := form(a)
+	fa.Set("folder", aliceInbox)
+	if code, _, body := a.do("POST", "/web/export", fa); code != http.StatusForbidden || strings.Contains(body, "zebrafish") {
+		t.Fatalf("a reader exported: %d", code)
 	}
 }
