@@ -1,6 +1,7 @@
 package web
 
 import (
+	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
@@ -29,6 +30,9 @@ type row struct {
 	Size     int64
 	Received time.Time
 	Err      bool
+	// Snippet is the body around the search's words, HTML-escaped by the
+	// index with the words in <mark>.
+	Snippet template.HTML
 }
 
 // filters is the search form.
@@ -113,9 +117,11 @@ func (h *Handler) mail(w http.ResponseWriter, r *http.Request, rq *request) {
 	data["Folder"] = snap.FolderInfo
 	data["MayExport"] = rq.t.MayExport(login)
 	var hits []uint32
+	var iq index.Query
 	searching := !f.empty()
 	if searching {
-		iq, ok := f.query()
+		var ok bool
+		iq, ok = f.query()
 		if !ok {
 			http.Error(w, "bad date", http.StatusBadRequest)
 			return
@@ -162,6 +168,13 @@ func (h *Handler) mail(w http.ResponseWriter, r *http.Request, rq *request) {
 		rows[i] = row{UID: uids[i], Size: m.Size, Received: m.Received, Err: m.Err != nil}
 		if e := m.Envelope; e != nil {
 			rows[i].Date, rows[i].From, rows[i].To, rows[i].Subject = e.Date, e.From, e.To, e.Subject
+		}
+		if searching && (f.Q != "" || f.Subject != "") {
+			// One page of hits, each read and parsed again: the body text
+			// is not stored.
+			if _, preview, err := rq.t.Snippet(r.Context(), login, snap.Mailbox, m.MID, iq); err == nil {
+				rows[i].Snippet = template.HTML(preview)
+			}
 		}
 	}
 	data["Rows"] = rows

@@ -189,7 +189,7 @@ func TestLoginListSearchView(t *testing.T) {
 	if _, _, body = b.do("GET", list, nil); !strings.Contains(body, "Quarterly zebrafish report") {
 		t.Fatalf("list: %s", body)
 	}
-	if _, _, body = b.do("GET", list+"&q=zebrafish&from=mallory", nil); !strings.Contains(body, "Quarterly zebrafish report") || !strings.Contains(body, "1 hits") {
+	if _, _, body = b.do("GET", list+"&q=zebrafish&from=mallory", nil); !strings.Contains(body, "Quarterly zebrafish report") || !strings.Contains(body, "1 hits") || !strings.Contains(body, "<mark>zebrafish</mark>") {
 		t.Fatalf("search: %s", body)
 	}
 	if _, _, body = b.do("GET", list+"&q=zebrafish&before=2022-12-31", nil); strings.Contains(body, "Quarterly zebrafish") {
