@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -164,12 +165,14 @@ func (d *dovecotServer) deliver(t *testing.T, user, folder string, n int, raw []
 		t.Fatal(err)
 	}
 	os.Chtimes(name, date, date)
-	filepath.Walk(filepath.Join(d.dir, user), func(p string, _ os.FileInfo, err error) error {
-		if err == nil {
-			os.Chown(p, nobodyID, nobodyID)
-		}
-		return nil
-	})
+	// Dovecot serves the files as nobody.
+	os.Chown(name, nobodyID, nobodyID)
+	for p := filepath.Join(box, "cur"); strings.HasPrefix(p, filepath.Join(d.dir, user)); p = filepath.Dir(p) {
+		os.Chown(p, nobodyID, nobodyID)
+	}
+	for _, sub := range []string{"new", "tmp"} {
+		os.Chown(filepath.Join(box, sub), nobodyID, nobodyID)
+	}
 }
 
 func pullMessage(n int, subject string) []byte {
@@ -388,4 +391,79 @@ func readTestFile(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestPullResumesAfterKill kills the server with SIGKILL in the middle of
+// a pull of a few thousand messages; after the restart the next run
+// archives the rest: every message once, none missing.
+func TestPullResumesAfterKill(t *testing.T) {
+	dc := startDovecotServer(t, map[string]string{"bob": "bob-at-host"}, "master-secret")
+	const n = 3000
+	date := time.Date(2019, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range n {
+		folder := ""
+		if i%3 == 0 {
+			folder = ".Ablage.K&APY-ln" // Ablage/Köln
+		}
+		dc.deliver(t, "bob", folder, i, pullMessage(1000+i, fmt.Sprintf("Nachricht %d", i)), "S", date.Add(time.Duration(i)*time.Minute))
+	}
+	in := newInstance(t)
+	in.start()
+	in.mustCLI("tenant", "create", "acme", "-domain", "acme.example")
+	in.mustCLI("user", "add", "-tenant", "acme", "bob@acme.example", "-password", "bob-secret-1")
+	host, port, _ := net.SplitHostPort(dc.addr)
+	prof := filepath.Join(t.TempDir(), "bob.json")
+	writeTestFile(t, prof, fmt.Sprintf(`{"host": %q, "port": %s, "security": "none", "login": "bob",
+		"master_login": "master", "password": "master-secret", "mailbox": "bob@acme.example"}`, host, port))
+	in.mustCLI("pull", "put", "-tenant", "acme", "bob", "-file", prof)
+	run := exec.Command(binary, "pull", "run", "-tenant", "acme", "bob")
+	run.Env = in.env
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer run.Wait()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		out, _ := in.cli("pull", "show", "-tenant", "acme", "bob")
+		var info struct {
+			Running *struct{ Archived int } `json:"running"`
+		}
+		json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &info)
+		if info.Running != nil && info.Running.Archived >= 250 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pull did not get going:\n%s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	in.kill()
+	in.start()
+	out := in.mustCLI("pull", "run", "-tenant", "acme", "bob")
+	t.Logf("after the restart: %s", out)
+	var ids map[string][]string
+	in.imaplib("bob@acme.example", "bob-secret-1", `
+res = {}
+for name in ['INBOX', '"Ablage/K&APY-ln"']:
+    M.select(name, readonly=True)
+    typ, data = M.uid('FETCH', '1:*', '(BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])')
+    res[name] = [d[1].decode().strip() for d in data if isinstance(d, tuple)]
+print(json.dumps(res))
+`, &ids)
+	seen := map[string]bool{}
+	for f, l := range ids {
+		for _, id := range l {
+			if seen[id] {
+				t.Errorf("%s: %s archived twice", f, id)
+			}
+			seen[id] = true
+		}
+	}
+	if len(seen) != n || len(ids["INBOX"]) != n-n/3 {
+		t.Fatalf("%d distinct messages archived (INBOX %d, Ablage/Köln %d), want %d", len(seen), len(ids["INBOX"]), len(ids[`"Ablage/K&APY-ln"`]), n)
+	}
+	// And a further run has nothing left to fetch.
+	if out := in.mustCLI("pull", "run", "-tenant", "acme", "bob"); !strings.Contains(out, "0 fetched") {
+		t.Fatalf("run after the resume:\n%s", out)
+	}
 }
