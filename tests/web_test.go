@@ -5,7 +5,9 @@ import (
 	"encoding/base64"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -119,6 +121,25 @@ func TestWebBrowser(t *testing.T) {
 		return s
 	}
 
+	// With WEB_SCREENSHOTS=DIR the main pages are saved there (the
+	// pictures in the docs are made so).
+	shoot := func(name string) {
+		dir := os.Getenv("WEB_SCREENSHOTS")
+		if dir == "" {
+			return
+		}
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, name), png, 0o644)
+		}
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+	}
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1100, 700)); err != nil {
+		t.Fatal(err)
+	}
+
 	base := "http://" + in.HTTP
 	do("log in and list",
 		chromedp.Navigate(base+"/web/mail"),
@@ -154,6 +175,7 @@ func TestWebBrowser(t *testing.T) {
 	if !strings.HasPrefix(total, "1 hits") {
 		t.Fatalf("search never found the message: %q", total)
 	}
+	shoot("web-search.png")
 	err = chromedp.Do(ctx,
 		chromedp.Click(chromedp.CSS("a.msg")),
 		chromedp.WaitVisible(chromedp.ID("subject")),
@@ -165,6 +187,7 @@ func TestWebBrowser(t *testing.T) {
 	if subject, plain := text("#subject"), text("#plain"); subject != "Quarterly zebrafish report" || !strings.Contains(plain, "The zebrafish numbers are in.") {
 		t.Fatalf("message view: %q %q", subject, plain)
 	}
+	shoot("web-message.png")
 	// The frame is served the body without its script ...
 	if src := frameSource(ctx, t); !strings.Contains(src, "<b>zebrafish</b>") || strings.Contains(src, "<script") {
 		t.Fatalf("frame body: %s", src)
