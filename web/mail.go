@@ -15,6 +15,7 @@ import (
 
 // mailboxTree is one readable archive mailbox with its folders.
 type mailboxTree struct {
+	ID      uint64
 	Address string
 	Own     bool
 	Folders []backend.FolderInfo
@@ -22,6 +23,7 @@ type mailboxTree struct {
 
 // row is one line of a message list.
 type row struct {
+	Folder   uint64
 	UID      uint32
 	Date     time.Time
 	From     []mailparse.Address
@@ -33,6 +35,7 @@ type row struct {
 	// Snippet is the body around the search's words, HTML-escaped by the
 	// index with the words in <mark>.
 	Snippet template.HTML
+	Place   string // mailbox and folder, in a search of every folder
 }
 
 // filters is the search form.
@@ -97,13 +100,17 @@ func (h *Handler) mail(w http.ResponseWriter, r *http.Request, rq *request) {
 		if err != nil {
 			continue
 		}
-		tree = append(tree, mailboxTree{Address: mb.Address, Own: mb.Own, Folders: fs})
+		tree = append(tree, mailboxTree{ID: mb.ID, Address: mb.Address, Own: mb.Own, Folders: fs})
 	}
 	q := r.URL.Query()
 	f := filters{Q: q.Get("q"), From: q.Get("from"), To: q.Get("to"), Subject: q.Get("subject"), After: q.Get("after"), Before: q.Get("before")}
 	data := h.page(rq, map[string]any{"Tree": tree, "F": f, "Back": r.URL.RequestURI()})
 	folder := atoi(q.Get("folder"))
 	if folder == 0 {
+		if !f.empty() {
+			h.searchAll(w, r, rq, tree, f, data)
+			return
+		}
 		h.render(w, "mail.html", data)
 		return
 	}
@@ -165,7 +172,7 @@ func (h *Handler) mail(w http.ResponseWriter, r *http.Request, rq *request) {
 	}
 	rows := make([]row, len(listed))
 	for i, m := range listed {
-		rows[i] = row{UID: uids[i], Size: m.Size, Received: m.Received, Err: m.Err != nil}
+		rows[i] = row{Folder: folder, UID: uids[i], Size: m.Size, Received: m.Received, Err: m.Err != nil}
 		if e := m.Envelope; e != nil {
 			rows[i].Date, rows[i].From, rows[i].To, rows[i].Subject = e.Date, e.From, e.To, e.Subject
 		}
@@ -186,5 +193,86 @@ func (h *Handler) mail(w http.ResponseWriter, r *http.Request, rq *request) {
 		base += "&" + v
 	}
 	data["Base"] = base
+	h.render(w, "mail.html", data)
+}
+
+// searchAll searches every folder of every mailbox the user reads, newest
+// first, one page at a time, through the same index query as a folder
+// search.
+func (h *Handler) searchAll(w http.ResponseWriter, r *http.Request, rq *request, tree []mailboxTree, f filters, data map[string]any) {
+	login := rq.se.login
+	iq, ok := f.query()
+	if !ok {
+		http.Error(w, "bad date", http.StatusBadRequest)
+		return
+	}
+	var folders []uint64
+	for _, mb := range tree {
+		for _, fi := range mb.Folders {
+			folders = append(folders, fi.ID)
+		}
+	}
+	pg := max(int(atoi(r.URL.Query().Get("page"))), 1)
+	var mids []uint64
+	total := 0
+	if len(folders) > 0 {
+		var err error
+		mids, total, err = rq.t.Find(r.Context(), login, folders, iq, []index.Sort{{Field: index.SortReceived, Desc: true}}, (pg-1)*pageSize, pageSize)
+		if err != nil {
+			h.log.Error("web: search", "err", err)
+			http.Error(w, "search failed", http.StatusServiceUnavailable)
+			return
+		}
+	}
+	// Where each hit lies: its first placement in a mailbox the user reads.
+	where := make([]backend.FolderUID, len(mids))
+	for _, mb := range tree {
+		ms, err := rq.t.Memberships(login, mb.ID, mids)
+		if err != nil {
+			continue
+		}
+		for i, in := range ms {
+			if where[i].Folder == 0 && len(in) > 0 {
+				where[i] = in[0]
+			}
+		}
+	}
+	listed, err := rq.t.ListMessages(r.Context(), mids)
+	if err != nil {
+		http.Error(w, "listing failed", http.StatusServiceUnavailable)
+		return
+	}
+	names := map[uint64]string{}
+	mailboxOf := map[uint64]uint64{}
+	for _, mb := range tree {
+		for _, fi := range mb.Folders {
+			names[fi.ID] = mb.Address + "/" + fi.Name
+			mailboxOf[fi.ID] = mb.ID
+		}
+	}
+	rows := make([]row, 0, len(listed))
+	for i, m := range listed {
+		if where[i].Folder == 0 {
+			continue
+		}
+		rw := row{Folder: where[i].Folder, UID: where[i].UID, Size: m.Size, Received: m.Received, Err: m.Err != nil, Place: names[where[i].Folder]}
+		if e := m.Envelope; e != nil {
+			rw.Date, rw.From, rw.To, rw.Subject = e.Date, e.From, e.To, e.Subject
+		}
+		if f.Q != "" || f.Subject != "" {
+			if _, preview, err := rq.t.Snippet(r.Context(), login, mailboxOf[rw.Folder], m.MID, iq); err == nil {
+				rw.Snippet = template.HTML(preview)
+			}
+		}
+		rows = append(rows, rw)
+	}
+	pages := max(1, (total+pageSize-1)/pageSize)
+	data["Everywhere"] = true
+	data["Searching"] = true
+	data["Rows"] = rows
+	data["Total"] = total
+	data["Page"] = min(pg, pages)
+	data["Pages"] = pages
+	data["Base"] = "/web/mail?" + f.values()
 	h.render(w, "mail.html", data)
 }

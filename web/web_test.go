@@ -370,3 +370,26 @@ func TestExportSearch(t *testing.T) {
 		t.Fatalf("a reader exported: %d", code)
 	}
 }
+
+// TestSearchEverywhere: a search without a folder covers every mailbox the
+// user reads, and only those.
+func TestSearchEverywhere(t *testing.T) {
+	f := newFixture(t)
+	if err := f.acme.Grant(context.Background(), "sales@acme.example", bob); err != nil {
+		t.Fatal(err)
+	}
+	b := f.browser(t)
+	b.login(bob)
+	_, _, body := b.do("GET", "/web/mail?q=sales", nil)
+	if !strings.Contains(body, "Sales secret") || !strings.Contains(body, "sales@acme.example/INBOX") || !strings.Contains(body, "<mark>") {
+		t.Fatalf("bob's search of all mailboxes: %s", body)
+	}
+	a := f.browser(t)
+	a.login(alice)
+	if _, _, body := a.do("GET", "/web/mail?q=sales", nil); strings.Contains(body, "Sales secret") {
+		t.Fatal("alice's search found a mailbox she may not read")
+	}
+	if _, _, body := a.do("GET", "/web/mail?subject=zebrafish", nil); !strings.Contains(body, "Quarterly zebrafish report") || !strings.Contains(body, "1 hits") {
+		t.Fatalf("alice's search of all mailboxes: %s", body)
+	}
+}
