@@ -14,6 +14,10 @@ import (
 // decides who may export (admins and compliance users) and audits it.
 // The page offers it only to them; the folder must be one they read.
 func (h *Handler) export(w http.ResponseWriter, r *http.Request, rq *request) {
+	if !mayExport(rq) {
+		http.Error(w, text(rq.lang, "notfound"), http.StatusForbidden)
+		return
+	}
 	snap, err := rq.t.Snapshot(rq.se.login, atoi(r.PostFormValue("folder")))
 	if err != nil {
 		http.Error(w, text(rq.lang, "notfound"), http.StatusNotFound)
@@ -74,4 +78,13 @@ func (c *countWriter) Write(b []byte) (int, error) {
 	n, err := c.w.Write(b)
 	c.n += int64(n)
 	return n, err
+}
+
+// mayExport: backend lets admins and compliance users export. An auditor
+// account exports its whole scope through the API (ExportScope.Auditor);
+// the page's folder and filters are not that scope, so it is not offered
+// here.
+func mayExport(rq *request) bool {
+	u, err := rq.t.User(rq.se.login)
+	return err == nil && u.Scope == nil && rq.t.MayExport(rq.se.login)
 }

@@ -122,7 +122,7 @@ func (h *Handler) mail(w http.ResponseWriter, r *http.Request, rq *request) {
 		return
 	}
 	data["Folder"] = snap.FolderInfo
-	data["MayExport"] = rq.t.MayExport(login)
+	data["MayExport"] = mayExport(rq)
 	var hits []uint32
 	var iq index.Query
 	searching := !f.empty()
