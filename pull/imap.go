@@ -21,8 +21,8 @@ import (
 
 // Fetch sizes: UIDs per FETCH command and messages being ingested at once.
 const (
-	fetchChunk = 100
-	ingestJobs = 16
+	fetchChunk = 500
+	ingestJobs = 32
 )
 
 func (s *Puller) dialIMAP(prof *Profile) (*imapclient.Client, error) {
@@ -216,9 +216,10 @@ func (s *Puller) pullChunk(ctx context.Context, c *imapclient.Client, t *backend
 		BodySection: []*imap.FetchItemBodySection{{Peek: true}},
 	})
 	type outcome struct {
-		uid uint32
-		res backend.IngestResult
-		err error
+		uid   uint32
+		res   backend.IngestResult
+		flags []string
+		err   error
 	}
 	results := make([]outcome, 0, len(uids))
 	var mu sync.Mutex
@@ -249,17 +250,29 @@ func (s *Puller) pullChunk(ctx context.Context, c *imapclient.Client, t *backend
 			defer wg.Done()
 			defer func() { <-sem }()
 			res, err := t.IngestInTurn(ctx, raw, src, turn)
-			if err == nil && mb.owner != "" {
-				err = setFlags(ctx, t, mb, res, flags)
-			}
 			mu.Lock()
-			results = append(results, outcome{uid, res, err})
+			results = append(results, outcome{uid, res, flags, err})
 			mu.Unlock()
 		}(uint32(buf.UID))
 	}
 	fetchErr := cmd.Close()
 	wg.Wait()
 	slices.SortFunc(results, func(a, b outcome) int { return int(a.uid) - int(b.uid) })
+	if mb.owner != "" {
+		// One metadata transaction per set of flags, not one per message.
+		byFlags := map[string][]backend.Placement{}
+		for _, r := range results {
+			if r.err == nil {
+				key := strings.Join(r.flags, " ")
+				byFlags[key] = append(byFlags[key], r.res.Placed...)
+			}
+		}
+		for key, pls := range byFlags {
+			if err := setFlags(ctx, t, mb, pls, strings.Fields(key)); err != nil {
+				return 0, fmt.Errorf("flags of %q: %w", f.name, err)
+			}
+		}
+	}
 	var last uint32
 	failed := false
 	for _, r := range results {
@@ -302,18 +315,23 @@ func keptFlags(in []imap.Flag) []string {
 }
 
 // setFlags gives the owner of the archive mailbox the source's flags on
-// the folder copy the message was newly placed in.
-func setFlags(ctx context.Context, t *backend.Tenant, mb target, res backend.IngestResult, flags []string) error {
-	for _, pl := range res.Placed {
-		fi, err := t.FolderByName(mb.owner, mb.id, pl.Folder)
+// the folder copies the messages were newly placed in.
+func setFlags(ctx context.Context, t *backend.Tenant, mb target, pls []backend.Placement, flags []string) error {
+	uids := map[string][]uint32{}
+	for _, pl := range pls {
+		uids[pl.Folder] = append(uids[pl.Folder], pl.UID)
+	}
+	for folder, us := range uids {
+		fi, err := t.FolderByName(mb.owner, mb.id, folder)
 		if errors.Is(err, backend.ErrNotFound) {
 			continue // not this mailbox's folder (journal copy)
 		}
 		if err != nil {
 			return err
 		}
-		if _, err := t.StoreFlags(ctx, mb.owner, fi.ID, []uint32{pl.UID}, backend.FlagsSet, flags); err != nil {
-			return fmt.Errorf("flags: %w", err)
+		slices.Sort(us)
+		if _, err := t.StoreFlags(ctx, mb.owner, fi.ID, us, backend.FlagsSet, flags); err != nil {
+			return err
 		}
 	}
 	return nil

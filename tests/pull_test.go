@@ -25,7 +25,7 @@ type dovecotServer struct {
 
 const nobodyID = 65534
 
-func startDovecotServer(t *testing.T, users map[string]string, masterPass string) *dovecotServer {
+func startDovecotServer(t testing.TB, users map[string]string, masterPass string) *dovecotServer {
 	t.Helper()
 	bin, err := exec.LookPath("dovecot")
 	if err != nil {
@@ -142,7 +142,7 @@ service anvil {
 	return &dovecotServer{dir: dir, addr: addr, pop3: pop3Addr}
 }
 
-func writeTestFile(t *testing.T, name, content string) {
+func writeTestFile(t testing.TB, name, content string) {
 	t.Helper()
 	if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
@@ -152,7 +152,7 @@ func writeTestFile(t *testing.T, name, content string) {
 // deliver puts a message into a Maildir++ folder of user ("" is INBOX;
 // sub-folders are ".A.B" directories, names in modified UTF-7) with the
 // given Maildir flags and INTERNALDATE (the file's time).
-func (d *dovecotServer) deliver(t *testing.T, user, folder string, n int, raw []byte, flags string, date time.Time) {
+func (d *dovecotServer) deliver(t testing.TB, user, folder string, n int, raw []byte, flags string, date time.Time) {
 	t.Helper()
 	box := filepath.Join(d.dir, user, "Maildir", folder)
 	for _, sub := range []string{"cur", "new", "tmp"} {
