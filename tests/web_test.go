@@ -31,7 +31,7 @@ func webMail(beacon string) string {
 // TestWebBrowser drives Debian's chromium against the binary: log in, see
 // the folders, list a folder with pages, search, open the hit; the HTML
 // body's script and remote image reach nothing, the .eml downloads
-// byte-exact, German renders.
+// byte-exact, German renders, another site's forged POST is refused.
 func TestWebBrowser(t *testing.T) {
 	chrome, err := exec.LookPath("chromium")
 	if err != nil {
@@ -45,10 +45,15 @@ func TestWebBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var control string
+	var control, forged string
 	bsrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/favicon.ico" {
 			return // the control page's, asked by the browser itself
+		}
+		if r.URL.Path == "/forged" {
+			w.Header().Set("Content-Type", "text/html")
+			w.Write([]byte(forged))
+			return
 		}
 		if r.URL.Path == "/control" {
 			w.Header().Set("Content-Type", "text/html")
@@ -219,6 +224,17 @@ func TestWebBrowser(t *testing.T) {
 	if logout := text("#logout"); logout != "Abmelden" {
 		t.Fatalf("German: %q", logout)
 	}
+	// Another site's page that posts the logout form with a guessed token
+	// gets a refusal, and the session lives on.
+	forged = `<form id=f method=post action="` + base + `/web/logout"><input name=csrf value=guess></form><script>document.getElementById("f").submit()</script>`
+	do("forged POST from another origin",
+		chromedp.Navigate(beacon+"/forged"),
+		chromedp.Sleep(time.Second),
+	)
+	if page, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`)); !strings.Contains(page, "another site") && !strings.Contains(page, "anderen Seite") && !strings.Contains(page, "not logged in") {
+		t.Fatalf("the forged POST was not refused: %q", page)
+	}
+	do("still logged in", chromedp.Navigate(base+"/web/mail"), chromedp.WaitVisible(chromedp.ID("logout")))
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("login"))); err != nil {
 		t.Fatalf("logout: %v", err)
 	}
