@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +26,7 @@ type Puller struct {
 
 	mu       sync.Mutex
 	running  map[string]*Progress // by tenant/profile
+	tenants  map[string]bool      // tenants with profiles, once scanned
 	wake     chan struct{}
 	dialWait time.Duration
 }
@@ -71,6 +74,11 @@ func (s *Puller) PutProfile(ctx context.Context, tenant string, prof Profile) er
 	if err := t.PutSetting(ctx, profileKey(prof.Name), b); err != nil {
 		return err
 	}
+	s.mu.Lock()
+	if s.tenants != nil {
+		s.tenants[tenant] = true
+	}
+	s.mu.Unlock()
 	t.Audit(ctx, backend.ActorOf(ctx), "pull-profile-put", fmt.Sprintf("%s %s %s:%d %s login %s into %s", prof.Name, prof.Protocol, prof.Host, prof.port(), prof.Security, prof.user(), prof.Mailbox))
 	s.poke()
 	return nil
@@ -278,15 +286,11 @@ func (s *Puller) Schedule(ctx context.Context) error {
 	const maxSleep = 5 * time.Minute
 	for {
 		next := time.Now().Add(maxSleep)
-		infos, err := s.p.Tenants()
-		if err != nil {
-			s.log.Error("pull schedule", "err", err)
-		}
-		for _, ti := range infos {
+		for _, name := range s.scheduledTenants() {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if due := s.runDue(ctx, ti.Name); !due.IsZero() && due.Before(next) {
+			if due := s.runDue(ctx, name); !due.IsZero() && due.Before(next) {
 				next = due
 			}
 		}
@@ -300,6 +304,44 @@ func (s *Puller) Schedule(ctx context.Context) error {
 		}
 		timer.Stop()
 	}
+}
+
+// scheduledTenants returns the tenants that have pull profiles. Every
+// tenant is opened once, at the first call; later calls return those found
+// then and those that got a profile since, so that idle tenants stay
+// closed.
+func (s *Puller) scheduledTenants() []string {
+	s.mu.Lock()
+	known := s.tenants
+	s.mu.Unlock()
+	if known == nil {
+		infos, err := s.p.Tenants()
+		if err != nil {
+			s.log.Error("pull schedule", "err", err)
+			return nil
+		}
+		found := map[string]bool{}
+		for _, ti := range infos {
+			t, err := s.p.Tenant(context.Background(), ti.Name)
+			if err != nil {
+				continue
+			}
+			if keys, _, err := t.Settings(profilePrefix); err == nil && len(keys) > 0 {
+				found[ti.Name] = true
+			}
+		}
+		s.mu.Lock()
+		if s.tenants == nil {
+			s.tenants = found
+		} else {
+			maps.Copy(s.tenants, found)
+		}
+		known = s.tenants
+		s.mu.Unlock()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Collect(maps.Keys(known))
 }
 
 // runDue runs the tenant's due profiles and returns the earliest next due

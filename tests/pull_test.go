@@ -324,6 +324,17 @@ func TestPullIMAP(t *testing.T) {
 	if !strings.Contains(in.mustCLI("audit", "-tenant", "acme"), "pull-run-failed") {
 		t.Errorf("failed run not audited")
 	}
+	// An unreachable server: a clear error too.
+	_, closed, _ := net.SplitHostPort(freeAddr(t))
+	writeTestFile(t, prof, strings.Replace(readTestFile(t, prof), `"port": `+port, `"port": `+closed, 1))
+	in.mustCLI("pull", "put", "-tenant", "acme", "bob", "-file", prof)
+	out, err = in.cli("pull", "run", "-tenant", "acme", "bob")
+	if err == nil || !strings.Contains(out, "connect to 127.0.0.1:"+closed) || !strings.Contains(out, "connection refused") {
+		t.Fatalf("unreachable server: %v\n%s", err, out)
+	}
+	if n := len(archivedFolders(t, in)["INBOX"]); n != 4 {
+		t.Fatalf("after a failed run INBOX holds %d messages, want 4", n)
+	}
 }
 
 // TestPullPOP3 pulls a maildrop from Dovecot's pop3d with a master login:
