@@ -18,6 +18,12 @@ func (h *Handler) export(w http.ResponseWriter, r *http.Request, rq *request) {
 		http.Error(w, text(rq.lang, "notfound"), http.StatusForbidden)
 		return
 	}
+	if r.PostFormValue("att") != "" {
+		// Export scopes have no attachment filter: an export would hold
+		// more than the page shows.
+		http.Error(w, "exports cannot filter by attachment", http.StatusBadRequest)
+		return
+	}
 	snap, err := rq.t.Snapshot(rq.se.login, atoi(r.PostFormValue("folder")))
 	if err != nil {
 		http.Error(w, text(rq.lang, "notfound"), http.StatusNotFound)

@@ -41,10 +41,11 @@ type row struct {
 // filters is the search form.
 type filters struct {
 	Q, From, To, Subject, After, Before string
+	Attachment                          bool
 }
 
 func (f filters) empty() bool {
-	return f.Q == "" && f.From == "" && f.To == "" && f.Subject == "" && f.After == "" && f.Before == ""
+	return f.Q == "" && f.From == "" && f.To == "" && f.Subject == "" && f.After == "" && f.Before == "" && !f.Attachment
 }
 
 // query builds the index query of the form; the same query tree IMAP
@@ -74,6 +75,9 @@ func (f filters) query() (index.Query, bool) {
 	if !since.IsZero() || !before.IsZero() {
 		qs = append(qs, index.SentDays(since, before))
 	}
+	if f.Attachment {
+		qs = append(qs, index.HasAttachment(true))
+	}
 	if len(qs) == 0 {
 		return index.All(), true
 	}
@@ -86,6 +90,9 @@ func (f filters) values() string {
 		if kv[1] != "" {
 			v = append(v, kv[0]+"="+url.QueryEscape(kv[1]))
 		}
+	}
+	if f.Attachment {
+		v = append(v, "att=1")
 	}
 	return strings.Join(v, "&")
 }
@@ -103,7 +110,7 @@ func (h *Handler) mail(w http.ResponseWriter, r *http.Request, rq *request) {
 		tree = append(tree, mailboxTree{ID: mb.ID, Address: mb.Address, Own: mb.Own, Folders: fs})
 	}
 	q := r.URL.Query()
-	f := filters{Q: q.Get("q"), From: q.Get("from"), To: q.Get("to"), Subject: q.Get("subject"), After: q.Get("after"), Before: q.Get("before")}
+	f := filters{Q: q.Get("q"), From: q.Get("from"), To: q.Get("to"), Subject: q.Get("subject"), After: q.Get("after"), Before: q.Get("before"), Attachment: q.Get("att") != ""}
 	data := h.page(rq, map[string]any{"Tree": tree, "F": f, "Back": r.URL.RequestURI()})
 	folder := atoi(q.Get("folder"))
 	if folder == 0 {

@@ -192,6 +192,9 @@ func TestLoginListSearchView(t *testing.T) {
 	if _, _, body = b.do("GET", list+"&q=zebrafish&from=mallory", nil); !strings.Contains(body, "Quarterly zebrafish report") || !strings.Contains(body, "1 hits") || !strings.Contains(body, "<mark>zebrafish</mark>") {
 		t.Fatalf("search: %s", body)
 	}
+	if _, _, body = b.do("GET", "/web/mail?att=1", nil); !strings.Contains(body, "Quarterly zebrafish report") || !strings.Contains(body, "1 hits") {
+		t.Fatalf("attachment filter: %s", body)
+	}
 	if _, _, body = b.do("GET", list+"&q=zebrafish&before=2022-12-31", nil); strings.Contains(body, "Quarterly zebrafish") {
 		t.Fatalf("date filter ignored: %s", body)
 	}
@@ -383,6 +386,9 @@ func TestSearchEverywhere(t *testing.T) {
 	_, _, body := b.do("GET", "/web/mail?q=sales", nil)
 	if !strings.Contains(body, "Sales secret") || !strings.Contains(body, "sales@acme.example/INBOX") || !strings.Contains(body, "<mark>") {
 		t.Fatalf("bob's search of all mailboxes: %s", body)
+	}
+	if _, _, body := b.do("GET", "/web/mail?att=1", nil); strings.Contains(body, "Sales secret") || !strings.Contains(body, "0 hits") {
+		t.Fatalf("attachment filter let a message without one through: %s", body)
 	}
 	a := f.browser(t)
 	a.login(alice)
