@@ -2,8 +2,10 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/tidwall/buntdb"
@@ -63,6 +65,27 @@ const (
 // and returns the new flags. \Deleted is refused: nothing is ever deleted
 // from an archive by a user.
 func (t *Tenant) StoreFlags(ctx context.Context, login string, folder uint64, uids []uint32, op FlagOp, flags []string) (map[uint32][]string, error) {
+	res, err := t.StoreFlagsCond(ctx, login, folder, uids, op, flags, 0)
+	if err != nil {
+		return nil, err
+	}
+	return res.Flags, nil
+}
+
+// StoreResult is what StoreFlagsCond did.
+type StoreResult struct {
+	Flags   map[uint32][]string // the flags of every UID changed or not
+	ModSeqs map[uint32]uint64   // the mod-sequence of the same UIDs
+	// Modified are the UIDs left unchanged because their mod-sequence was
+	// above unchangedSince.
+	Modified []uint32
+}
+
+// StoreFlagsCond is StoreFlags that, when unchangedSince is not 0, leaves
+// alone the messages whose mod-sequence is above it (RFC 7162 STORE
+// UNCHANGEDSINCE). The messages whose flags change take the folder's next
+// mod-sequence, in the same transaction as their flags.
+func (t *Tenant) StoreFlagsCond(ctx context.Context, login string, folder uint64, uids []uint32, op FlagOp, flags []string, unchangedSince uint64) (*StoreResult, error) {
 	for _, f := range flags {
 		if strings.EqualFold(f, FlagDeleted) {
 			return nil, fmt.Errorf("%w: the archive is read-only; messages cannot be marked \\Deleted", ErrDenied)
@@ -74,12 +97,11 @@ func (t *Tenant) StoreFlags(ctx context.Context, login string, folder uint64, ui
 	t.mu.RLock()
 	fs := t.folders[folder]
 	ok := fs != nil && t.canReadLocked(login, t.mailboxes[fs.Mailbox])
-	var mids []uint64
+	midOf := map[uint32]uint64{}
 	if ok {
-		mids = make([]uint64, 0, len(uids))
 		for _, uid := range uids {
 			if i, found := slices.BinarySearch(fs.uids, uid); found {
-				mids = append(mids, fs.mids[i])
+				midOf[uid] = fs.mids[i]
 			}
 		}
 	}
@@ -87,37 +109,74 @@ func (t *Tenant) StoreFlags(ctx context.Context, login string, folder uint64, ui
 	if !ok {
 		return nil, fmt.Errorf("folder %d: %w", folder, ErrNotFound)
 	}
-	cur, err := t.Flags(login, folder, uids)
-	if err != nil {
-		return nil, err
-	}
-	err = t.db.Update(func(tx *buntdb.Tx) error {
+	res := &StoreResult{Flags: make(map[uint32][]string, len(uids)), ModSeqs: make(map[uint32]uint64, len(uids))}
+	err := t.db.Update(func(tx *buntdb.Tx) error {
+		highest, err := readUintTx(tx, modSeqKey(login, folder))
+		if err != nil {
+			return err
+		}
+		next := max(highest, 1) + 1
+		var mids []uint64
 		for _, uid := range uids {
-			next := slices.Clone(cur[uid])
+			cur := defaultFlags
+			if v, err := tx.Get(flagKey(login, folder, uid)); err == nil {
+				cur = strings.Fields(v)
+			} else if !errors.Is(err, buntdb.ErrNotFound) {
+				return err
+			}
+			ms, err := readUintTx(tx, msgModSeqKey(login, folder, uid))
+			if err != nil {
+				return err
+			}
+			ms = max(ms, 1)
+			if unchangedSince != 0 && ms > unchangedSince {
+				res.Flags[uid], res.ModSeqs[uid] = cur, ms
+				res.Modified = append(res.Modified, uid)
+				continue
+			}
+			var nf []string
 			switch op {
 			case FlagsSet:
-				next = slices.Clone(flags)
+				nf = slices.Clone(flags)
 			case FlagsAdd:
+				nf = slices.Clone(cur)
 				for _, f := range flags {
-					if !containsFold(next, f) {
-						next = append(next, f)
+					if !containsFold(nf, f) {
+						nf = append(nf, f)
 					}
 				}
 			case FlagsRemove:
-				next = slices.DeleteFunc(next, func(f string) bool { return containsFold(flags, f) })
+				nf = slices.DeleteFunc(slices.Clone(cur), func(f string) bool { return containsFold(flags, f) })
 			}
-			slices.Sort(next)
-			cur[uid] = next
-			if _, _, err := tx.Set(flagKey(login, folder, uid), strings.Join(next, " "), nil); err != nil {
+			slices.Sort(nf)
+			res.Flags[uid] = nf
+			if slices.Equal(nf, cur) {
+				res.ModSeqs[uid] = ms
+				continue
+			}
+			res.ModSeqs[uid] = next
+			if _, _, err := tx.Set(flagKey(login, folder, uid), strings.Join(nf, " "), nil); err != nil {
 				return err
 			}
+			if _, _, err := tx.Set(msgModSeqKey(login, folder, uid), strconv.FormatUint(next, 10), nil); err != nil {
+				return err
+			}
+			if mid, ok := midOf[uid]; ok {
+				mids = append(mids, mid)
+			}
+		}
+		if len(mids) == 0 {
+			return nil
+		}
+		if _, _, err := tx.Set(modSeqKey(login, folder), strconv.FormatUint(next, 10), nil); err != nil {
+			return err
 		}
 		return logFlagChangesTx(tx, login, mids)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store flags: %w", err)
 	}
-	return cur, nil
+	return res, nil
 }
 
 func containsFold(l []string, s string) bool {

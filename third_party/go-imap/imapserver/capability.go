@@ -100,6 +100,7 @@ func (c *Conn) availableCaps() []imap.Cap {
 			imap.CapSpecialUse,
 			imap.CapCreateSpecialUse,
 			imap.CapUnauthenticate,
+			imap.CapCondStore, // mailvault patch, see third_party/README.md
 		})
 		// mailvault patch, see third_party/README.md
 		if _, ok := c.session.(SessionSort); ok {

@@ -78,12 +78,28 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 		}
 	}
 
+	// CHANGEDSINCE (RFC 7162 3.1.4.1), mailvault patch, see third_party/README.md
+	if dec.SP() {
+		isList, err := c.readModifiers(dec, "CHANGEDSINCE", &options.ChangedSince)
+		if err != nil {
+			return err
+		} else if !isList {
+			return newClientBugError("Expected FETCH modifiers")
+		}
+		options.ModSeq = true
+	}
 	if !dec.ExpectCRLF() {
 		return dec.Err()
 	}
 
 	if err := c.checkState(imap.ConnStateSelected); err != nil {
 		return err
+	}
+	if options.ModSeq {
+		if !c.condStoreAvailable() {
+			return newClientBugError("Unknown FETCH data item")
+		}
+		c.enableCondStore()
 	}
 
 	if numKind == NumKindUID {
@@ -111,6 +127,8 @@ func handleFetchAtt(dec *imapwire.Decoder, attName string, options *imap.FetchOp
 		options.RFC822Size = true
 	case "UID":
 		options.UID = true
+	case "MODSEQ": // mailvault patch, see third_party/README.md
+		options.ModSeq = true
 	case "RFC822": // equivalent to BODY[]
 		bs := &imap.FetchItemBodySection{}
 		writerOptions.obsolete[bs] = attName

@@ -13,7 +13,18 @@ func (c *Conn) handleStore(dec *imapwire.Decoder, numKind NumKind) error {
 		numSet imap.NumSet
 		item   string
 	)
-	if !dec.ExpectSP() || !dec.ExpectNumSet(numKind.wire(), &numSet) || !dec.ExpectSP() || !dec.ExpectAtom(&item) || !dec.ExpectSP() {
+	options := imap.StoreOptions{}
+	if !dec.ExpectSP() || !dec.ExpectNumSet(numKind.wire(), &numSet) || !dec.ExpectSP() {
+		return dec.Err()
+	}
+	// UNCHANGEDSINCE (RFC 7162 3.1.3), mailvault patch, see third_party/README.md
+	hasUnchangedSince, err := c.readModifiers(dec, "UNCHANGEDSINCE", &options.UnchangedSince)
+	if err != nil {
+		return err
+	} else if hasUnchangedSince && !dec.ExpectSP() {
+		return dec.Err()
+	}
+	if !dec.ExpectAtom(&item) || !dec.ExpectSP() {
 		return dec.Err()
 	}
 	var flags []imap.Flag
@@ -68,8 +79,10 @@ func (c *Conn) handleStore(dec *imapwire.Decoder, numKind NumKind) error {
 		return err
 	}
 
+	if hasUnchangedSince {
+		c.enableCondStore()
+	}
 	w := &FetchWriter{conn: c, buffered: true} // mailvault patch, see third_party/README.md
-	options := imap.StoreOptions{}
 	return c.session.Store(w, numSet, &imap.StoreFlags{
 		Op:     op,
 		Silent: silent,
