@@ -119,6 +119,22 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		}
 	}
 
+	// MODSEQ and CHANGEDSINCE (RFC 7162): the user's mod-sequences of the
+	// flag overlay, read after the \Seen above; CHANGEDSINCE keeps the
+	// messages changed after it.
+	var modSeqs map[uint32]uint64
+	if options.ModSeq {
+		if _, modSeqs, err = t.ModSeqs(s.login, sel.ref.info.ID); err != nil {
+			return s.fail("fetch", err)
+		}
+		if options.ChangedSince > 0 {
+			spans = changedSpans(sel.uids, spans, modSeqs, options.ChangedSince)
+			if len(spans) == 0 {
+				return nil
+			}
+		}
+	}
+
 	var failed []uint32
 	err = s.load(t, sel, spans, options.Envelope, needSum, needRaw, heads, options.BodyStructure != nil, render, func(m *loaded) error {
 		uid := sel.uids[m.pos]
@@ -127,7 +143,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 			failed = append(failed, uid)
 			return nil
 		}
-		return writeMessage(w, m, uid, options, flagsOf(uid), setSeen[uid])
+		return writeMessage(w, m, uid, options, flagsOf(uid), max(modSeqs[uid], 1), setSeen[uid])
 	})
 	if err != nil {
 		return err
@@ -137,6 +153,25 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 			Text: fmt.Sprintf("%d messages could not be read (UIDs %s); the administrator should run mailvault verify", len(failed), imap.UIDSetNum(uids32(failed)...))}
 	}
 	return nil
+}
+
+// changedSpans keeps of spans the positions whose UID's mod-sequence is
+// above since (messages without one have 1).
+func changedSpans(uids []uint32, spans []span, modSeqs map[uint32]uint64, since uint64) []span {
+	var out []span
+	for _, sp := range spans {
+		for i := sp.lo; i < sp.hi; i++ {
+			if max(modSeqs[uids[i]], 1) <= since {
+				continue
+			}
+			if n := len(out); n > 0 && out[n-1].hi == i {
+				out[n-1].hi++
+			} else {
+				out = append(out, span{i, i + 1})
+			}
+		}
+	}
+	return out
 }
 
 func uids32(l []uint32) []imap.UID {
@@ -412,7 +447,7 @@ func (s *session) loadRendered(t *backend.Tenant, pos []int, mids []uint64, rend
 
 // writeMessage writes the FETCH response of one message; seenNow says the
 // FETCH just set \Seen, which the client must be told.
-func writeMessage(w *imapserver.FetchWriter, m *loaded, uid uint32, options *imap.FetchOptions, flags []string, seenNow bool) error {
+func writeMessage(w *imapserver.FetchWriter, m *loaded, uid uint32, options *imap.FetchOptions, flags []string, modSeq uint64, seenNow bool) error {
 	// Compute every section before the response starts: the writer holds
 	// the connection until Close.
 	type section struct {
@@ -467,6 +502,9 @@ func writeMessage(w *imapserver.FetchWriter, m *loaded, uid uint32, options *ima
 	}
 	if options.Flags || seenNow {
 		r.WriteFlags(imapFlags(flags))
+	}
+	if options.ModSeq {
+		r.WriteModSeq(modSeq)
 	}
 	if options.InternalDate {
 		r.WriteInternalDate(m.info.Received)

@@ -282,6 +282,12 @@ func (s *session) status(t *backend.Tenant, ref folderRef, options *imap.StatusO
 		unseen = uint32(countUnseen(overlay, info.Messages))
 	}
 	data.NumUnseen = &unseen
+	if options.HighestModSeq {
+		var err error
+		if data.HighestModSeq, err = t.HighestModSeq(s.login, info.ID); err != nil {
+			return nil, s.fail("status", err)
+		}
+	}
 	return data, nil
 }
 

@@ -47,6 +47,11 @@ func (s *session) Select(mailbox string, options *imap.SelectOptions) (*imap.Sel
 		sel.unwatch()
 		return nil, s.fail("select", err)
 	}
+	highest, err := t.HighestModSeq(s.login, id)
+	if err != nil {
+		sel.unwatch()
+		return nil, s.fail("select", err)
+	}
 	sel.uids, sel.mids = snap.UIDs, snap.MIDs
 	s.sel = sel
 	s.audit(t, "imap-open", ref.display())
@@ -57,6 +62,8 @@ func (s *session) Select(mailbox string, options *imap.SelectOptions) (*imap.Sel
 		NumMessages: uint32(len(snap.UIDs)),
 		UIDNext:     imap.UID(max(snap.UIDNext, 1)),
 		UIDValidity: snap.UIDValidity,
+		// The user's own: flags are the only thing that changes.
+		HighestModSeq: highest,
 	}
 	if !options.ReadOnly {
 		data.PermanentFlags = append(append(slices.Clip(mailboxFlags), keywords...), imap.FlagWildcard)

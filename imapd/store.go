@@ -44,28 +44,52 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	case imap.StoreFlagsDel:
 		op = backend.FlagsRemove
 	}
-	changed, err := t.StoreFlags(s.ctx, s.login, sel.ref.info.ID, uids, op, list)
+	res, err := t.StoreFlagsCond(s.ctx, s.login, sel.ref.info.ID, uids, op, list, options.UnchangedSince)
 	if err != nil {
 		return s.fail("store", err)
 	}
-	if flags.Silent {
+	// Once CONDSTORE is in use, every message stored is reported with its
+	// MODSEQ, .SILENT or not (RFC 7162 3.1.3); those UNCHANGEDSINCE left
+	// alone are not, but named in MODIFIED.
+	condStore := s.enabled().Has(imap.CapCondStore)
+	if flags.Silent && !condStore {
 		return nil
 	}
 	// UID STORE answers with UIDs (RFC 9051 6.4.9); STORE as Dovecot does.
 	_, byUID := numSet.(imap.UIDSet)
-	i := 0
+	var modified []uint32
+	i, k := 0, 0 // res.Modified is in the order of uids
 	for _, sp := range spans {
 		for pos := sp.lo; pos < sp.hi; pos++ {
+			uid := uids[i]
+			i++
+			if k < len(res.Modified) && res.Modified[k] == uid {
+				k++
+				if byUID {
+					modified = append(modified, uid)
+				} else {
+					modified = append(modified, uint32(pos+1))
+				}
+				continue
+			}
 			r := w.CreateMessage(uint32(pos + 1))
 			if byUID {
-				r.WriteUID(imap.UID(uids[i]))
+				r.WriteUID(imap.UID(uid))
 			}
-			r.WriteFlags(imapFlags(changed[uids[i]]))
+			if !flags.Silent {
+				r.WriteFlags(imapFlags(res.Flags[uid]))
+			}
+			if condStore {
+				r.WriteModSeq(res.ModSeqs[uid])
+			}
 			if err := r.Close(); err != nil {
 				return err
 			}
-			i++
 		}
+	}
+	if len(modified) > 0 {
+		set := imap.SeqSetNum(modified...).String()
+		return &imap.Error{Type: imap.StatusResponseTypeOK, Code: imap.ResponseCode("MODIFIED " + set), Text: "Conditional STORE failed for these messages: changed since"}
 	}
 	return nil
 }
