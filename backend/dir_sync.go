@@ -983,21 +983,24 @@ func (s *dirSync) commit() error {
 	return nil
 }
 
-// moveFlagsTx moves a user's per-message flags to their new login.
+// moveFlagsTx moves a user's per-message flags and their mod-sequences
+// (modseq.go) to their new login.
 func moveFlagsTx(tx *buntdb.Tx, old, n string) error {
-	var keys, vals []string
-	err := ascendPrefix(tx, "flag:"+old+":", func(rest, v string) {
-		keys, vals = append(keys, rest), append(vals, v)
-	})
-	if err != nil {
-		return err
-	}
-	for i, rest := range keys {
-		if _, err := tx.Delete("flag:" + old + ":" + rest); err != nil {
+	for _, kind := range []string{"flag:", "flagmod:", "flagmodseq:"} {
+		var keys, vals []string
+		err := ascendPrefix(tx, kind+old+":", func(rest, v string) {
+			keys, vals = append(keys, rest), append(vals, v)
+		})
+		if err != nil {
 			return err
 		}
-		if _, _, err := tx.Set("flag:"+n+":"+rest, vals[i], nil); err != nil {
-			return err
+		for i, rest := range keys {
+			if _, err := tx.Delete(kind + old + ":" + rest); err != nil {
+				return err
+			}
+			if _, _, err := tx.Set(kind+n+":"+rest, vals[i], nil); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
