@@ -12,15 +12,19 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mailvault/mailvault/tlscert"
 )
 
 // dovecotServer is a private Dovecot (Debian's dovecot-imapd) serving
 // Maildirs under dir/<user>/Maildir, with a master user: "user*master"
 // logs in as any user with the master's password.
 type dovecotServer struct {
-	dir  string
-	addr string
-	pop3 string // "" without dovecot-pop3d
+	dir   string
+	addr  string
+	imaps string // implicit TLS; the certificate is dir/cert.pem
+	ca    string
+	pop3  string // "" without dovecot-pop3d
 }
 
 const nobodyID = 65534
@@ -46,6 +50,13 @@ func startDovecotServer(t testing.TB, users map[string]string, masterPass string
 	}
 	writeTestFile(t, filepath.Join(dir, "users"), passwd.String())
 	writeTestFile(t, filepath.Join(dir, "masters"), "master:{PLAIN}"+masterPass+"::::::\n")
+	// A self-signed certificate for 127.0.0.1: STARTTLS on the IMAP port,
+	// implicit TLS on imaps.
+	if _, _, err := tlscert.Load(dir, "localhost"); err != nil {
+		t.Fatal(err)
+	}
+	imapsAddr := freeAddr(t)
+	_, imapsPort, _ := net.SplitHostPort(imapsAddr)
 	addr, pop3Addr := freeAddr(t), freeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
 	_, pop3Port, _ := net.SplitHostPort(pop3Addr)
@@ -62,7 +73,9 @@ listen = 127.0.0.1
 base_dir = %[1]s/run
 state_dir = %[1]s/state
 log_path = %[1]s/dovecot.log
-ssl = no
+ssl = yes
+ssl_cert = <%[1]s/cert.pem
+ssl_key = <%[1]s/key.pem
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_master_user_separator = *
@@ -87,7 +100,8 @@ service imap-login {
     port = %[2]s
   }
   inet_listener imaps {
-    port = 0
+    address = 127.0.0.1
+    port = %[6]s
   }
   chroot =
 }
@@ -104,7 +118,7 @@ service pop3-login {
 service anvil {
   chroot =
 }
-`, dir, port, nobodyID, pop3Port, protocols)
+`, dir, port, nobodyID, pop3Port, protocols, imapsPort)
 	conf := filepath.Join(dir, "dovecot.conf")
 	writeTestFile(t, conf, cfg)
 	// Dovecot refuses to serve mail as root: the files belong to nobody.
@@ -139,7 +153,7 @@ service anvil {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return &dovecotServer{dir: dir, addr: addr, pop3: pop3Addr}
+	return &dovecotServer{dir: dir, addr: addr, pop3: pop3Addr, imaps: imapsAddr, ca: filepath.Join(dir, "cert.pem")}
 }
 
 func writeTestFile(t testing.TB, name, content string) {
@@ -334,6 +348,37 @@ func TestPullIMAP(t *testing.T) {
 	}
 	if n := len(archivedFolders(t, in)["INBOX"]); n != 4 {
 		t.Fatalf("after a failed run INBOX holds %d messages, want 4", n)
+	}
+}
+
+// TestPullIMAPTLS pulls over implicit TLS and over STARTTLS, checking the
+// server's certificate against the profile's CA file; without it the
+// self-signed certificate is refused.
+func TestPullIMAPTLS(t *testing.T) {
+	dc := startDovecotServer(t, map[string]string{"bob": "bob-at-host"}, "master-secret")
+	dc.deliver(t, "bob", "", 1, pullMessage(40, "tls"), "S", time.Date(2022, 1, 2, 3, 4, 5, 0, time.UTC))
+	in := newInstance(t)
+	in.start()
+	in.mustCLI("tenant", "create", "acme", "-domain", "acme.example")
+	in.mustCLI("user", "add", "-tenant", "acme", "bob@acme.example", "-password", "bob-secret-1")
+	put := func(addr, security, ca string) {
+		host, port, _ := net.SplitHostPort(addr)
+		prof := filepath.Join(t.TempDir(), "bob.json")
+		writeTestFile(t, prof, fmt.Sprintf(`{"host": %q, "port": %s, "security": %q, "ca_file": %q, "login": "bob",
+			"password": "bob-at-host", "mailbox": "bob@acme.example"}`, host, port, security, ca))
+		in.mustCLI("pull", "put", "-tenant", "acme", "bob", "-file", prof)
+	}
+	put(dc.imaps, "tls", "")
+	if out, err := in.cli("pull", "run", "-tenant", "acme", "bob"); err == nil || !strings.Contains(out, "certificate") {
+		t.Fatalf("an unknown certificate was accepted: %v\n%s", err, out)
+	}
+	put(dc.imaps, "tls", dc.ca)
+	if out := in.mustCLI("pull", "run", "-tenant", "acme", "bob"); !strings.Contains(out, "1 fetched, 1 archived") {
+		t.Fatalf("TLS run:\n%s", out)
+	}
+	put(dc.addr, "starttls", dc.ca)
+	if out := in.mustCLI("pull", "run", "-tenant", "acme", "bob"); !strings.Contains(out, "0 fetched") {
+		t.Fatalf("STARTTLS run (same server, nothing new):\n%s", out)
 	}
 }
 
