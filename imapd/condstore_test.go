@@ -28,7 +28,7 @@ def raw(M, name, *args):
     tag = M._command(name, *args)
     typ, dat = M._command_complete(name, tag)
     lines = []
-    for key in ("ENABLED", "FETCH", "STATUS"):
+    for key in ("ENABLED", "FETCH", "STATUS", "SEARCH"):
         for x in M.untagged_responses.pop(key, []):
             if isinstance(x, tuple):
                 x = x[0]
@@ -55,6 +55,8 @@ B.logout()
 out["noop"] = raw(A, "NOOP")
 out["changed"] = raw(A, "UID", "FETCH", "1:*", "(FLAGS)", "(CHANGEDSINCE " + m0 + ")")
 out["status"] = raw(A, "STATUS", "INBOX", "(HIGHESTMODSEQ MESSAGES)")
+out["search"] = raw(A, "UID", "SEARCH", "MODSEQ", str(int(m0) + 1))
+out["search_entry"] = raw(A, "UID", "SEARCH", "NOT", "MODSEQ", '"/flags/\\\\flagged"', "all", str(int(m0) + 1))
 out["cond_store"] = raw(A, "UID", "STORE", u1 + "," + u3, "(UNCHANGEDSINCE " + m0 + ")", "+FLAGS", "(\\Answered)")
 out["after"] = raw(A, "UID", "FETCH", u1 + "," + u3, "(FLAGS MODSEQ)")
 A.logout()
@@ -163,6 +165,13 @@ func TestPythonCondstore(t *testing.T) {
 	}
 	if m1 != changed[u1].modseq {
 		t.Errorf("STATUS HIGHESTMODSEQ: %v, want %d", st, changed[u1].modseq)
+	}
+	wantSearch := fmt.Sprintf("SEARCH %d %d (MODSEQ %d)", min(u1, u2), max(u1, u2), m1)
+	if s := get("search"); len(s.lines) != 1 || s.lines[0] != wantSearch {
+		t.Errorf("UID SEARCH MODSEQ %d: %v, want %q", m0+1, s, wantSearch)
+	}
+	if s := get("search_entry"); len(s.lines) != 1 || len(strings.Fields(s.lines[0])) != len(f.inbox)-2+1 {
+		t.Errorf("UID SEARCH NOT MODSEQ entry %d: %v, want the %d others", m0+1, s, len(f.inbox)-2)
 	}
 	cs := get("cond_store")
 	if !strings.HasPrefix(cs.status, fmt.Sprintf("OK [MODIFIED %d]", u1)) {

@@ -51,6 +51,17 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		}
 	})
 	data.Count = uint32(count)
+	if criteria.ModSeq != nil && count > 0 {
+		// The highest mod-sequence of the messages found (RFC 7162 3.1.5).
+		if err := m.loadModSeqs(); err != nil {
+			return nil, err
+		}
+		res.each(func(lo, hi int) {
+			for _, uid := range sel.uids[lo:hi] {
+				data.ModSeq = max(data.ModSeq, m.modSeqs[uid], 1)
+			}
+		})
+	}
 	// Searching reveals content as reading does: audited like JMAP's
 	// Email/query.
 	s.audit(t, "imap-search", fmt.Sprintf("%s %.500s hits=%d", sel.ref.display(), criteriaText(criteria), count))
@@ -92,6 +103,19 @@ type matcher struct {
 	infos   []backend.MessageInfo
 	overlay map[uint32][]string
 	loaded  bool
+	modSeqs map[uint32]uint64 // nil until a MODSEQ key needs them
+}
+
+func (m *matcher) loadModSeqs() error {
+	if m.modSeqs != nil {
+		return nil
+	}
+	_, per, err := m.t.ModSeqs(m.s.login, m.sel.ref.info.ID)
+	if err != nil {
+		return m.s.fail("search", err)
+	}
+	m.modSeqs = per
+	return nil
 }
 
 func (m *matcher) eval(c *imap.SearchCriteria) (bitset, error) {
@@ -116,6 +140,18 @@ func (m *matcher) eval(c *imap.SearchCriteria) (bitset, error) {
 				!c.Before.IsZero() && !day.Before(c.Before) ||
 				c.Larger > 0 && info.IMAPSize <= c.Larger ||
 				c.Smaller > 0 && info.IMAPSize >= c.Smaller {
+				res.clear(i)
+			}
+		}
+	}
+	if c.ModSeq != nil {
+		// The user's mod-sequences of the flag overlay: all flags share
+		// one, whatever entry name the client gives (RFC 7162 3.1.5).
+		if err := m.loadModSeqs(); err != nil {
+			return nil, err
+		}
+		for i := range m.n {
+			if res.has(i) && max(m.modSeqs[m.sel.uids[i]], 1) < c.ModSeq.ModSeq {
 				res.clear(i)
 			}
 		}

@@ -76,3 +76,44 @@ func (c *Conn) writeHighestModSeq(modSeq uint64) error {
 	enc.SP().Text("Highest")
 	return enc.CRLF()
 }
+
+// readSearchKeyModSeq reads the arguments of the MODSEQ search key:
+// an optional entry name and type, then the mod-sequence (RFC 7162 3.1.5).
+func readSearchKeyModSeq(criteria *imap.SearchCriteria, dec *imapwire.Decoder) error {
+	var ms imap.SearchCriteriaModSeq
+	if !dec.ExpectSP() {
+		return dec.Err()
+	}
+	if dec.Quoted(&ms.MetadataName) {
+		var typ string
+		if !dec.ExpectSP() || !dec.ExpectAtom(&typ) || !dec.ExpectSP() {
+			return dec.Err()
+		}
+		ms.MetadataType = imap.SearchCriteriaMetadataType(strings.ToLower(typ))
+	}
+	if !dec.ExpectModSeq(&ms.ModSeq) {
+		return dec.Err()
+	}
+	if criteria.ModSeq == nil || ms.ModSeq > criteria.ModSeq.ModSeq {
+		criteria.ModSeq = &ms
+	}
+	return nil
+}
+
+// hasModSeqKey reports whether the criteria use MODSEQ anywhere.
+func hasModSeqKey(c *imap.SearchCriteria) bool {
+	if c.ModSeq != nil {
+		return true
+	}
+	for i := range c.Not {
+		if hasModSeqKey(&c.Not[i]) {
+			return true
+		}
+	}
+	for i := range c.Or {
+		if hasModSeqKey(&c.Or[i][0]) || hasModSeqKey(&c.Or[i][1]) {
+			return true
+		}
+	}
+	return false
+}
