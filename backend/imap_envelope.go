@@ -123,6 +123,8 @@ func (sc *envScanner) envelope(env *mailparse.Envelope) bool {
 			if _, ok := sc.str(); !ok || env.Date.UnmarshalJSON([]byte(sc.s[start:sc.i])) != nil {
 				return false
 			}
+		case "dr":
+			env.RawDate, ok = sc.str()
 		case "s":
 			env.Subject, ok = sc.str()
 		case "f":

@@ -23,8 +23,8 @@ type ThreadKey struct {
 	// case, as RFC 5256 compares it; Reply says it was a reply or forward.
 	Subject string
 	Reply   bool
-	// From, To and Cc are the mailboxes (local parts) of the first address
-	// of each field, in ASCII upper case.
+	// From, To and Cc are the mailboxes (unquoted local parts, or a group's
+	// name) of the first address of each field, in ASCII upper case.
 	From, To, Cc string
 	// ID and Refs are keyed hashes of the Message-ID (0 without one) and of
 	// the identifiers of References, else of the first of In-Reply-To.
@@ -153,13 +153,16 @@ func threadKey(l *ListedMessage, seed maphash.Seed) ThreadKey {
 	}
 	base, reply := mailparse.BaseSubject(env.Subject)
 	k.Subject, k.Reply = asciiUpper(base), reply
+	// RFC 5256 sorts by the addr-mailbox of the envelope's first address:
+	// a group's name when the field starts with a group.
 	first := func(l []mailparse.Address) string {
-		for _, a := range l {
-			if !a.IsGroupMark() {
-				return asciiUpper(a.Mailbox)
-			}
+		switch {
+		case len(l) == 0:
+			return ""
+		case l[0].Group == mailparse.GroupStart:
+			return asciiUpper(l[0].Name)
 		}
-		return ""
+		return asciiUpper(l[0].LocalPart())
 	}
 	k.From, k.To, k.Cc = first(env.From), first(env.To), first(env.Cc)
 	if env.MessageID != "" {

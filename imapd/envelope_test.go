@@ -44,6 +44,55 @@ func TestEnvelopeGroups(t *testing.T) {
 	}
 }
 
+// TestEnvelopeDate: ENVELOPE's date is the Date field's value as written,
+// unfolded (RFC 9051 7.5.2), in the message and in the envelope of an
+// attached message; NIL without a Date field. A local part is written
+// without its quoting (RFC 3501 addr-mailbox).
+func TestEnvelopeDate(t *testing.T) {
+	f := newFixture(t, 0, false)
+	msg := func(subject, date string) string {
+		return date + "From: \"odd \\\"local\\\"\"@acme.example\r\nSubject: " + subject + "\r\n\r\nbody\r\n"
+	}
+	f.wireFolder(t, "Dates",
+		msg("zone", "Date: 14 Feb 2024 06:00:00 -0000 (UTC)\r\n"),
+		msg("folded", "Date:   Mon, 5 Feb 2024\r\n 11:30:00 -0500  \r\n"),
+		msg("plain", "Date: Tue, 06 Feb 2024 08:15:00 +0100\r\n"),
+		msg("bad", "Date: the day before yesterday\r\n"),
+		msg("none", ""),
+		"Date: Fri, 09 Feb 2024 16:00:00 +0000\r\nFrom: bob@acme.example\r\nSubject: fwd\r\nMIME-Version: 1.0\r\n"+
+			"Content-Type: message/rfc822\r\n\r\nDate: 7 Feb 2024 09:00 GMT\r\nFrom: news@partner.example\r\nSubject: inner\r\n\r\ninner\r\n")
+	c := dialRaw(t, f.addr)
+	c.login("alice@acme.example")
+	c.ok("EXAMINE Dates")
+	u := c.ok("FETCH 1:6 (ENVELOPE BODYSTRUCTURE)")
+	want := map[string]string{
+		"zone":   `(ENVELOPE ("14 Feb 2024 06:00:00 -0000 (UTC)" "zone" ((NIL NIL "odd \"local\"" "acme.example"))`,
+		"folded": `(ENVELOPE ("Mon, 5 Feb 2024 11:30:00 -0500" "folded" `,
+		"plain":  `(ENVELOPE ("Tue, 06 Feb 2024 08:15:00 +0100" "plain" `,
+		"bad":    `(ENVELOPE ("the day before yesterday" "bad" `,
+		"none":   `(ENVELOPE (NIL "none" `,
+		// The attached message's envelope, in BODYSTRUCTURE.
+		"fwd": `("7 Feb 2024 09:00 GMT" "inner" `,
+	}
+	if len(u) != len(want) {
+		t.Fatalf("FETCH: %q", u)
+	}
+	for _, l := range u {
+		found := false
+		for subject, w := range want {
+			if strings.Contains(l, `"`+subject+`" ((`) {
+				found = true
+				if !strings.Contains(l, w) {
+					t.Errorf("got  %s\nwant %s...", l, w)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("unexpected %s", l)
+		}
+	}
+}
+
 // lastField returns the raw value of the last header field called name.
 func lastField(raw []byte, name string) (val []byte, found bool) {
 	in := false // in the field's continuation lines
@@ -87,7 +136,7 @@ func wantEnvelopeAddrs(raw []byte, name string) []imap.Address {
 		case mailparse.GroupEnd:
 			out = append(out, imap.Address{})
 		default:
-			ia := imap.Address{Name: a.Name, ADL: a.Route, Mailbox: a.Mailbox, Host: a.Host}
+			ia := imap.Address{Name: a.Name, ADL: a.Route, Mailbox: a.LocalPart(), Host: a.Host}
 			if ia.Mailbox == "" {
 				ia.Mailbox = "MISSING_MAILBOX"
 			}

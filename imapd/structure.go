@@ -18,6 +18,7 @@ func envelope(e *mailparse.Envelope) *imap.Envelope {
 	}
 	env := &imap.Envelope{
 		Date:      e.Date,
+		RawDate:   e.RawDate,
 		Subject:   e.Subject,
 		From:      addresses(e.From),
 		To:        addresses(e.To),
@@ -54,7 +55,7 @@ func addresses(l []mailparse.Address) []imap.Address {
 		case mailparse.GroupEnd:
 			continue
 		}
-		out[i] = imap.Address{Name: a.Name, ADL: a.Route, Mailbox: a.Mailbox, Host: a.Host}
+		out[i] = imap.Address{Name: a.Name, ADL: a.Route, Mailbox: a.LocalPart(), Host: a.Host}
 		if out[i].Mailbox == "" {
 			out[i].Mailbox = "MISSING_MAILBOX"
 		}

@@ -9,6 +9,13 @@ import (
 func (p *parser) envelope(env *Envelope, idx *fieldIndex) {
 	if v, ok := p.value(idx, kindDate); ok {
 		env.Date = p.date(v)
+		// IMAP's ENVELOPE wants the field as written. Most fields are
+		// written as the parsed time formats, and those are not stored
+		// twice.
+		var buf [len(EnvelopeDateLayout) + 8]byte
+		if v != "" && (env.Date.IsZero() || string(env.Date.AppendFormat(buf[:0], EnvelopeDateLayout)) != v) {
+			env.RawDate = v
+		}
 	}
 	if v, ok := p.value(idx, kindSubject); ok {
 		env.Subject = p.decodeWords(v)

@@ -21,9 +21,9 @@ type Head struct {
 }
 
 // headVersion starts an encoded Head; a later layout takes the next value.
-// Version 2 added Part.BareLFs, version 3 Address.Route and Group; older
-// layouts are still read (without them).
-const headVersion = 3
+// Version 2 added Part.BareLFs, version 3 Address.Route and Group,
+// version 4 Envelope.RawDate; older layouts are still read (without them).
+const headVersion = 4
 
 // maxHeadDepth bounds the nesting a decoded Head may have, far beyond what
 // Parse produces (maxDepth).
@@ -153,6 +153,7 @@ func appendEnvelope(dst []byte, e *Envelope) []byte {
 		dst = binary.AppendUvarint(dst, uint64(e.Date.Nanosecond()))
 		dst = binary.AppendVarint(dst, int64(off))
 	}
+	dst = appendStr(dst, e.RawDate)
 	dst = appendStr(dst, e.Subject)
 	dst = appendAddrs(dst, e.From)
 	// As in the JSON form, Sender and Reply-To equal to From are not
@@ -329,6 +330,9 @@ func (d *headDecoder) envelope() *Envelope {
 			loc = time.FixedZone("", int(off))
 		}
 		e.Date = time.Unix(sec, int64(nsec)).In(loc)
+	}
+	if d.version >= 4 {
+		e.RawDate = d.str()
 	}
 	e.Subject = d.str()
 	e.From = d.addrs()

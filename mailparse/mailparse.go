@@ -82,6 +82,29 @@ type Address struct {
 // IsGroupMark reports whether a is a group's start or end, not an address.
 func (a *Address) IsGroupMark() bool { return a.Group != NoGroup }
 
+// LocalPart returns the mailbox with its RFC 5322 quoting removed, as IMAP
+// writes it (RFC 3501, addr-mailbox) and SORT compares it (RFC 5256).
+func (a *Address) LocalPart() string {
+	if strings.IndexByte(a.Mailbox, '"') < 0 {
+		return a.Mailbox
+	}
+	var b strings.Builder
+	quoted := false
+	for i := 0; i < len(a.Mailbox); i++ {
+		c := a.Mailbox[i]
+		switch {
+		case c == '"':
+			quoted = !quoted
+			continue
+		case c == '\\' && quoted && i+1 < len(a.Mailbox):
+			i++
+			c = a.Mailbox[i]
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
 // Email returns mailbox@host, or the mailbox alone when it has no host.
 func (a *Address) Email() string {
 	if a.Host == "" {
@@ -90,11 +113,18 @@ func (a *Address) Email() string {
 	return a.Mailbox + "@" + a.Host
 }
 
+// EnvelopeDateLayout is how IMAP's ENVELOPE writes a parsed date.
+const EnvelopeDateLayout = "Mon, 02 Jan 2006 15:04:05 -0700"
+
 // Envelope holds the fields of an IMAP ENVELOPE (RFC 3501 7.4.2).
 type Envelope struct {
 	// Date is zero when absent or unparsable, and clamped to the years
 	// 1900..2200.
-	Date    time.Time `json:"d,omitzero"`
+	Date time.Time `json:"d,omitzero"`
+	// RawDate is the Date field's value, unfolded and trimmed, when it is
+	// not Date written in EnvelopeDateLayout (then it is empty). Records
+	// stored before it existed have none.
+	RawDate string    `json:"dr,omitempty"`
 	Subject string    `json:"s,omitempty"`
 	From    []Address `json:"f,omitempty"`
 	// Sender and ReplyTo are From when their fields are absent, empty

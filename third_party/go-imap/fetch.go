@@ -83,7 +83,10 @@ type FetchItemBinarySectionSize struct {
 // In-Reply-To and Message-ID values contain message identifiers without angle
 // brackets.
 type Envelope struct {
-	Date      time.Time
+	Date time.Time
+	// RawDate (mailvault patch), when set, is written instead of Date:
+	// the Date header field's value as it is.
+	RawDate   string
 	Subject   string
 	From      []Address
 	Sender    []Address

@@ -644,7 +644,9 @@ func writeEnvelope(enc *imapwire.Encoder, envelope *imap.Envelope) {
 	}
 
 	enc.Special('(')
-	if envelope.Date.IsZero() {
+	if envelope.RawDate != "" { // mailvault patch
+		enc.String(envelope.RawDate)
+	} else if envelope.Date.IsZero() {
 		enc.NIL()
 	} else {
 		enc.String(envelope.Date.Format(envelopeDateLayout))
