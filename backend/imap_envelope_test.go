@@ -92,6 +92,7 @@ func TestScanEnvelope(t *testing.T) {
 		}
 		if i%2 == 0 {
 			env.Date = time.Date(1900+i*20, time.Month(1+i%12), 1+i, i, 2*i, 3*i, i*1000, zones[i%len(zones)])
+			env.RawDate = s
 			env.Sender = []mailparse.Address{other}
 			env.Cc = []mailparse.Address{{}}
 		} else if i%3 == 0 {

@@ -28,6 +28,11 @@ func TestDate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		s := Parse([]byte("Date: "+tt.value+"\r\n\r\n"), Options{})
+		// None is written as ENVELOPE writes a parsed date (the first
+		// has the wrong weekday): each keeps the field as it is.
+		if s.Envelope.RawDate != tt.value {
+			t.Errorf("Date %q: RawDate %q", tt.value, s.Envelope.RawDate)
+		}
 		got := ""
 		if !s.Envelope.Date.IsZero() {
 			got = s.Envelope.Date.Format(time.RFC3339)
@@ -38,6 +43,17 @@ func TestDate(t *testing.T) {
 		if (tt.want == "" || tt.want[:4] == "1900" || tt.want[:4] == "2200") != (len(s.Problems) > 0) {
 			t.Errorf("Date %q: problems %q", tt.value, s.Problems)
 		}
+	}
+}
+
+func TestRawDate(t *testing.T) {
+	// The parsed time written again: nothing more is stored.
+	if s := Parse([]byte("Date: Mon, 14 Feb 2011 13:16:04 +0100\r\n\r\n"), Options{}); s.Envelope.RawDate != "" {
+		t.Errorf("RawDate %q, want none", s.Envelope.RawDate)
+	}
+	s := Parse([]byte("Date:  Mon, 5 Feb 2024\r\n\t11:30:00 -0500 (EST) \r\n\r\n"), Options{})
+	if want := "Mon, 5 Feb 2024\t11:30:00 -0500 (EST)"; s.Envelope.RawDate != want {
+		t.Errorf("RawDate %q, want %q", s.Envelope.RawDate, want)
 	}
 }
 
