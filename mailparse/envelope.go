@@ -11,9 +11,10 @@ func (p *parser) envelope(env *Envelope, idx *fieldIndex) {
 		env.Date = p.date(v)
 		// IMAP's ENVELOPE wants the field as written. Most fields are
 		// written as the parsed time formats, and those are not stored
-		// twice.
+		// twice; one with control characters (NUL cannot be sent) is not
+		// stored at all.
 		var buf [len(EnvelopeDateLayout) + 8]byte
-		if v != "" && (env.Date.IsZero() || string(env.Date.AppendFormat(buf[:0], EnvelopeDateLayout)) != v) {
+		if v != "" && noControls(v) && (env.Date.IsZero() || string(env.Date.AppendFormat(buf[:0], EnvelopeDateLayout)) != v) {
 			env.RawDate = v
 		}
 	}
@@ -49,6 +50,16 @@ func (p *parser) envelope(env *Envelope, idx *fieldIndex) {
 			env.MessageID = ids[0]
 		}
 	}
+}
+
+// noControls reports whether s has no control characters but tabs.
+func noControls(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // msgIDs returns the message identifiers in a Message-ID, In-Reply-To or

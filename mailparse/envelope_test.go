@@ -51,6 +51,10 @@ func TestRawDate(t *testing.T) {
 	if s := Parse([]byte("Date: Mon, 14 Feb 2011 13:16:04 +0100\r\n\r\n"), Options{}); s.Envelope.RawDate != "" {
 		t.Errorf("RawDate %q, want none", s.Envelope.RawDate)
 	}
+	// A control character: the parsed time, as before.
+	if s := Parse([]byte("Date: 5 Feb 2024 11:30:00 -0500\x00\r\n\r\n"), Options{}); s.Envelope.RawDate != "" || s.Envelope.Date.IsZero() {
+		t.Errorf("RawDate %q, Date %v", s.Envelope.RawDate, s.Envelope.Date)
+	}
 	s := Parse([]byte("Date:  Mon, 5 Feb 2024\r\n\t11:30:00 -0500 (EST) \r\n\r\n"), Options{})
 	if want := "Mon, 5 Feb 2024\t11:30:00 -0500 (EST)"; s.Envelope.RawDate != want {
 		t.Errorf("RawDate %q, want %q", s.Envelope.RawDate, want)

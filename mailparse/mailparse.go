@@ -122,8 +122,8 @@ type Envelope struct {
 	// 1900..2200.
 	Date time.Time `json:"d,omitzero"`
 	// RawDate is the Date field's value, unfolded and trimmed, when it is
-	// not Date written in EnvelopeDateLayout (then it is empty). Records
-	// stored before it existed have none.
+	// not Date written in EnvelopeDateLayout (then it is empty) and has no
+	// control characters. Records stored before it existed have none.
 	RawDate string    `json:"dr,omitempty"`
 	Subject string    `json:"s,omitempty"`
 	From    []Address `json:"f,omitempty"`
