@@ -62,7 +62,7 @@ func TestMalformedInput(t *testing.T) {
 	}
 	c.ok("SELECT INBOX")
 	for _, cmd := range []string{
-		"FETCH 0 FLAGS", "UID FETCH 0:2 FLAGS", "SEARCH MODSEQ 5",
+		"FETCH 0 FLAGS", "UID FETCH 0:2 FLAGS", "SEARCH MODSEQ five",
 		"SEARCH " + strings.Repeat("NOT ", 200) + "ALL",
 		"SEARCH " + strings.Repeat("(", 1200) + "ALL" + strings.Repeat(")", 1200),
 		"FETCH 1 BODY.PEEK[4294967296]", "FETCH 1 BODY.PEEK[0]", "FETCH 1 BINARY.PEEK[4294967297]",
