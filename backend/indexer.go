@@ -415,23 +415,29 @@ func (t *Tenant) indexCommitter(prepared <-chan preparedBatch) {
 	}
 }
 
+// segmentNeed bounds the disk space of the segment for a batch of text
+// bytes. With word positions and the substring vocabulary (every suffix
+// of each word new to the index) a fresh segment can outgrow its text.
+func segmentNeed(text int64) int64 { return 3*text + 1<<20 }
+
 func (t *Tenant) commitIndex(pb preparedBatch) {
 	t.ixs.commitMu.Lock()
 	defer t.ixs.commitMu.Unlock()
 	if pb.gen != t.ixs.gen.Load() {
 		return
 	}
-	// A segment takes less than the text it indexes. That room is held
-	// while the batch is written: bluge does not get over a segment it
-	// failed to persist until its next batch, so ingest must not take the
-	// room meanwhile. Batches are small (maxBatchBytes), so this raises
-	// the intake floor only a little, and only for a moment.
-	if ok, _, _ := t.p.space.indexRoom(pb.size, false); !ok {
-		t.ixs.need.Store(pb.size)
+	// The room a segment may take is held while the batch is written:
+	// bluge does not get over a segment it failed to persist until its
+	// next batch, so ingest must not take the room meanwhile. Batches are
+	// small (maxBatchBytes), so this raises the intake floor only a
+	// little, and only for a moment.
+	need := segmentNeed(pb.size)
+	if ok, _, _ := t.p.space.indexRoom(need, false); !ok {
+		t.ixs.need.Store(need)
 		t.ixs.gen.Add(1) // the indexer pauses until there is room for it
 		return
 	}
-	defer t.p.space.hold(pb.size)()
+	defer t.p.space.hold(need)()
 	// A job queued before a catch-up may come after it: its batch must
 	// not set the watermark back.
 	err := t.ix.Commit(context.Background(), pb.b, max(pb.upTo, t.ix.Watermark()))
