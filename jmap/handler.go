@@ -48,6 +48,7 @@ type Handler struct {
 	streams map[string]int                    // event streams per tenant/login
 	threads map[string]*threadTable           // per tenant
 	marks   map[folderKey]*folderCache        // per tenant folder
+	watched map[string]*backend.Tenant        // tenants whose caches are dropped when they close
 	flagSub map[string]map[chan struct{}]bool // keyword change listeners per tenant/login
 
 	met metricsPtr
@@ -69,6 +70,7 @@ func New(p *backend.Provider, baseURL string, log *slog.Logger) *Handler {
 		auth: newAuthCache(), done: make(chan struct{}),
 		active: map[string]int{}, streams: map[string]int{}, threads: map[string]*threadTable{},
 		marks: map[folderKey]*folderCache{}, flagSub: map[string]map[chan struct{}]bool{},
+		watched: map[string]*backend.Tenant{},
 	}
 	h.met.Store(newMetrics(Metrics{}))
 	return h

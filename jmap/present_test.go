@@ -85,6 +85,12 @@ func TestThreadTableReleased(t *testing.T) {
 	}
 	table := weak.Make(tt)
 	tt = nil
+	h.mu.Lock()
+	cached := len(h.marks)
+	h.mu.Unlock()
+	if cached == 0 {
+		t.Fatal("the query left no folder cache to release")
+	}
 	release()
 	select {
 	case <-tn.Closed():
@@ -97,6 +103,24 @@ func TestThreadTableReleased(t *testing.T) {
 			t.Fatal("the thread table of the closed tenant is still referenced")
 		}
 		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The folder caches of the closed tenant go with it.
+	for {
+		h.mu.Lock()
+		n := 0
+		for k := range h.marks {
+			if k.tenant == "acme" {
+				n++
+			}
+		}
+		h.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d folder caches of the closed tenant are still held", n)
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	// Used again: the tenant reopens and threads are answered as before.

@@ -121,6 +121,7 @@ func (h *Handler) mark(t *backend.Tenant, login string, folder uint64) (backend.
 	if c == nil {
 		c = &folderCache{}
 		h.marks[key] = c
+		h.watchLocked(t)
 	}
 	if m.Removed != c.mark.Removed {
 		// Deleted members: the thread counts start over too.
@@ -144,6 +145,7 @@ func (h *Handler) folderThreads(t *backend.Tenant, tt *threadTable, folder uint6
 	if c == nil {
 		c = &folderCache{}
 		h.marks[key] = c
+		h.watchLocked(t)
 	}
 	if c.threadMembers > len(mids) {
 		c.threadBits, c.threadMembers, c.threadCount = nil, 0, 0
