@@ -67,13 +67,20 @@ func findSbin(t testing.TB, name string) string {
 	return p
 }
 
-func freePort(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// freePorts returns n distinct loopback addresses that were free a moment
+// ago; their probes are open together so that the kernel cannot offer one
+// port twice.
+func freePorts(t testing.TB, n int) []string {
+	addrs := make([]string, n)
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs[i] = ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addrs
 }
 
 // startSlapd loads ldif offline into a fresh database and starts slapd.
@@ -141,9 +148,10 @@ refint_attributes member
 	if err != nil {
 		t.Fatalf("slapadd: %v\n%s", err, out)
 	}
-	s.addr = freePort(t)
+	ports := freePorts(t, 2)
+	s.addr = ports[0]
 	if withTLS {
-		s.tlsAddr = freePort(t)
+		s.tlsAddr = ports[1]
 	}
 	if s.logFile, err = os.Create(filepath.Join(s.dir, "slapd.log")); err != nil {
 		t.Fatal(err)

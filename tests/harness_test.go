@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,15 +41,34 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freeAddr returns a loopback address that was free a moment ago.
+// handedOut holds the ports freeAddr gave away: the kernel may offer a port
+// again as soon as its probe listener closes, and two listeners of one
+// server on the same port make it exit at start.
+var handedOut = struct {
+	sync.Mutex
+	ports map[string]bool
+}{ports: map[string]bool{}}
+
+// freeAddr returns a loopback address that was free a moment ago and that
+// no other caller in this process was given.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if !handedOut.ports[addr] {
+			handedOut.ports[addr] = true
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no unused loopback port found")
+	return ""
 }
 
 // instance is one running `mailvault serve` process.
@@ -82,8 +102,29 @@ func newInstanceAt(t testing.TB, dataDir string) *instance {
 	return in
 }
 
-// start runs the server and waits until its API answers.
+// start runs the server and waits until its API answers. A listen address
+// that another process took since freeAddr probed it is replaced and the
+// start tried again; every other exit at start fails the test.
 func (in *instance) start(args ...string) {
+	in.t.Helper()
+	for attempt := 0; ; attempt++ {
+		taken := in.tryStart(args)
+		if taken == "" {
+			return
+		}
+		if attempt == 3 {
+			in.t.Fatalf("server exited at start:\n%s", in.logs())
+		}
+		in.replaceAddr(taken)
+	}
+}
+
+// bindRace matches the start error of a listen address already in use.
+var bindRace = regexp.MustCompile(`listen \S+ on (\S+): listen tcp \S+: bind: address already in use`)
+
+// tryStart starts the server once; it returns the listen address the
+// server found taken, or "" once the server answers.
+func (in *instance) tryStart(args []string) string {
 	in.t.Helper()
 	in.cmd = exec.Command(binary, append([]string{"serve"}, args...)...)
 	in.cmd.Env = in.env
@@ -93,7 +134,9 @@ func (in *instance) start(args ...string) {
 	if err := in.cmd.Start(); err != nil {
 		in.t.Fatal(err)
 	}
+	scanned := make(chan struct{})
 	go func() {
+		defer close(scanned)
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			in.logMu.Lock()
@@ -111,15 +154,39 @@ func (in *instance) start(args ...string) {
 		resp, err := http.Get("http://" + in.HTTP + "/healthz")
 		if err == nil {
 			resp.Body.Close()
-			return
+			return ""
 		}
 		select {
 		case <-in.exited:
+			<-scanned
+			if m := bindRace.FindStringSubmatch(in.logs()); m != nil {
+				in.cmd = nil
+				return m[1]
+			}
 			in.t.Fatalf("server exited at start:\n%s", in.logs())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 	in.t.Fatalf("server did not start:\n%s", in.logs())
+	return ""
+}
+
+// replaceAddr gives the listener that was on addr a fresh port.
+func (in *instance) replaceAddr(addr string) {
+	fresh := freeAddr(in.t)
+	for i, e := range in.env {
+		if k, v, ok := strings.Cut(e, "="); ok && v == addr && strings.Contains(k, "_LISTEN") {
+			in.env[i] = k + "=" + fresh
+		}
+	}
+	for _, f := range []*string{&in.HTTP, &in.IMAP, &in.SMTP} {
+		if *f == addr {
+			*f = fresh
+		}
+	}
+	in.logMu.Lock()
+	in.log.Reset()
+	in.logMu.Unlock()
 }
 
 func (in *instance) logs() string {
