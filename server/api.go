@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/mailvault/mailvault/backend"
 )
@@ -412,13 +411,10 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) error {
 
 // MinPasswordLength is the shortest password an administrator may set for
 // a local user.
-const MinPasswordLength = 8
+const MinPasswordLength = backend.MinPasswordLength
 
 func checkPassword(pw string) error {
-	if n := utf8.RuneCountInString(pw); n < MinPasswordLength {
-		return fmt.Errorf("%w: a password needs at least %d characters (this one has %d)", errBadRequest, MinPasswordLength, n)
-	}
-	return nil
+	return backend.CheckNewPassword(pw)
 }
 
 func parseRoles(in []string) ([]backend.Role, error) {

@@ -31,6 +31,8 @@ type Server struct {
 	Config   conf.Config
 	Provider *backend.Provider
 	Log      *slog.Logger
+	// Directory runs the tenants' directory sync profiles.
+	Directory *dirsync.Syncer
 
 	httpSrv   *http.Server
 	mu        sync.Mutex
@@ -112,7 +114,7 @@ func Start(ctx context.Context, cfg conf.Config, log *slog.Logger, protocols []P
 		return nil, err
 	}
 	syncer.Attach(p)
-	s := &Server{Config: cfg, Provider: p, Log: log, addrs: map[string]net.Addr{}, endpoints: map[string]func() any{}, met: met}
+	s := &Server{Config: cfg, Provider: p, Log: log, Directory: syncer, addrs: map[string]net.Addr{}, endpoints: map[string]func() any{}, met: met}
 	mux := http.NewServeMux()
 	api := NewAPI(p, log.With("component", "api"))
 	api.Endpoints = s.endpointStats

@@ -70,7 +70,7 @@ func BenchmarkPages(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Logf("%d messages archived and indexed in %v", n, time.Since(start).Round(time.Millisecond))
-	srv := httptest.NewServer(New(p, slog.New(slog.DiscardHandler)))
+	srv := httptest.NewServer(New(p, slog.New(slog.DiscardHandler), Options{}))
 	defer srv.Close()
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/microcosm-cc/bluemonday"
 
 	"github.com/mailvault/mailvault/backend"
+	"github.com/mailvault/mailvault/dirsync"
 	"github.com/mailvault/mailvault/mailparse"
 )
 
@@ -29,9 +31,16 @@ var assets embed.FS
 // pageSize is the number of messages per list page.
 const pageSize = 50
 
+// Options are the services the front end shows beside the archive.
+type Options struct {
+	// Directory runs and reports directory sync profiles; nil shows none.
+	Directory *dirsync.Syncer
+}
+
 // Handler serves the web front end.
 type Handler struct {
 	p        *backend.Provider
+	dir      *dirsync.Syncer
 	log      *slog.Logger
 	sessions *sessions
 	tmpl     *template.Template
@@ -40,8 +49,8 @@ type Handler struct {
 }
 
 // New returns the web front end of p.
-func New(p *backend.Provider, log *slog.Logger) *Handler {
-	h := &Handler{p: p, log: log, sessions: newSessions(), mux: http.NewServeMux(), policy: sanitizer()}
+func New(p *backend.Provider, log *slog.Logger, opt Options) *Handler {
+	h := &Handler{p: p, dir: opt.Directory, log: log, sessions: newSessions(), mux: http.NewServeMux(), policy: sanitizer()}
 	h.tmpl = template.Must(template.New("").Funcs(template.FuncMap{
 		"t":     text,
 		"date":  formatDate,
@@ -55,6 +64,8 @@ func New(p *backend.Provider, log *slog.Logger) *Handler {
 			return formatDate(l, *t)
 		},
 		"urlPart": url.PathEscape,
+		"has":     func(rs []backend.Role, r backend.Role) bool { return slices.Contains(rs, r) },
+		"join":    strings.Join,
 	}).ParseFS(assets, "assets/*.html"))
 	static, _ := fs.Sub(assets, "assets/static")
 	h.mux.Handle("GET /web/static/", http.StripPrefix("/web/static/", http.FileServerFS(static)))
@@ -72,6 +83,22 @@ func New(p *backend.Provider, log *slog.Logger) *Handler {
 	h.mux.HandleFunc("GET /web/msg/{folder}/{uid}/part/{path}", h.authed(h.part))
 	h.mux.HandleFunc("GET /web/msg/{folder}/{uid}/retention", h.authed(h.retention))
 	h.mux.HandleFunc("POST /web/export", h.authed(h.export))
+	admin := func(pattern string, fn func(http.ResponseWriter, *http.Request, *request)) {
+		h.mux.HandleFunc(pattern, h.authed(h.role(mayAdminister, fn)))
+	}
+	admin("GET /web/admin", h.adminHome)
+	admin("POST /web/admin/dirsync", h.syncNow)
+	admin("GET /web/admin/users", h.adminUsers)
+	admin("POST /web/admin/users", h.addUser)
+	admin("POST /web/admin/users/disabled", h.disableUser)
+	admin("POST /web/admin/users/password", h.userPassword)
+	admin("GET /web/admin/groups", h.adminGroups)
+	admin("POST /web/admin/groups", h.addGroup)
+	admin("POST /web/admin/groups/members", h.groupMember)
+	admin("GET /web/admin/mailboxes", h.adminMailboxes)
+	admin("POST /web/admin/mailboxes", h.addMailbox)
+	admin("POST /web/admin/mailboxes/grants", h.mailboxGrant)
+	admin("POST /web/admin/mailboxes/aliases", h.mailboxAlias)
 	return h
 }
 
@@ -164,6 +191,7 @@ func (h *Handler) page(rq *request, data map[string]any) map[string]any {
 	data["L"] = rq.lang
 	data["User"] = rq.se.login
 	data["CSRF"] = rq.se.csrf
+	data["Nav"] = h.nav(rq)
 	return data
 }
 
@@ -259,8 +287,10 @@ func formatSize(l string, n int64) string {
 		return strconv.FormatInt(n, 10) + " B"
 	case n < 1<<20:
 		s = strconv.FormatFloat(float64(n)/1024, 'f', 1, 64) + " KB"
-	default:
+	case n < 1<<30:
 		s = strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MB"
+	default:
+		s = strconv.FormatFloat(float64(n)/(1<<30), 'f', 1, 64) + " GB"
 	}
 	if l == "de" {
 		s = strings.Replace(s, ".", ",", 1)

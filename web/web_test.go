@@ -16,12 +16,14 @@ import (
 	"time"
 
 	"github.com/mailvault/mailvault/backend"
+	"github.com/mailvault/mailvault/dirsync"
 )
 
 const (
 	alice = "alice@acme.example"
 	bob   = "bob@acme.example"
 	carol = "carol@acme.example"
+	dave  = "dave@acme.example" // admin, no archive mailbox
 	eve   = "eve@globex.example"
 	pw    = "correct horse battery"
 )
@@ -37,6 +39,7 @@ const htmlMail = "From: Mallory <mallory@evil.example>\r\nTo: alice@acme.example
 
 type fixture struct {
 	p     *backend.Provider
+	dir   *dirsync.Syncer
 	srv   *httptest.Server
 	acme  *backend.Tenant
 	globe *backend.Tenant
@@ -70,6 +73,9 @@ func newFixture(t *testing.T) *fixture {
 	if _, err := f.acme.CreateUser(ctx, backend.UserSpec{Login: carol, Password: pw, Roles: []backend.Role{backend.RoleCompliance}}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := f.acme.CreateUser(ctx, backend.UserSpec{Login: dave, Password: pw, Roles: []backend.Role{backend.RoleAdmin}}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := f.acme.CreateMailbox(ctx, backend.MailboxSpec{Kind: backend.KindShared, Address: "sales@acme.example"}); err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +99,9 @@ func newFixture(t *testing.T) *fixture {
 		}
 	}
 	mux := http.NewServeMux()
-	mux.Handle(Prefix, New(p, slog.New(slog.DiscardHandler)))
+	f.dir = dirsync.New(slog.New(slog.DiscardHandler))
+	f.dir.Attach(p)
+	mux.Handle(Prefix, New(p, slog.New(slog.DiscardHandler), Options{Directory: f.dir}))
 	f.srv = httptest.NewServer(mux)
 	return f
 }
