@@ -90,7 +90,7 @@ func (t *Tenant) PlaceHold(ctx context.Context, actor string, h Hold) (Hold, err
 		return Hold{}, fmt.Errorf("%w: the hold's date range ends before it starts", ErrInvalid)
 	}
 	if len(bytes.TrimSpace(h.Query)) > 0 {
-		if _, err := CompileFilter(h.Query); err != nil {
+		if _, err := compileFilter(h.Query); err != nil {
 			return Hold{}, fmt.Errorf("%w hold query: %v", ErrInvalid, err)
 		}
 	} else {

@@ -1,7 +1,6 @@
 package backend
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -240,10 +239,8 @@ func (t *Tenant) checkPolicy(p *Policy) error {
 		}
 		p.Addresses[i] = n
 	}
-	if len(bytes.TrimSpace(p.Query)) > 0 {
-		if _, err := CompileFilter(p.Query); err != nil {
-			return bad("query: %v", err)
-		}
+	if _, err := compileFilter(p.Query); err != nil {
+		return bad("query: %v", err)
 	}
 	for _, per := range []*Period{&p.Min, p.Max} {
 		if per == nil {
@@ -350,8 +347,12 @@ func messageQuery(addresses []string, query json.RawMessage) (q index.Query, ok 
 		}
 		parts = append(parts, index.Or(any...))
 	}
-	if len(bytes.TrimSpace(query)) > 0 && string(bytes.TrimSpace(query)) != "null" {
-		fq, err := CompileFilter(query)
+	f, err := ParseFilter(query)
+	if err != nil {
+		return q, false, err
+	}
+	if f != nil {
+		fq, err := f.Query(nil, nil, nil)
 		if err != nil {
 			return q, false, err
 		}
@@ -384,117 +385,4 @@ func (t *Tenant) findAll(ctx context.Context, q index.Query) (map[uint64]bool, e
 		set[m] = true
 	}
 	return set, nil
-}
-
-// CompileFilter turns a filter in the JMAP Email/query filter language
-// into an index query (the conditions of RFC 8621 4.4.1 other than
-// inMailbox, inMailboxOtherThan and the keyword ones).
-func CompileFilter(raw json.RawMessage) (index.Query, error) {
-	return compileFilterDepth(raw, 0)
-}
-
-func compileFilterDepth(raw json.RawMessage, depth int) (index.Query, error) {
-	if depth > 32 {
-		return index.Query{}, fmt.Errorf("filter nested too deep")
-	}
-	var probe map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &probe); err != nil || probe == nil {
-		return index.Query{}, fmt.Errorf("a filter must be an object")
-	}
-	if _, ok := probe["operator"]; ok {
-		var op struct {
-			Operator   string            `json:"operator"`
-			Conditions []json.RawMessage `json:"conditions"`
-		}
-		if err := json.Unmarshal(raw, &op); err != nil {
-			return index.Query{}, err
-		}
-		subs := make([]index.Query, 0, len(op.Conditions))
-		for _, c := range op.Conditions {
-			q, err := compileFilterDepth(c, depth+1)
-			if err != nil {
-				return index.Query{}, err
-			}
-			subs = append(subs, q)
-		}
-		switch op.Operator {
-		case "AND":
-			return index.And(subs...), nil
-		case "OR":
-			return index.Or(subs...), nil
-		case "NOT":
-			return index.Not(index.Or(subs...)), nil
-		}
-		return index.Query{}, fmt.Errorf("unknown operator %q", op.Operator)
-	}
-	var c struct {
-		Before        *time.Time `json:"before"`
-		After         *time.Time `json:"after"`
-		MinSize       *int64     `json:"minSize"`
-		MaxSize       *int64     `json:"maxSize"`
-		HasAttachment *bool      `json:"hasAttachment"`
-		Text          *string    `json:"text"`
-		From          *string    `json:"from"`
-		To            *string    `json:"to"`
-		Cc            *string    `json:"cc"`
-		Bcc           *string    `json:"bcc"`
-		Subject       *string    `json:"subject"`
-		Body          *string    `json:"body"`
-		Header        []string   `json:"header"`
-	}
-	d := json.NewDecoder(bytes.NewReader(raw))
-	d.DisallowUnknownFields()
-	if err := d.Decode(&c); err != nil {
-		return index.Query{}, fmt.Errorf("filter condition: %v", err)
-	}
-	var qs []index.Query
-	if c.Before != nil || c.After != nil {
-		var from, to time.Time
-		if c.After != nil {
-			from = *c.After
-		}
-		if c.Before != nil {
-			to = *c.Before
-		}
-		qs = append(qs, index.ReceivedRange(from, to))
-	}
-	if c.MinSize != nil || c.MaxSize != nil {
-		lo, hi := int64(-1), int64(-1)
-		if c.MinSize != nil {
-			lo = *c.MinSize
-		}
-		if c.MaxSize != nil {
-			hi = *c.MaxSize
-		}
-		qs = append(qs, index.SizeRange(lo, hi))
-	}
-	if c.HasAttachment != nil {
-		qs = append(qs, index.HasAttachment(*c.HasAttachment))
-	}
-	for _, f := range []struct {
-		s     *string
-		field index.Field
-	}{{c.Text, index.FieldText}, {c.From, index.FieldFrom}, {c.To, index.FieldTo}, {c.Cc, index.FieldCc},
-		{c.Bcc, index.FieldBcc}, {c.Subject, index.FieldSubject}, {c.Body, index.FieldBody}} {
-		if f.s != nil {
-			qs = append(qs, index.Text(f.field, *f.s))
-		}
-	}
-	if c.Header != nil {
-		if len(c.Header) < 1 || len(c.Header) > 2 || c.Header[0] == "" {
-			return index.Query{}, fmt.Errorf("header must be [name] or [name, value]")
-		}
-		v := ""
-		if len(c.Header) == 2 {
-			v = c.Header[1]
-		}
-		qs = append(qs, index.Header(c.Header[0], v))
-	}
-	switch len(qs) {
-	case 0:
-		return index.All(), nil
-	case 1:
-		return qs[0], nil
-	}
-	return index.And(qs...), nil
 }

@@ -313,7 +313,7 @@ func TestRetentionJobDeletesAfterMaximumOnly(t *testing.T) {
 
 func mustFilter(t *testing.T, s string) index.Query {
 	t.Helper()
-	q, err := CompileFilter(json.RawMessage(s))
+	q, err := compileFilter(json.RawMessage(s))
 	if err != nil {
 		t.Fatal(err)
 	}

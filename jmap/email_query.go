@@ -48,29 +48,26 @@ func (rq *request) compileQuery(folders []backend.FolderInfo, filterRaw json.Raw
 	if err != nil {
 		return cq, err
 	}
-	sc := &scope{}
+	sc := &backend.FilterScope{}
 	for _, fi := range folders {
-		sc.all = append(sc.all, fi.ID)
+		sc.All = append(sc.All, fi.ID)
 	}
-	sc.folders = slices.Clone(sc.all)
+	sc.Folders = slices.Clone(sc.All)
 	folderID := func(id string) (uint64, bool) {
 		n, ok := parseID('F', id)
-		return n, ok && slices.Contains(sc.all, n)
+		return n, ok && slices.Contains(sc.All, n)
 	}
 	mids := func(folder uint64) ([]uint64, error) {
 		snap, err := rq.u.t.Snapshot(rq.u.login, folder)
 		if err != nil {
 			return nil, backendError(err)
 		}
-		if len(snap.MIDs) > maxMailboxTerms {
-			return nil, unsupportedFilter("inMailbox under OR or NOT: the mailbox has too many messages; put it at the top level")
-		}
 		return snap.MIDs, nil
 	}
 	if cq.q, err = compileFilter(f, sc, mids, folderID); err != nil {
 		return cq, err
 	}
-	cq.folders = sc.folders
+	cq.folders = sc.Folders
 	return cq, nil
 }
 

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/mailvault/mailvault/backend"
 )
 
 // seedMessages adds the testdata messages and some corpus messages.
@@ -85,7 +87,7 @@ func FuzzRequest(f *testing.F) {
 				continue
 			}
 			if n, err := decodeFilter(args.Filter); err == nil {
-				sc := &scope{folders: []uint64{1, 2, 3}, all: []uint64{1, 2, 3}}
+				sc := &backend.FilterScope{Folders: []uint64{1, 2, 3}, All: []uint64{1, 2, 3}}
 				mids := func(uint64) ([]uint64, error) { return []uint64{1}, nil }
 				compileFilter(n, sc, mids, func(id string) (uint64, bool) { return parseID('F', id) })
 			}

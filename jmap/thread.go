@@ -141,7 +141,7 @@ func (rq *request) searchSnippetGet(raw json.RawMessage) (any, error) {
 	}
 	// Snippets highlight the text conditions; mailbox conditions do not
 	// matter here.
-	q, err := compileFilter(f, &scope{}, nil, func(string) (uint64, bool) { return 0, false })
+	q, err := compileFilter(f, &backend.FilterScope{}, nil, func(string) (uint64, bool) { return 0, false })
 	if err != nil {
 		return nil, err
 	}

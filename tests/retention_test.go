@@ -549,3 +549,52 @@ func TestRetentionJobRunsOnSchedule(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// TestRetentionQueryCheckedAsEmailQuery: the query of a deletion selection
+// or a policy is checked as JMAP's Email/query checks a filter. A value of
+// a header the index holds only the presence of and a misspelt
+// "conditions" (an AND of nothing) used to select every message that has
+// the header or every message; a negative size meant no bound.
+func TestRetentionQueryCheckedAsEmailQuery(t *testing.T) {
+	in := newInstance(t)
+	in.env = append(in.env, "MAILVAULT_PASSWORD=carol-secret")
+	in.start()
+	in.mustCLI("tenant", "create", "acme", "-domain", "acme.example")
+	in.mustCLI("user", "add", "-tenant", "acme", "alice@acme.example", "-password", "alice-secret")
+	in.mustCLI("user", "add", "-tenant", "acme", "carol@acme.example", "-password", "carol-secret", "-role", "compliance")
+	old := time.Date(2012, 3, 1, 9, 0, 0, 0, time.UTC)
+	var msgs [][]byte
+	for i, relay := range []string{"relay.example", "other.example"} {
+		msgs = append(msgs, append([]byte("Received: from "+relay+" by mx.acme.example; "+old.Format(time.RFC1123Z)+"\r\n"),
+			retentionMail(i, "report", "alice@acme.example", old)...))
+	}
+	in.importDated("acme", "alice@acme.example", msgs, []time.Time{old, old})
+	waitIndexed(t, in, "acme")
+
+	dryRun := func(query string) (server.PlanAnswer, error) {
+		var plan server.PlanAnswer
+		err := in.client().Do("POST", "/api/v1/tenants/acme/retention/dry-run", map[string]any{"query": json.RawMessage(query)}, &plan)
+		return plan, err
+	}
+	// The presence of a header and an indexed field are found.
+	for q, want := range map[string]int{`{"header":["Received"]}`: 2, `{"subject":"report 1"}`: 1} {
+		if plan, err := dryRun(q); err != nil || plan.Placements != want {
+			t.Fatalf("dry run %s: %v %+v, want %d placements", q, err, plan.DeletionPlan, want)
+		}
+	}
+	for _, q := range []string{
+		`{"header":["Received","relay.example"]}`,
+		`{"operator":"AND","condition":[{"subject":"report 1"}]}`,
+		`{"minSize":-1,"subject":"report 1"}`,
+		`{"inMailbox":"F1"}`,
+	} {
+		if plan, err := dryRun(q); err == nil || !strings.Contains(err.Error(), "query") {
+			t.Errorf("dry run %s: want the query refused, got %v %+v", q, err, plan.DeletionPlan)
+		}
+	}
+	policies := filepath.Join(t.TempDir(), "policies.json")
+	os.WriteFile(policies, []byte(`[{"name":"relayed","query":{"header":["Received","relay.example"]},"max":{"years":1},"max_action":"delete"}]`), 0o644)
+	if out, err := in.cli("retention", "set", "-tenant", "acme", "-user", "carol@acme.example", policies); err == nil || !strings.Contains(out, "not indexed") {
+		t.Fatalf("a policy on a header value the index does not hold was set: %v\n%s", err, out)
+	}
+}
