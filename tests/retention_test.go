@@ -482,15 +482,24 @@ func waitIndexed(t *testing.T, in *instance, tenant string) {
 	}
 }
 
-// TestRetentionJobRunsOnSchedule lets the scheduled job delete what is past
-// its maximum retention, and nothing else.
-func TestRetentionJobRunsOnSchedule(t *testing.T) {
+// startRetentionTenant starts an instance with env and the tenant acme:
+// the user alice and the compliance user carol, whose password the CLI
+// is given.
+func startRetentionTenant(t *testing.T, env ...string) *instance {
+	t.Helper()
 	in := newInstance(t)
-	in.env = append(in.env, "MAILVAULT_STORE_RETENTION_INTERVAL=1s", "MAILVAULT_PASSWORD=carol-secret")
+	in.env = append(append(in.env, "MAILVAULT_PASSWORD=carol-secret"), env...)
 	in.start()
 	in.mustCLI("tenant", "create", "acme", "-domain", "acme.example")
 	in.mustCLI("user", "add", "-tenant", "acme", "alice@acme.example", "-password", "alice-secret")
 	in.mustCLI("user", "add", "-tenant", "acme", "carol@acme.example", "-password", "carol-secret", "-role", "compliance")
+	return in
+}
+
+// TestRetentionJobRunsOnSchedule lets the scheduled job delete what is past
+// its maximum retention, and nothing else.
+func TestRetentionJobRunsOnSchedule(t *testing.T) {
+	in := startRetentionTenant(t, "MAILVAULT_STORE_RETENTION_INTERVAL=1s")
 	old := time.Date(2012, 3, 1, 9, 0, 0, 0, time.UTC)
 	var msgs [][]byte
 	var dates []time.Time
@@ -556,12 +565,7 @@ func TestRetentionJobRunsOnSchedule(t *testing.T) {
 // "conditions" (an AND of nothing) used to select every message that has
 // the header or every message; a negative size meant no bound.
 func TestRetentionQueryCheckedAsEmailQuery(t *testing.T) {
-	in := newInstance(t)
-	in.env = append(in.env, "MAILVAULT_PASSWORD=carol-secret")
-	in.start()
-	in.mustCLI("tenant", "create", "acme", "-domain", "acme.example")
-	in.mustCLI("user", "add", "-tenant", "acme", "alice@acme.example", "-password", "alice-secret")
-	in.mustCLI("user", "add", "-tenant", "acme", "carol@acme.example", "-password", "carol-secret", "-role", "compliance")
+	in := startRetentionTenant(t)
 	old := time.Date(2012, 3, 1, 9, 0, 0, 0, time.UTC)
 	var msgs [][]byte
 	for i, relay := range []string{"relay.example", "other.example"} {
