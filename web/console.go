@@ -23,12 +23,14 @@ const consolePage = 50
 
 // nav is which parts of the front end the header links to.
 type nav struct {
-	Admin, Compliance, Audit bool
+	Admin, Compliance, Auditors, Audit bool
 }
 
 func (h *Handler) nav(rq *request) nav {
 	l := rq.se.login
-	return nav{Admin: rq.t.MayAdminister(l), Compliance: rq.t.MayManageRetention(l), Audit: rq.t.MayReadAudit(l)}
+	n := nav{Admin: rq.t.MayAdminister(l), Compliance: rq.t.MayManageRetention(l), Audit: rq.t.MayReadAudit(l)}
+	n.Auditors = n.Admin || n.Compliance
+	return n
 }
 
 // role wraps a handler that needs a role backend decides on; anybody else

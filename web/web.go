@@ -99,6 +99,21 @@ func New(p *backend.Provider, log *slog.Logger, opt Options) *Handler {
 	admin("POST /web/admin/mailboxes", h.addMailbox)
 	admin("POST /web/admin/mailboxes/grants", h.mailboxGrant)
 	admin("POST /web/admin/mailboxes/aliases", h.mailboxAlias)
+	with := func(may func(*backend.Tenant, string) bool) func(string, func(http.ResponseWriter, *http.Request, *request)) {
+		return func(pattern string, fn func(http.ResponseWriter, *http.Request, *request)) {
+			h.mux.HandleFunc(pattern, h.authed(h.role(may, fn)))
+		}
+	}
+	comp := with(mayRetention)
+	comp("GET /web/compliance", h.compliance)
+	comp("POST /web/compliance/holds", h.placeHold)
+	comp("POST /web/compliance/holds/lift", h.liftHold)
+	comp("POST /web/compliance/policies", h.changePolicy)
+	comp("POST /web/compliance/dry-run", h.dryRun)
+	comp("POST /web/compliance/delete", h.confirmDelete)
+	with(mayAuditors)("GET /web/auditors", h.auditors)
+	with(mayAuditors)("POST /web/auditors", h.addAuditor)
+	with(mayAudit)("GET /web/audit", h.audit)
 	return h
 }
 
