@@ -2,13 +2,13 @@ package dirsync
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 
 	"github.com/mailvault/mailvault/backend"
+	"github.com/mailvault/mailvault/server/answer"
 )
 
 // APIPrefix is where Routes mounts the management endpoints.
@@ -29,11 +29,7 @@ const APIPrefix = "/api/v1/tenants/{t}/dirsync"
 // lead to a run.
 func (s *Syncer) Routes(mux *http.ServeMux) {
 	h := func(pattern string, fn func(w http.ResponseWriter, r *http.Request) error) {
-		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			if err := fn(w, r); err != nil {
-				s.writeError(w, r, err)
-			}
-		})
+		mux.HandleFunc(pattern, answer.Handler(s.log, fn))
 	}
 	h("GET "+APIPrefix+"/profiles", s.apiList)
 	h("PUT "+APIPrefix+"/profiles/{p}", s.apiPut)
@@ -41,34 +37,6 @@ func (s *Syncer) Routes(mux *http.ServeMux) {
 	h("DELETE "+APIPrefix+"/profiles/{p}", s.apiDelete)
 	h("POST "+APIPrefix+"/profiles/{p}/run", s.apiRunOne)
 	h("POST "+APIPrefix+"/run", s.apiRunAll)
-}
-
-var errBadRequest = errors.New("bad request")
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
-}
-
-func (s *Syncer) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	code := http.StatusInternalServerError
-	switch {
-	case errors.Is(err, backend.ErrNotFound):
-		code = http.StatusNotFound
-	case errors.Is(err, backend.ErrExists), errors.Is(err, ErrBusy):
-		code = http.StatusConflict
-	case errors.Is(err, backend.ErrInvalid), errors.Is(err, errBadRequest):
-		code = http.StatusBadRequest
-	case errors.Is(err, backend.ErrDenied):
-		code = http.StatusForbidden
-	}
-	if code == http.StatusInternalServerError {
-		s.log.Error("directory sync API request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	}
-	writeJSON(w, code, map[string]string{"error": err.Error()})
 }
 
 // ProfileInfo is a profile (without password) with its last run.
@@ -82,7 +50,7 @@ func (s *Syncer) apiList(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, ps)
+	answer.JSON(w, http.StatusOK, ps)
 	return nil
 }
 
@@ -96,7 +64,7 @@ func (s *Syncer) apiGet(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, ProfileInfo{Profile: *p, Status: st})
+	answer.JSON(w, http.StatusOK, ProfileInfo{Profile: *p, Status: st})
 	return nil
 }
 
@@ -105,18 +73,18 @@ func (s *Syncer) apiPut(w http.ResponseWriter, r *http.Request) error {
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
-		return fmt.Errorf("%w: request body: %v", errBadRequest, err)
+		return fmt.Errorf("%w: request body: %v", answer.ErrBadRequest, err)
 	}
 	name := r.PathValue("p")
 	if p.Name != "" && p.Name != name {
-		return fmt.Errorf("%w: profile name %q in the body differs from %q in the path", errBadRequest, p.Name, name)
+		return fmt.Errorf("%w: profile name %q in the body differs from %q in the path", answer.ErrBadRequest, p.Name, name)
 	}
 	p.Name = name
 	if err := s.PutProfile(r.Context(), r.PathValue("t"), p); err != nil {
 		return err
 	}
 	p.BindPassword = ""
-	writeJSON(w, http.StatusOK, p)
+	answer.JSON(w, http.StatusOK, p)
 	return nil
 }
 
@@ -135,7 +103,7 @@ func dryRun(r *http.Request) (bool, error) {
 	}
 	b, err := strconv.ParseBool(v)
 	if err != nil {
-		return false, fmt.Errorf("%w: dry_run=%q: want true or false", errBadRequest, v)
+		return false, fmt.Errorf("%w: dry_run=%q: want true or false", answer.ErrBadRequest, v)
 	}
 	return b, nil
 }
@@ -149,7 +117,7 @@ func (s *Syncer) apiRunOne(w http.ResponseWriter, r *http.Request) error {
 	if rep == nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, rep)
+	answer.JSON(w, http.StatusOK, rep)
 	return nil
 }
 
@@ -174,6 +142,6 @@ func (s *Syncer) apiRunAll(w http.ResponseWriter, r *http.Request) error {
 		}
 		reports = append(reports, rep)
 	}
-	writeJSON(w, http.StatusOK, reports)
+	answer.JSON(w, http.StatusOK, reports)
 	return nil
 }

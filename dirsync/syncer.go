@@ -15,10 +15,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mailvault/mailvault/backend"
+	"github.com/mailvault/mailvault/server/answer"
 )
 
 // ErrBusy is returned for a run of a profile that is running already.
-var ErrBusy = errors.New("directory sync is running already")
+var ErrBusy = fmt.Errorf("directory sync %w", answer.ErrBusy)
 
 // Syncer runs directory sync profiles and authenticates directory users.
 // It is created before the provider (which needs it as its Authenticator)

@@ -2,12 +2,12 @@ package pull
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 
 	"github.com/mailvault/mailvault/backend"
+	"github.com/mailvault/mailvault/server/answer"
 )
 
 // APIPrefix is where Routes mounts the management endpoints.
@@ -26,18 +26,14 @@ const APIPrefix = "/api/v1/tenants/{t}/pull"
 // why); 4xx answers are requests that did not lead to a run.
 func (s *Puller) Routes(mux *http.ServeMux) {
 	h := func(pattern string, fn func(w http.ResponseWriter, r *http.Request) error) {
-		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			if err := fn(w, r); err != nil {
-				s.writeError(w, r, err)
-			}
-		})
+		mux.HandleFunc(pattern, answer.Handler(s.log, fn))
 	}
 	h("GET "+APIPrefix+"/profiles", func(w http.ResponseWriter, r *http.Request) error {
 		ps, err := s.Profiles(r.Context(), r.PathValue("t"))
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, ps)
+		answer.JSON(w, http.StatusOK, ps)
 		return nil
 	})
 	h("GET "+APIPrefix+"/profiles/{p}", func(w http.ResponseWriter, r *http.Request) error {
@@ -45,7 +41,7 @@ func (s *Puller) Routes(mux *http.ServeMux) {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, in)
+		answer.JSON(w, http.StatusOK, in)
 		return nil
 	})
 	h("PUT "+APIPrefix+"/profiles/{p}", func(w http.ResponseWriter, r *http.Request) error {
@@ -64,7 +60,7 @@ func (s *Puller) Routes(mux *http.ServeMux) {
 			return err
 		}
 		p.Password = ""
-		writeJSON(w, http.StatusOK, p)
+		answer.JSON(w, http.StatusOK, p)
 		return nil
 	})
 	h("DELETE "+APIPrefix+"/profiles/{p}", func(w http.ResponseWriter, r *http.Request) error {
@@ -79,33 +75,7 @@ func (s *Puller) Routes(mux *http.ServeMux) {
 		if rep == nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, rep)
+		answer.JSON(w, http.StatusOK, rep)
 		return nil
 	})
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
-}
-
-func (s *Puller) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	code := http.StatusInternalServerError
-	switch {
-	case errors.Is(err, backend.ErrNotFound):
-		code = http.StatusNotFound
-	case errors.Is(err, backend.ErrExists), errors.Is(err, ErrBusy):
-		code = http.StatusConflict
-	case errors.Is(err, backend.ErrInvalid):
-		code = http.StatusBadRequest
-	case errors.Is(err, backend.ErrDenied):
-		code = http.StatusForbidden
-	}
-	if code == http.StatusInternalServerError {
-		s.log.Error("pull API request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	}
-	writeJSON(w, code, map[string]string{"error": err.Error()})
 }

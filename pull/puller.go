@@ -14,10 +14,11 @@ import (
 	"time"
 
 	"github.com/mailvault/mailvault/backend"
+	"github.com/mailvault/mailvault/server/answer"
 )
 
 // ErrBusy is returned for a run of a profile that is running already.
-var ErrBusy = errors.New("pull is running already")
+var ErrBusy = fmt.Errorf("pull %w", answer.ErrBusy)
 
 // Puller keeps and runs the pull profiles of every tenant.
 type Puller struct {

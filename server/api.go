@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mailvault/mailvault/backend"
+	"github.com/mailvault/mailvault/server/answer"
 )
 
 // API serves /api/v1. Every request carries the provider token as a Bearer
@@ -39,11 +39,7 @@ type API struct {
 func NewAPI(p *backend.Provider, log *slog.Logger) *API {
 	a := &API{p: p, log: log, mux: http.NewServeMux(), users: http.NewServeMux()}
 	wrap := func(fn func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			if err := fn(w, r); err != nil {
-				a.writeError(w, r, err)
-			}
-		}
+		return answer.Handler(a.log, fn)
 	}
 	h := func(pattern string, fn func(w http.ResponseWriter, r *http.Request) error) {
 		a.mux.HandleFunc(pattern, wrap(fn))
@@ -116,7 +112,7 @@ func NewAPI(p *backend.Provider, log *slog.Logger) *API {
 		Network string `json:"network"`
 	}) error {
 		if err := t.AllowJournalNetwork(r.Context(), req.Network); err != nil {
-			return fmt.Errorf("%w: %v", errBadRequest, err)
+			return fmt.Errorf("%w: %v", answer.ErrBadRequest, err)
 		}
 		return nil
 	}))
@@ -167,7 +163,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || !a.p.CheckProviderToken(strings.TrimSpace(tok)) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="mailvault management"`)
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong provider token (see provider.token in the data directory)"})
+		answer.JSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong provider token (see provider.token in the data directory)"})
 		return
 	}
 	a.mux.ServeHTTP(w, r.WithContext(backend.WithActor(r.Context(), requestActor(r))))
@@ -186,11 +182,11 @@ func (a *API) serveUser(w http.ResponseWriter, r *http.Request, login, password 
 	t, u, err := a.p.Login(r.Context(), login, password)
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Basic realm="mailvault"`)
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": err.Error()})
+		answer.JSON(w, http.StatusUnauthorized, map[string]string{"error": err.Error()})
 		return
 	}
 	if _, pattern := a.users.Handler(r); pattern == "" {
-		writeJSON(w, http.StatusForbidden, map[string]string{"error": "this endpoint needs the provider token"})
+		answer.JSON(w, http.StatusForbidden, map[string]string{"error": "this endpoint needs the provider token"})
 		return
 	}
 	ctx := context.WithValue(backend.WithActor(r.Context(), u.Login), apiUserKey{}, apiUser{t.Name, u.Login})
@@ -219,43 +215,11 @@ func requestActor(r *http.Request) string {
 	return "cli:" + op
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
-}
-
-func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	code := http.StatusInternalServerError
-	switch {
-	case errors.Is(err, backend.ErrNotFound):
-		code = http.StatusNotFound
-	case errors.Is(err, backend.ErrExists):
-		code = http.StatusConflict
-	case errors.Is(err, backend.ErrInvalid), errors.Is(err, errBadRequest):
-		code = http.StatusBadRequest
-	case errors.Is(err, backend.ErrQuota):
-		code = http.StatusInsufficientStorage
-	case errors.Is(err, backend.ErrDenied):
-		code = http.StatusForbidden
-	case errors.Is(err, backend.ErrStale):
-		code = http.StatusConflict
-	}
-	if code == http.StatusInternalServerError {
-		a.log.Error("management API request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	}
-	writeJSON(w, code, map[string]string{"error": err.Error()})
-}
-
-var errBadRequest = errors.New("bad request")
-
 func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: request body: %v", errBadRequest, err)
+		return fmt.Errorf("%w: request body: %v", answer.ErrBadRequest, err)
 	}
 	return nil
 }
@@ -273,7 +237,7 @@ func (a *API) listTenants(w http.ResponseWriter, r *http.Request) error {
 	for _, t := range ts {
 		out = append(out, tenantJSON(t))
 	}
-	writeJSON(w, 200, out)
+	answer.JSON(w, 200, out)
 	return nil
 }
 
@@ -304,7 +268,7 @@ func (a *API) createTenant(w http.ResponseWriter, r *http.Request) error {
 	if t, err := a.p.Tenant(r.Context(), info.Name); err == nil {
 		t.Audit(r.Context(), backend.ActorOf(r.Context()), "tenant-create", fmt.Sprintf("%s domains %v quotas %+v", info.Name, info.Domains, info.Quotas))
 	}
-	writeJSON(w, http.StatusCreated, tenantJSON(info))
+	answer.JSON(w, http.StatusCreated, tenantJSON(info))
 	return nil
 }
 
@@ -319,7 +283,7 @@ func (a *API) showTenant(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := tenantJSON(info)
 	out["stats"] = t.Stats()
-	writeJSON(w, 200, out)
+	answer.JSON(w, 200, out)
 	return nil
 }
 
@@ -363,7 +327,7 @@ func (a *API) addDomain(w http.ResponseWriter, r *http.Request) error {
 	if t, err := a.tenant(r); err == nil {
 		t.Audit(r.Context(), backend.ActorOf(r.Context()), "domain-add", req.Domain)
 	}
-	writeJSON(w, http.StatusCreated, map[string]string{"domain": req.Domain})
+	answer.JSON(w, http.StatusCreated, map[string]string{"domain": req.Domain})
 	return nil
 }
 
@@ -372,7 +336,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, 200, t.Users())
+	answer.JSON(w, 200, t.Users())
 	return nil
 }
 
@@ -405,7 +369,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"login": u.Login, "roles": u.Roles})
+	answer.JSON(w, http.StatusCreated, map[string]any{"login": u.Login, "roles": u.Roles})
 	return nil
 }
 
@@ -426,7 +390,7 @@ func parseRoles(in []string) ([]backend.Role, error) {
 			}
 			r, err := backend.ParseRole(part)
 			if err != nil {
-				return nil, fmt.Errorf("%w: %v", errBadRequest, err)
+				return nil, fmt.Errorf("%w: %v", answer.ErrBadRequest, err)
 			}
 			out = append(out, r)
 		}
@@ -439,7 +403,7 @@ func (a *API) listGroups(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, 200, t.Groups())
+	answer.JSON(w, 200, t.Groups())
 	return nil
 }
 
@@ -462,7 +426,7 @@ func (a *API) createGroup(w http.ResponseWriter, r *http.Request) error {
 	if err := t.CreateGroup(r.Context(), req.Name, roles); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"name": req.Name, "roles": roles})
+	answer.JSON(w, http.StatusCreated, map[string]any{"name": req.Name, "roles": roles})
 	return nil
 }
 
@@ -471,7 +435,7 @@ func (a *API) listMailboxes(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, 200, t.Mailboxes())
+	answer.JSON(w, 200, t.Mailboxes())
 	return nil
 }
 
@@ -499,7 +463,7 @@ func (a *API) createMailbox(w http.ResponseWriter, r *http.Request) error {
 	// Audited here, not in CreateMailbox: ingest creates mailboxes for
 	// new addresses too, and those are no administrative change.
 	t.Audit(r.Context(), backend.ActorOf(r.Context()), "mailbox-create", fmt.Sprintf("%s kind %s aliases %v owner %q", mb.Address, mb.Kind, mb.Aliases, mb.Owner))
-	writeJSON(w, http.StatusCreated, mb)
+	answer.JSON(w, http.StatusCreated, mb)
 	return nil
 }
 
@@ -511,7 +475,7 @@ func sourceFromQuery(q url.Values) (backend.Source, error) {
 	if d := q.Get("date"); d != "" {
 		n, err := strconv.ParseInt(d, 10, 64)
 		if err != nil {
-			return src, fmt.Errorf("%w: date must be unix seconds", errBadRequest)
+			return src, fmt.Errorf("%w: date must be unix seconds", answer.ErrBadRequest)
 		}
 		src.Received = time.Unix(n, 0)
 	}
@@ -530,13 +494,13 @@ func (a *API) ingestOne(w http.ResponseWriter, r *http.Request) error {
 	}
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 512<<20))
 	if err != nil {
-		return fmt.Errorf("%w: read message: %v", errBadRequest, err)
+		return fmt.Errorf("%w: read message: %v", answer.ErrBadRequest, err)
 	}
 	res, err := t.Ingest(r.Context(), raw, src)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, res)
+	answer.JSON(w, http.StatusCreated, res)
 	return nil
 }
 
@@ -558,7 +522,7 @@ func checkImportMailbox(t *backend.Tenant, target string) error {
 	}
 	want, err := backend.NormalizeAddress(target)
 	if err != nil {
-		return fmt.Errorf("%w: mailbox: %v", errBadRequest, err)
+		return fmt.Errorf("%w: mailbox: %v", answer.ErrBadRequest, err)
 	}
 	for _, mb := range t.Mailboxes() {
 		if slices.Contains(mb.Addresses(), want) {
@@ -739,7 +703,7 @@ func (a *API) tenantStats(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, 200, t.Stats())
+	answer.JSON(w, 200, t.Stats())
 	return nil
 }
 
@@ -765,7 +729,7 @@ func (a *API) allStats(w http.ResponseWriter, r *http.Request) error {
 	if a.Endpoints != nil {
 		out.Endpoints = a.Endpoints()
 	}
-	writeJSON(w, 200, out)
+	answer.JSON(w, 200, out)
 	return nil
 }
 
@@ -778,7 +742,7 @@ func (a *API) journalAccess(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, 200, acc)
+	answer.JSON(w, 200, acc)
 	return nil
 }
 
@@ -795,7 +759,7 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, 200, map[string]any{"report": rep, "clean": rep.Clean() && len(bad) == 0, "audit_broken": bad})
+	answer.JSON(w, 200, map[string]any{"report": rep, "clean": rep.Clean() && len(bad) == 0, "audit_broken": bad})
 	return nil
 }
 
@@ -805,7 +769,7 @@ func (a *API) reindex(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	n := t.Reindex(context.WithoutCancel(r.Context()))
-	writeJSON(w, http.StatusAccepted, map[string]int{"queued": n})
+	answer.JSON(w, http.StatusAccepted, map[string]int{"queued": n})
 	return nil
 }
 
@@ -818,13 +782,13 @@ func (a *API) audit(w http.ResponseWriter, r *http.Request) error {
 	var after uint64
 	if s := q.Get("after"); s != "" {
 		if after, err = strconv.ParseUint(s, 10, 64); err != nil {
-			return fmt.Errorf("%w: after must be a sequence number", errBadRequest)
+			return fmt.Errorf("%w: after must be a sequence number", answer.ErrBadRequest)
 		}
 	}
 	limit := AuditPageSize
 	if s := q.Get("limit"); s != "" {
 		if limit, err = strconv.Atoi(s); err != nil || limit < 1 || limit > AuditPageSize {
-			return fmt.Errorf("%w: limit must be 1 to %d", errBadRequest, AuditPageSize)
+			return fmt.Errorf("%w: limit must be 1 to %d", answer.ErrBadRequest, AuditPageSize)
 		}
 	}
 	entries, err := t.AuditLog(after, limit)
@@ -834,7 +798,7 @@ func (a *API) audit(w http.ResponseWriter, r *http.Request) error {
 	if entries == nil {
 		entries = []backend.AuditEntry{}
 	}
-	writeJSON(w, 200, entries)
+	answer.JSON(w, 200, entries)
 	return nil
 }
 

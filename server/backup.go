@@ -6,6 +6,7 @@ import (
 
 	"github.com/mailvault/mailvault/backend"
 	"github.com/mailvault/mailvault/backup"
+	"github.com/mailvault/mailvault/server/answer"
 )
 
 // backupStream answers GET /api/v1/backup[?tenant=T&compress=zstd] with a
@@ -28,7 +29,7 @@ func (a *API) backupStream(w http.ResponseWriter, r *http.Request) error {
 		opt.Zstd = true
 		w.Header().Set("Content-Type", "application/zstd")
 	default:
-		return fmt.Errorf("%w: compress must be zstd or none", errBadRequest)
+		return fmt.Errorf("%w: compress must be zstd or none", answer.ErrBadRequest)
 	}
 	w.WriteHeader(http.StatusOK)
 	m, err := backup.Write(r.Context(), w, a.p, opt)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mailvault/mailvault/backend"
+	"github.com/mailvault/mailvault/server/answer"
 )
 
 // Export response headers: the scope's totals, sent before the body.
@@ -57,7 +58,7 @@ func ParseExportTime(s string) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
-		return t, fmt.Errorf("%w: %q is neither YYYY-MM-DD nor an RFC 3339 time", errBadRequest, s)
+		return t, fmt.Errorf("%w: %q is neither YYYY-MM-DD nor an RFC 3339 time", answer.ErrBadRequest, s)
 	}
 	return t, nil
 }
@@ -167,7 +168,7 @@ func (a *API) signingCert(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, SigningCert{Cert: string(pem)})
+	answer.JSON(w, http.StatusOK, SigningCert{Cert: string(pem)})
 	return nil
 }
 
@@ -180,7 +181,7 @@ func (a *API) signingGenerate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, SigningCert{Cert: string(pem)})
+	answer.JSON(w, http.StatusCreated, SigningCert{Cert: string(pem)})
 	return nil
 }
 
@@ -231,6 +232,6 @@ func (a *API) createAuditor(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, u)
+	answer.JSON(w, http.StatusCreated, u)
 	return nil
 }

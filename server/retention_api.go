@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mailvault/mailvault/backend"
+	"github.com/mailvault/mailvault/server/answer"
 )
 
 // Retention endpoints. The provider token may read policies, holds,
@@ -63,13 +64,13 @@ func (a *API) tenantEndOfLife(h func(string, func(http.ResponseWriter, *http.Req
 		}
 		grace, err := time.ParseDuration(req.Grace)
 		if err != nil {
-			return fmt.Errorf("%w: grace %q: %v", errBadRequest, req.Grace, err)
+			return fmt.Errorf("%w: grace %q: %v", answer.ErrBadRequest, req.Grace, err)
 		}
 		info, err := a.p.ScheduleTenantDeletion(r.Context(), r.PathValue("t"), grace)
 		if err != nil {
 			return err
 		}
-		writeJSON(w, 200, tenantJSON(info))
+		answer.JSON(w, 200, tenantJSON(info))
 		return nil
 	})
 	h("POST /api/v1/tenants/{t}/undelete", func(w http.ResponseWriter, r *http.Request) error {
@@ -84,7 +85,7 @@ func (a *API) tenantEndOfLife(h func(string, func(http.ResponseWriter, *http.Req
 		if err != nil {
 			return err
 		}
-		writeJSON(w, 200, append([]backend.DeletedTenant{}, recs...))
+		answer.JSON(w, 200, append([]backend.DeletedTenant{}, recs...))
 		return nil
 	})
 }
@@ -111,7 +112,7 @@ func (a *API) retentionRoutes(h func(string, func(http.ResponseWriter, *http.Req
 		if err != nil {
 			return err
 		}
-		writeJSON(w, 200, ps)
+		answer.JSON(w, 200, ps)
 		return nil
 	}))
 	h("GET /api/v1/tenants/{t}/retention/policies/history", withTenant(func(w http.ResponseWriter, r *http.Request, t *backend.Tenant) error {
@@ -119,7 +120,7 @@ func (a *API) retentionRoutes(h func(string, func(http.ResponseWriter, *http.Req
 		if err != nil {
 			return err
 		}
-		writeJSON(w, 200, append([]backend.PolicySet{}, hist...))
+		answer.JSON(w, 200, append([]backend.PolicySet{}, hist...))
 		return nil
 	}))
 	h("PUT /api/v1/tenants/{t}/retention/policies", withTenant(func(w http.ResponseWriter, r *http.Request, t *backend.Tenant) error {
@@ -135,19 +136,19 @@ func (a *API) retentionRoutes(h func(string, func(http.ResponseWriter, *http.Req
 		if err != nil {
 			return err
 		}
-		writeJSON(w, 200, ps)
+		answer.JSON(w, 200, ps)
 		return nil
 	}))
 	h("GET /api/v1/tenants/{t}/retention/messages/{mid}", withTenant(func(w http.ResponseWriter, r *http.Request, t *backend.Tenant) error {
 		mid, err := strconv.ParseUint(r.PathValue("mid"), 10, 64)
 		if err != nil {
-			return fmt.Errorf("%w: message number %q", errBadRequest, r.PathValue("mid"))
+			return fmt.Errorf("%w: message number %q", answer.ErrBadRequest, r.PathValue("mid"))
 		}
 		ret, err := t.EffectiveRetention(r.Context(), mid)
 		if err != nil {
 			return err
 		}
-		writeJSON(w, 200, ret)
+		answer.JSON(w, 200, ret)
 		return nil
 	}))
 	h("GET /api/v1/tenants/{t}/holds", withTenant(func(w http.ResponseWriter, r *http.Request, t *backend.Tenant) error {
@@ -155,7 +156,7 @@ func (a *API) retentionRoutes(h func(string, func(http.ResponseWriter, *http.Req
 		if err != nil {
 			return err
 		}
-		writeJSON(w, 200, append([]backend.Hold{}, hs...))
+		answer.JSON(w, 200, append([]backend.Hold{}, hs...))
 		return nil
 	}))
 	h("POST /api/v1/tenants/{t}/holds", withTenant(func(w http.ResponseWriter, r *http.Request, t *backend.Tenant) error {
@@ -171,7 +172,7 @@ func (a *API) retentionRoutes(h func(string, func(http.ResponseWriter, *http.Req
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusCreated, hold)
+		answer.JSON(w, http.StatusCreated, hold)
 		return nil
 	}))
 	h("DELETE /api/v1/tenants/{t}/holds/{id}", withTenant(func(w http.ResponseWriter, r *http.Request, t *backend.Tenant) error {
@@ -183,7 +184,7 @@ func (a *API) retentionRoutes(h func(string, func(http.ResponseWriter, *http.Req
 		if err != nil {
 			return err
 		}
-		writeJSON(w, 200, hold)
+		answer.JSON(w, 200, hold)
 		return nil
 	}))
 	h("POST /api/v1/tenants/{t}/retention/dry-run", withTenant(func(w http.ResponseWriter, r *http.Request, t *backend.Tenant) error {
@@ -195,7 +196,7 @@ func (a *API) retentionRoutes(h func(string, func(http.ResponseWriter, *http.Req
 		if err != nil {
 			return err
 		}
-		writeJSON(w, 200, capPlan(pl))
+		answer.JSON(w, 200, capPlan(pl))
 		return nil
 	}))
 	h("POST /api/v1/tenants/{t}/retention/job/dry-run", withTenant(func(w http.ResponseWriter, r *http.Request, t *backend.Tenant) error {
@@ -203,7 +204,7 @@ func (a *API) retentionRoutes(h func(string, func(http.ResponseWriter, *http.Req
 		if err != nil {
 			return err
 		}
-		writeJSON(w, 200, capPlan(pl))
+		answer.JSON(w, 200, capPlan(pl))
 		return nil
 	}))
 	h("POST /api/v1/tenants/{t}/retention/delete", withTenant(func(w http.ResponseWriter, r *http.Request, t *backend.Tenant) error {
@@ -216,7 +217,7 @@ func (a *API) retentionRoutes(h func(string, func(http.ResponseWriter, *http.Req
 			return err
 		}
 		if req.Token == "" {
-			return fmt.Errorf("%w: a deletion needs the token of its dry run", errBadRequest)
+			return fmt.Errorf("%w: a deletion needs the token of its dry run", answer.ErrBadRequest)
 		}
 		rep, err := t.Delete(context.WithoutCancel(r.Context()), actor, req.Request, req.Token)
 		if errors.Is(err, backend.ErrStale) {
@@ -225,7 +226,7 @@ func (a *API) retentionRoutes(h func(string, func(http.ResponseWriter, *http.Req
 		if err != nil {
 			return err
 		}
-		writeJSON(w, 200, rep)
+		answer.JSON(w, 200, rep)
 		return nil
 	}))
 	h("POST /api/v1/tenants/{t}/retention/job/run", withTenant(func(w http.ResponseWriter, r *http.Request, t *backend.Tenant) error {
@@ -236,7 +237,7 @@ func (a *API) retentionRoutes(h func(string, func(http.ResponseWriter, *http.Req
 		if err != nil {
 			return err
 		}
-		writeJSON(w, 200, rep)
+		answer.JSON(w, 200, rep)
 		return nil
 	}))
 	h("GET /api/v1/tenants/{t}/retention/reports", withTenant(func(w http.ResponseWriter, r *http.Request, t *backend.Tenant) error {
@@ -244,7 +245,7 @@ func (a *API) retentionRoutes(h func(string, func(http.ResponseWriter, *http.Req
 		if err != nil {
 			return err
 		}
-		writeJSON(w, 200, append([]backend.RunReport{}, reps...))
+		answer.JSON(w, 200, append([]backend.RunReport{}, reps...))
 		return nil
 	}))
 }

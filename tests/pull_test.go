@@ -3,7 +3,9 @@ package tests
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -521,5 +523,69 @@ print(json.dumps(res))
 	// And a further run has nothing left to fetch.
 	if out := in.mustCLI("pull", "run", "-tenant", "acme", "bob"); !strings.Contains(out, "0 fetched") {
 		t.Fatalf("run after the resume:\n%s", out)
+	}
+}
+
+// TestPullRunWhileRunning: a run asked for while the profile runs already
+// is refused with 409 (docs/import.md), through the management API.
+func TestPullRunWhileRunning(t *testing.T) {
+	// A server that takes the connection and never greets keeps the first
+	// run waiting.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				close(conns)
+				return
+			}
+			conns <- c
+		}
+	}()
+	in := newInstance(t)
+	in.start()
+	in.mustCLI("tenant", "create", "acme", "-domain", "acme.example")
+	c := in.client()
+	if err := c.Do("POST", "/api/v1/tenants/acme/mailboxes", map[string]string{"address": "bob@acme.example", "kind": "shared"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	profile := fmt.Sprintf(`{"host": %q, "port": %s, "security": "none", "login": "bob", "password": "pw", "mailbox": "bob@acme.example"}`, host, port)
+	post := func(method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, c.BaseURL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := post("PUT", "/api/v1/tenants/acme/pull/profiles/bob", profile); code != http.StatusOK {
+		t.Fatalf("put profile: %d %s", code, body)
+	}
+	first := make(chan string, 1)
+	go func() {
+		code, body := post("POST", "/api/v1/tenants/acme/pull/profiles/bob/run", "")
+		first <- fmt.Sprint(code, " ", body)
+	}()
+	var held net.Conn
+	select {
+	case held = <-conns:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first run did not connect")
+	}
+	if code, body := post("POST", "/api/v1/tenants/acme/pull/profiles/bob/run", ""); code != http.StatusConflict || !strings.Contains(body, "pull is running already") {
+		t.Errorf("second run: %d %s, want 409", code, body)
+	}
+	held.Close()
+	ln.Close()
+	if got := <-first; !strings.HasPrefix(got, "200 ") || !strings.Contains(got, `"error"`) {
+		t.Errorf("first run: %s, want its report with the error", got)
 	}
 }

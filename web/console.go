@@ -11,6 +11,7 @@ import (
 
 	"github.com/mailvault/mailvault/backend"
 	"github.com/mailvault/mailvault/dirsync"
+	"github.com/mailvault/mailvault/server/answer"
 )
 
 // The tenant admin console: users, groups, archive mailboxes and grants,
@@ -67,28 +68,12 @@ func (h *Handler) done(w http.ResponseWriter, r *http.Request, rq *request, back
 		http.Redirect(w, r, back+sep+"ok=1", http.StatusSeeOther)
 		return
 	}
-	code := errCode(err)
+	code := answer.Status(err)
 	if code == http.StatusInternalServerError {
 		h.log.Error("web: console change", "path", r.URL.Path, "err", err)
 	}
 	w.WriteHeader(code)
 	h.render(w, "result.html", h.page(rq, map[string]any{"Error": text(rq.lang, "failed"), "Detail": err.Error(), "BackTo": back}))
-}
-
-func errCode(err error) int {
-	switch {
-	case errors.Is(err, backend.ErrNotFound):
-		return http.StatusNotFound
-	case errors.Is(err, backend.ErrExists), errors.Is(err, backend.ErrStale), errors.Is(err, dirsync.ErrBusy):
-		return http.StatusConflict
-	case errors.Is(err, backend.ErrInvalid):
-		return http.StatusBadRequest
-	case errors.Is(err, backend.ErrQuota):
-		return http.StatusInsufficientStorage
-	case errors.Is(err, backend.ErrDenied):
-		return http.StatusForbidden
-	}
-	return http.StatusInternalServerError
 }
 
 // pager is the paging of a console list.
