@@ -111,7 +111,15 @@ func (t *Tenant) authenticate(ctx context.Context, at *attempt, login, password 
 	if u == nil || !u.Active(time.Now()) || password == "" {
 		return nil, at.fail(ctx, password)
 	}
-	if u.Directory != "" && u.PasswordHash == "" {
+	if hash, ok := appPasswordHash(ctx, u, password); ok {
+		// An app password is checked alone: one hash per attempt, as
+		// for the account password.
+		if ok, err := at.check(ctx, hash, password); err != nil {
+			return nil, err
+		} else if !ok {
+			return nil, ErrAuthFailed
+		}
+	} else if u.Directory != "" && u.PasswordHash == "" {
 		if t.p.opt.Directory == nil {
 			return nil, ErrAuthFailed
 		}

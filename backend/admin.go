@@ -410,9 +410,7 @@ func (t *Tenant) Users() []User {
 	defer t.mu.RUnlock()
 	out := make([]User, 0, len(t.users))
 	for _, u := range t.users {
-		c := *u
-		c.PasswordHash = ""
-		out = append(out, c)
+		out = append(out, withoutSecrets(u))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Login < out[j].Login })
 	return out
@@ -426,9 +424,7 @@ func (t *Tenant) User(login string) (User, error) {
 	if u == nil {
 		return User{}, fmt.Errorf("user %s: %w", login, ErrNotFound)
 	}
-	c := *u
-	c.PasswordHash = ""
-	return c, nil
+	return withoutSecrets(u), nil
 }
 
 // CreateGroup adds a group.

@@ -87,6 +87,8 @@ type User struct {
 	// Scope makes the user an auditor account: read-only access to these
 	// mailboxes and period only, until it expires (see auditor.go).
 	Scope *AuditorScope `json:"scope,omitempty"`
+	// AppPasswords are the user's passwords for mail clients.
+	AppPasswords []AppPassword `json:"app_passwords,omitempty"`
 }
 
 // Active reports whether the user may log in and read at time now: not

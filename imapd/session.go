@@ -72,7 +72,7 @@ func (s *session) Close() error {
 func (s *session) Login(username, password string) error {
 	ctx, cancel := context.WithTimeout(backend.WithRemote(s.ctx, remoteAddr(s.remote)), 30*time.Second)
 	defer cancel()
-	t, u, err := s.srv.p.Login(ctx, username, password)
+	t, u, err := s.srv.p.MailLogin(ctx, username, password)
 	var te *backend.ThrottledError
 	switch {
 	case err == nil:

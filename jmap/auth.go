@@ -106,7 +106,7 @@ func (h *Handler) basicLogin(ctx context.Context, login, password string) (*back
 		}
 		h.auth.drop(key)
 	}
-	t, u, err := h.p.Login(ctx, login, password)
+	t, u, err := h.p.MailLogin(ctx, login, password)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -235,8 +235,54 @@ func TestWebBrowser(t *testing.T) {
 		t.Fatalf("the forged POST was not refused: %q", page)
 	}
 	do("still logged in", chromedp.Navigate(base+"/web/mail"), chromedp.WaitVisible(chromedp.ID("logout")))
+
+	// An app password made in the browser opens the archive over IMAP.
+	do("make an app password",
+		chromedp.Click(chromedp.ID("nav-account")),
+		chromedp.WaitVisible(chromedp.ID("app-name")),
+		chromedp.SendKeys(chromedp.ID("app-name"), "imaplib"),
+		chromedp.Click(chromedp.ID("app-submit")),
+		chromedp.WaitVisible(chromedp.ID("app-secret")),
+	)
+	secret := text("#app-secret")
+	var imapGot []string
+	in.imaplib("alice@acme.example", secret, `print(json.dumps([str(M.select("INBOX")[1][0], "ascii")]))`, &imapGot)
+	if len(imapGot) != 1 || imapGot[0] != "61" {
+		t.Fatalf("IMAP with the app password: %v", imapGot)
+	}
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("login"))); err != nil {
 		t.Fatalf("logout: %v", err)
+	}
+
+	// The admin console: a reader has no link to it; an admin adds a user
+	// with the form and finds them in the list, in English again.
+	in.mustCLI("user", "add", "-tenant", "acme", "admin@acme.example", "-password", "admin-secret", "-role", "admin", "-no-mailbox")
+	do("admin logs in",
+		chromedp.SetValue(chromedp.ID("lang"), "en"),
+		chromedp.Sleep(time.Second),
+		chromedp.WaitVisible(chromedp.ID("login")),
+		chromedp.SendKeys(chromedp.ID("login"), "admin@acme.example"),
+		chromedp.SendKeys(chromedp.ID("password"), "admin-secret"),
+		chromedp.Click(chromedp.ID("submit")),
+		chromedp.WaitVisible(chromedp.ID("nav-admin")),
+		chromedp.Click(chromedp.ID("nav-admin")),
+		chromedp.WaitVisible(chromedp.ID("usage")),
+	)
+	if msgs := text("#u-messages"); msgs != "61" {
+		t.Fatalf("admin overview: %q messages", msgs)
+	}
+	do("admin adds a user",
+		chromedp.Navigate(base+"/web/admin/users"),
+		chromedp.WaitVisible(chromedp.ID("nu-login")),
+		chromedp.SendKeys(chromedp.ID("nu-login"), "new.hire@acme.example"),
+		chromedp.SendKeys(chromedp.ID("nu-password"), "new-hire-secret"),
+		chromedp.Click(chromedp.ID("nu-submit")),
+		chromedp.WaitVisible(chromedp.ID("ok")),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-login="new.hire@acme.example"]`)),
+	)
+	shoot("web-admin.png")
+	if got := in.mustCLI("user", "list", "-tenant", "acme"); !strings.Contains(got, "new.hire@acme.example") {
+		t.Fatalf("the user added in the browser is not in the archive:\n%s", got)
 	}
 }
 

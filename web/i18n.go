@@ -185,6 +185,12 @@ var catalogue = map[string]map[string]string{
 		"noentries":           "No entries.",
 		"newest":              "Newest",
 		"older":               "Older",
+		"app.help":            "An app password lets a mail client (IMAP, JMAP) open your archive without your account password. Make one per client; revoke it when the client is gone. The browser login does not take app passwords.",
+		"app.once":            "Your new app password. Enter it in the client now: it is not shown again.",
+		"app.none":            "No app passwords.",
+		"app.add":             "Make an app password",
+		"app.name":            "Name of the client (e.g. Thunderbird on the laptop)",
+		"created":             "Created",
 	},
 	"de": {
 		"title":               "mailvault-Archiv",
@@ -363,6 +369,12 @@ var catalogue = map[string]map[string]string{
 		"noentries":           "Keine Einträge.",
 		"newest":              "Neueste",
 		"older":               "Ältere",
+		"app.help":            "Ein App-Passwort öffnet Ihr Archiv in einem Mailprogramm (IMAP, JMAP) ohne Ihr Kontopasswort. Legen Sie eines je Programm an und widerrufen Sie es, wenn das Programm nicht mehr genutzt wird. Die Anmeldung im Browser nimmt keine App-Passwörter.",
+		"app.once":            "Ihr neues App-Passwort. Geben Sie es jetzt im Programm ein: es wird nicht noch einmal angezeigt.",
+		"app.none":            "Keine App-Passwörter.",
+		"app.add":             "App-Passwort anlegen",
+		"app.name":            "Name des Programms (z. B. Thunderbird auf dem Laptop)",
+		"created":             "Angelegt",
 	},
 }
 

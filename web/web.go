@@ -114,6 +114,9 @@ func New(p *backend.Provider, log *slog.Logger, opt Options) *Handler {
 	with(mayAuditors)("GET /web/auditors", h.auditors)
 	with(mayAuditors)("POST /web/auditors", h.addAuditor)
 	with(mayAudit)("GET /web/audit", h.audit)
+	h.mux.HandleFunc("GET /web/account", h.authed(h.account))
+	h.mux.HandleFunc("POST /web/account/app-passwords", h.authed(h.addAppPassword))
+	h.mux.HandleFunc("POST /web/account/app-passwords/revoke", h.authed(h.revokeAppPassword))
 	return h
 }
 
