@@ -37,14 +37,23 @@ func addClientFlags(fs *flag.FlagSet) clientFlags {
 	}
 }
 
-func (cf clientFlags) client() (*server.Client, error) {
+// endpoint is the configuration and the management API's base URL.
+func (cf clientFlags) endpoint() (conf.Config, string, error) {
 	cfg, err := conf.Load(*cf.config, os.Environ())
 	if err != nil {
-		return nil, err
+		return cfg, "", err
 	}
 	base := *cf.server
 	if base == "" {
 		base = "http://" + cfg.HTTP.Listen
+	}
+	return cfg, base, nil
+}
+
+func (cf clientFlags) client() (*server.Client, error) {
+	cfg, base, err := cf.endpoint()
+	if err != nil {
+		return nil, err
 	}
 	tok := *cf.token
 	if tok == "" {
@@ -78,6 +87,31 @@ func printJSON(v any) {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
+}
+
+// present makes a request and prints its answer: as the server's JSON
+// with -json or when there is no text form, else with text.
+func present[T any](c *server.Client, asJSON bool, method, path string, body any, text func(T) error) error {
+	var out T
+	if err := c.Do(method, path, body, &out); err != nil {
+		return err
+	}
+	if asJSON || text == nil {
+		printJSON(out)
+		return nil
+	}
+	return text(out)
+}
+
+// jsonArg is the value of flag -name as JSON; empty is nil.
+func jsonArg(name, v string) (json.RawMessage, error) {
+	if v == "" {
+		return nil, nil
+	}
+	if !json.Valid([]byte(v)) {
+		return nil, fmt.Errorf("-%s is not JSON", name)
+	}
+	return json.RawMessage(v), nil
 }
 
 func need(args []string, n int, what string) error {
@@ -180,29 +214,19 @@ func cmdTenant(ctx context.Context, args []string) error {
 		}
 		fmt.Printf("tenant %s created, domains %v\n", out["name"], out["domains"])
 	case "list":
-		var out []map[string]any
-		if err := c.Do("GET", "/api/v1/tenants", nil, &out); err != nil {
-			return err
-		}
-		if *cf.json {
-			printJSON(out)
-			return nil
-		}
-		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "TENANT\tDOMAINS\tCREATED")
-		for _, t := range out {
-			fmt.Fprintf(tw, "%v\t%v\t%v\n", t["name"], t["domains"], t["created"])
-		}
-		tw.Flush()
+		return present(c, *cf.json, "GET", "/api/v1/tenants", nil, func(out []map[string]any) error {
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "TENANT\tDOMAINS\tCREATED")
+			for _, t := range out {
+				fmt.Fprintf(tw, "%v\t%v\t%v\n", t["name"], t["domains"], t["created"])
+			}
+			return tw.Flush()
+		})
 	case "show":
 		if err := need(pos, 1, "tenant name"); err != nil {
 			return err
 		}
-		var out map[string]any
-		if err := c.Do("GET", tenantPath(pos[0]), nil, &out); err != nil {
-			return err
-		}
-		printJSON(out)
+		return present[any](c, true, "GET", tenantPath(pos[0]), nil, nil)
 	case "set":
 		if err := need(pos, 1, "tenant name"); err != nil {
 			return err
@@ -217,11 +241,7 @@ func cmdTenant(ctx context.Context, args []string) error {
 				patch.Quotas = &backend.Quotas{Users: *maxUsers, Mailboxes: *maxMailboxes, Bytes: *maxBytes}
 			}
 		})
-		var out map[string]any
-		if err := c.Do("PATCH", tenantPath(pos[0]), patch, &out); err != nil {
-			return err
-		}
-		printJSON(out)
+		return present[any](c, true, "PATCH", tenantPath(pos[0]), patch, nil)
 	case "delete":
 		if err := need(pos, 1, "tenant name"); err != nil {
 			return err
@@ -311,34 +331,28 @@ func cmdUser(ctx context.Context, args []string) error {
 			fmt.Printf("password: %s\n(shown once; change it with `mailvault user passwd`)\n", pw)
 		}
 	case "list":
-		var out []map[string]any
-		if err := c.Do("GET", tenantPath(*tenant, "users"), nil, &out); err != nil {
-			return err
-		}
-		if *tf.json {
-			printJSON(out)
-			return nil
-		}
-		var groups []backend.Group
-		if err := c.Do("GET", tenantPath(*tenant, "groups"), nil, &groups); err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "LOGIN\tROLES\tGROUPS (ROLES)\tDISABLED")
-		for _, u := range out {
-			var via []string
-			for _, g := range groups {
-				if slices.Contains(g.Members, fmt.Sprint(u["login"])) {
-					roles := make([]string, len(g.Roles))
-					for i, r := range g.Roles {
-						roles[i] = string(r)
-					}
-					via = append(via, g.Name+" ("+show(strings.Join(roles, ","))+")")
-				}
+		return present(c, *tf.json, "GET", tenantPath(*tenant, "users"), nil, func(out []map[string]any) error {
+			var groups []backend.Group
+			if err := c.Do("GET", tenantPath(*tenant, "groups"), nil, &groups); err != nil {
+				return err
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\n", show(u["login"]), show(u["roles"]), show(strings.Join(via, ", ")), u["disabled"] == true)
-		}
-		tw.Flush()
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "LOGIN\tROLES\tGROUPS (ROLES)\tDISABLED")
+			for _, u := range out {
+				var via []string
+				for _, g := range groups {
+					if slices.Contains(g.Members, fmt.Sprint(u["login"])) {
+						roles := make([]string, len(g.Roles))
+						for i, r := range g.Roles {
+							roles[i] = string(r)
+						}
+						via = append(via, g.Name+" ("+show(strings.Join(roles, ","))+")")
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\n", show(u["login"]), show(u["roles"]), show(strings.Join(via, ", ")), u["disabled"] == true)
+			}
+			return tw.Flush()
+		})
 	case "passwd":
 		if err := need(pos, 1, "login"); err != nil {
 			return err
@@ -393,20 +407,14 @@ func cmdGroup(ctx context.Context, args []string) error {
 		}
 		fmt.Printf("group %s created\n", pos[0])
 	case "list":
-		var out []map[string]any
-		if err := c.Do("GET", tenantPath(*tenant, "groups"), nil, &out); err != nil {
-			return err
-		}
-		if *tf.json {
-			printJSON(out)
-			return nil
-		}
-		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "GROUP\tROLES\tMEMBERS")
-		for _, g := range out {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", show(g["name"]), show(g["roles"]), show(g["members"]))
-		}
-		tw.Flush()
+		return present(c, *tf.json, "GET", tenantPath(*tenant, "groups"), nil, func(out []map[string]any) error {
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "GROUP\tROLES\tMEMBERS")
+			for _, g := range out {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", show(g["name"]), show(g["roles"]), show(g["members"]))
+			}
+			return tw.Flush()
+		})
 	case "member":
 		if err := need(pos, 2, "group and login"); err != nil {
 			return err
@@ -448,20 +456,14 @@ func cmdMailbox(ctx context.Context, args []string) error {
 		}
 		fmt.Printf("archive mailbox %s (%s) created\n", out["address"], out["kind"])
 	case "list":
-		var out []map[string]any
-		if err := c.Do("GET", tenantPath(*tenant, "mailboxes"), nil, &out); err != nil {
-			return err
-		}
-		if *tf.json {
-			printJSON(out)
-			return nil
-		}
-		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ADDRESS\tKIND\tALIASES\tOWNER\tREADERS\tGROUPS")
-		for _, m := range out {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", show(m["address"]), show(m["kind"]), show(m["aliases"]), show(m["owner"]), show(m["readers"]), show(m["groups"]))
-		}
-		tw.Flush()
+		return present(c, *tf.json, "GET", tenantPath(*tenant, "mailboxes"), nil, func(out []map[string]any) error {
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ADDRESS\tKIND\tALIASES\tOWNER\tREADERS\tGROUPS")
+			for _, m := range out {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", show(m["address"]), show(m["kind"]), show(m["aliases"]), show(m["owner"]), show(m["readers"]), show(m["groups"]))
+			}
+			return tw.Flush()
+		})
 	case "alias":
 		if err := need(pos, 2, "mailbox and alias"); err != nil {
 			return err
@@ -503,16 +505,11 @@ func cmdStats(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var out any
 	path := "/api/v1/stats"
 	if *tenant != "" {
 		path = tenantPath(*tenant, "stats")
 	}
-	if err := c.Do("GET", path, nil, &out); err != nil {
-		return err
-	}
-	printJSON(out)
-	return nil
+	return present[any](c, true, "GET", path, nil, nil)
 }
 
 func cmdVerify(ctx context.Context, args []string) error {
@@ -642,15 +639,25 @@ func addTenantFlags(fs *flag.FlagSet) tenantFlags {
 	return tenantFlags{clientFlags: addClientFlags(fs), tenant: fs.String("tenant", "", "tenant name (required)")}
 }
 
-// connect parses the command line (-tenant is required) and returns the
-// management API client and the positional arguments.
-func (tf tenantFlags) connect(fs *flag.FlagSet, args []string) (*server.Client, []string, error) {
+// parse parses the command line (-tenant is required) and returns the
+// positional arguments.
+func (tf tenantFlags) parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	pos, err := parse(fs, args)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if *tf.tenant == "" {
-		return nil, nil, fmt.Errorf("-tenant is required")
+		return nil, fmt.Errorf("-tenant is required")
+	}
+	return pos, nil
+}
+
+// connect parses the command line as parse does and returns the
+// management API client and the positional arguments.
+func (tf tenantFlags) connect(fs *flag.FlagSet, args []string) (*server.Client, []string, error) {
+	pos, err := tf.parse(fs, args)
+	if err != nil {
+		return nil, nil, err
 	}
 	c, err := tf.client()
 	return c, pos, err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 
@@ -24,83 +23,41 @@ func cmdDirsync(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	switch op {
-	case "run":
-		q := ""
-		if *dryRun {
-			q = "?dry_run=true"
-		}
-		var reports []*dirsync.Report
-		if *profile != "" {
-			var r dirsync.Report
-			if err := c.Do("POST", tenantPath(*tenant, "dirsync", "profiles", *profile, "run")+q, nil, &r); err != nil {
-				return err
-			}
-			reports = append(reports, &r)
-		} else if err := c.Do("POST", tenantPath(*tenant, "dirsync", "run")+q, nil, &reports); err != nil {
+	if op != "run" {
+		return profileCmds{c: c, tenant: *tenant, area: "dirsync",
+			saved:   "directory profile %[1]s saved; try it with `mailvault dirsync run -tenant %[2]s -profile %[1]s -dry-run`",
+			deleted: "directory profile %[1]s deleted; its users are kept but can no longer log in"}.run(op, pos, *file)
+	}
+	q := ""
+	if *dryRun {
+		q = "?dry_run=true"
+	}
+	var reports []*dirsync.Report
+	if *profile != "" {
+		var r dirsync.Report
+		if err := c.Do("POST", tenantPath(*tenant, "dirsync", "profiles", *profile, "run")+q, nil, &r); err != nil {
 			return err
 		}
-		failed := 0
-		for _, r := range reports {
-			if *tf.json {
-				printJSON(r)
-			} else if err := r.WriteText(os.Stdout); err != nil {
-				return err
-			}
-			if r.Error != "" {
-				failed++
-			}
-		}
-		if len(reports) == 0 {
-			fmt.Printf("tenant %s has no directory sync profile (add one with `mailvault dirsync put`)\n", *tenant)
-		}
-		if failed > 0 {
-			return fmt.Errorf("%d of %d directory sync run(s) failed", failed, len(reports))
-		}
-	case "profiles":
-		var out any
-		if err := c.Do("GET", tenantPath(*tenant, "dirsync", "profiles"), nil, &out); err != nil {
+		reports = append(reports, &r)
+	} else if err := c.Do("POST", tenantPath(*tenant, "dirsync", "run")+q, nil, &reports); err != nil {
+		return err
+	}
+	failed := 0
+	for _, r := range reports {
+		if *tf.json {
+			printJSON(r)
+		} else if err := r.WriteText(os.Stdout); err != nil {
 			return err
 		}
-		printJSON(out)
-	case "show":
-		if err := need(pos, 1, "profile name"); err != nil {
-			return err
+		if r.Error != "" {
+			failed++
 		}
-		var out any
-		if err := c.Do("GET", tenantPath(*tenant, "dirsync", "profiles", pos[0]), nil, &out); err != nil {
-			return err
-		}
-		printJSON(out)
-	case "put":
-		if err := need(pos, 1, "profile name"); err != nil {
-			return err
-		}
-		if *file == "" {
-			return fmt.Errorf("-file PROFILE.json is required")
-		}
-		b, err := os.ReadFile(*file)
-		if err != nil {
-			return err
-		}
-		var p json.RawMessage
-		if err := json.Unmarshal(b, &p); err != nil {
-			return fmt.Errorf("%s: %w", *file, err)
-		}
-		if err := c.Do("PUT", tenantPath(*tenant, "dirsync", "profiles", pos[0]), p, nil); err != nil {
-			return err
-		}
-		fmt.Printf("directory profile %s saved; try it with `mailvault dirsync run -tenant %s -profile %s -dry-run`\n", pos[0], *tenant, pos[0])
-	case "delete":
-		if err := need(pos, 1, "profile name"); err != nil {
-			return err
-		}
-		if err := c.Do("DELETE", tenantPath(*tenant, "dirsync", "profiles", pos[0]), nil, nil); err != nil {
-			return err
-		}
-		fmt.Printf("directory profile %s deleted; its users are kept but can no longer log in\n", pos[0])
-	default:
-		return fmt.Errorf("unknown sub-command %q: want run, profiles, show, put or delete", op)
+	}
+	if len(reports) == 0 {
+		fmt.Printf("tenant %s has no directory sync profile (add one with `mailvault dirsync put`)\n", *tenant)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d directory sync run(s) failed", failed, len(reports))
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -25,63 +24,28 @@ func cmdPull(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if op != "profiles" {
-		if err := need(pos, 1, "profile name"); err != nil {
-			return err
-		}
+	if op != "run" {
+		return profileCmds{c: c, tenant: *tenant, area: "pull",
+			saved:   "pull profile %[1]s saved; run it with `mailvault pull run -tenant %[2]s %[1]s`",
+			deleted: "pull profile %[1]s deleted; the mail it archived stays"}.run(op, pos, *file)
 	}
-	switch op {
-	case "run":
-		var r pull.Report
-		if err := c.Do("POST", tenantPath(*tenant, "pull", "profiles", pos[0], "run"), nil, &r); err != nil {
-			return err
-		}
-		if *tf.json {
-			printJSON(r)
-		} else {
-			writePullReport(os.Stdout, &r)
-		}
-		if r.Error != "" {
-			return fmt.Errorf("pull %s failed: %s", pos[0], r.Error)
-		}
-		if len(r.Errors) > 0 {
-			return fmt.Errorf("pull %s: %d message(s) not archived; the next run tries them again", pos[0], len(r.Errors))
-		}
-	case "profiles":
-		var out any
-		if err := c.Do("GET", tenantPath(*tenant, "pull", "profiles"), nil, &out); err != nil {
-			return err
-		}
-		printJSON(out)
-	case "show":
-		var out any
-		if err := c.Do("GET", tenantPath(*tenant, "pull", "profiles", pos[0]), nil, &out); err != nil {
-			return err
-		}
-		printJSON(out)
-	case "put":
-		if *file == "" {
-			return fmt.Errorf("-file PROFILE.json is required")
-		}
-		b, err := os.ReadFile(*file)
-		if err != nil {
-			return err
-		}
-		var p json.RawMessage
-		if err := json.Unmarshal(b, &p); err != nil {
-			return fmt.Errorf("%s: %w", *file, err)
-		}
-		if err := c.Do("PUT", tenantPath(*tenant, "pull", "profiles", pos[0]), p, nil); err != nil {
-			return err
-		}
-		fmt.Printf("pull profile %s saved; run it with `mailvault pull run -tenant %s %s`\n", pos[0], *tenant, pos[0])
-	case "delete":
-		if err := c.Do("DELETE", tenantPath(*tenant, "pull", "profiles", pos[0]), nil, nil); err != nil {
-			return err
-		}
-		fmt.Printf("pull profile %s deleted; the mail it archived stays\n", pos[0])
-	default:
-		return fmt.Errorf("unknown sub-command %q: want run, profiles, show, put or delete", op)
+	if err := need(pos, 1, "profile name"); err != nil {
+		return err
+	}
+	var r pull.Report
+	if err := c.Do("POST", tenantPath(*tenant, "pull", "profiles", pos[0], "run"), nil, &r); err != nil {
+		return err
+	}
+	if *tf.json {
+		printJSON(r)
+	} else {
+		writePullReport(os.Stdout, &r)
+	}
+	if r.Error != "" {
+		return fmt.Errorf("pull %s failed: %s", pos[0], r.Error)
+	}
+	if len(r.Errors) > 0 {
+		return fmt.Errorf("pull %s: %d message(s) not archived; the next run tries them again", pos[0], len(r.Errors))
 	}
 	return nil
 }

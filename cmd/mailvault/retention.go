@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/mailvault/mailvault/backend"
-	"github.com/mailvault/mailvault/conf"
 	"github.com/mailvault/mailvault/server"
 )
 
@@ -31,24 +30,17 @@ func addComplianceFlags(fs *flag.FlagSet) complianceFlags {
 }
 
 func (cf complianceFlags) connect(fs *flag.FlagSet, args []string) (*server.Client, []string, error) {
-	pos, err := parse(fs, args)
+	pos, err := cf.parse(fs, args)
 	if err != nil {
 		return nil, nil, err
-	}
-	if *cf.tenant == "" {
-		return nil, nil, fmt.Errorf("-tenant is required")
 	}
 	if *cf.user == "" {
 		c, err := cf.client()
 		return c, pos, err
 	}
-	cfg, err := conf.Load(*cf.config, os.Environ())
+	_, base, err := cf.endpoint()
 	if err != nil {
 		return nil, nil, err
-	}
-	base := *cf.server
-	if base == "" {
-		base = "http://" + cfg.HTTP.Listen
 	}
 	pw := os.Getenv("MAILVAULT_PASSWORD")
 	if pw == "" {
@@ -90,11 +82,9 @@ func addSelectionFlags(fs *flag.FlagSet) *selectionFlags {
 
 func (s *selectionFlags) request() (backend.DeleteRequest, error) {
 	req := backend.DeleteRequest{Mailboxes: s.mailboxes, Folders: s.folders, All: *s.all}
-	if *s.query != "" {
-		if !json.Valid([]byte(*s.query)) {
-			return req, fmt.Errorf("-query is not JSON")
-		}
-		req.Query = json.RawMessage(*s.query)
+	var err error
+	if req.Query, err = jsonArg("query", *s.query); err != nil {
+		return req, err
 	}
 	if *s.before != "" {
 		d, err := time.Parse(time.DateOnly, *s.before)
@@ -132,15 +122,7 @@ func cmdRetention(ctx context.Context, args []string) error {
 	tenant := *cf.tenant
 	switch op {
 	case "policies":
-		var ps backend.PolicySet
-		if err := c.Do("GET", tenantPath(tenant, "retention", "policies"), nil, &ps); err != nil {
-			return err
-		}
-		if *cf.json {
-			printJSON(ps)
-			return nil
-		}
-		printPolicies(ps)
+		return present(c, *cf.json, "GET", tenantPath(tenant, "retention", "policies"), nil, printPolicies)
 	case "set":
 		if err := cf.needUser(); err != nil {
 			return err
@@ -158,82 +140,32 @@ func cmdRetention(ctx context.Context, args []string) error {
 				return fmt.Errorf("%s: %w", pos[0], err)
 			}
 		}
-		var ps backend.PolicySet
-		if err := c.Do("PUT", tenantPath(tenant, "retention", "policies"), req, &ps); err != nil {
-			return err
-		}
-		if *cf.json {
-			printJSON(ps)
-			return nil
-		}
-		fmt.Printf("retention policies version %d set by %s\n", ps.Version, ps.By)
-		printPolicies(ps)
+		return present(c, *cf.json, "PUT", tenantPath(tenant, "retention", "policies"), req, func(ps backend.PolicySet) error {
+			fmt.Printf("retention policies version %d set by %s\n", ps.Version, ps.By)
+			return printPolicies(ps)
+		})
 	case "history":
-		var hist []backend.PolicySet
-		if err := c.Do("GET", tenantPath(tenant, "retention", "policies", "history"), nil, &hist); err != nil {
-			return err
-		}
-		if *cf.json {
-			printJSON(hist)
+		return present(c, *cf.json, "GET", tenantPath(tenant, "retention", "policies", "history"), nil, func(hist []backend.PolicySet) error {
+			for _, ps := range hist {
+				printPolicies(ps)
+				fmt.Println()
+			}
 			return nil
-		}
-		for _, ps := range hist {
-			printPolicies(ps)
-			fmt.Println()
-		}
+		})
 	case "show":
 		if err := need(pos, 1, "message number (MID)"); err != nil {
 			return err
 		}
-		var r backend.Retention
-		if err := c.Do("GET", tenantPath(tenant, "retention", "messages", pos[0]), nil, &r); err != nil {
-			return err
-		}
-		if *cf.json {
-			printJSON(r)
-			return nil
-		}
-		fmt.Printf("message %d, dated %s, archived %s; policies version %d\n", r.MID, r.Received.Format(time.DateOnly), r.Archived.Format(time.RFC3339), r.PolicyVersion)
-		fmt.Printf("bytes kept at least until %s", r.MinUntil.Format(time.DateOnly))
-		if r.MaxUntil != nil {
-			fmt.Printf(", at most until %s", r.MaxUntil.Format(time.DateOnly))
-		}
-		fmt.Println()
-		for _, h := range r.Holds {
-			fmt.Printf("under legal hold %s (case %s)\n", h.ID, h.Case)
-		}
-		if r.IndexPending {
-			fmt.Println("not indexed yet: queries cannot judge it, so it is not deletable now")
-		}
-		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "MAILBOX\tFOLDER\tUID\tPOLICY\tMIN UNTIL\tMAX UNTIL\tHOLDS\tDELETABLE")
-		for _, p := range r.Placements {
-			maxU := "-"
-			if p.MaxUntil != nil {
-				maxU = p.MaxUntil.Format(time.DateOnly) + " (" + p.MaxAction + ")"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%v\n", p.Mailbox, p.Folder, p.UID, p.Policy, p.MinUntil.Format(time.DateOnly), maxU, show(strings.Join(p.Holds, ",")), p.Deletable)
-		}
-		tw.Flush()
+		return present(c, *cf.json, "GET", tenantPath(tenant, "retention", "messages", pos[0]), nil, printRetention)
 	case "dry-run":
-		var pl server.PlanAnswer
 		if *job {
-			err = c.Do("POST", tenantPath(tenant, "retention", "job", "dry-run"), struct{}{}, &pl)
-		} else {
-			req, rerr := sel.request()
-			if rerr != nil {
-				return rerr
-			}
-			err = c.Do("POST", tenantPath(tenant, "retention", "dry-run"), req, &pl)
+			return present(c, *cf.json, "POST", tenantPath(tenant, "retention", "job", "dry-run"), struct{}{}, printPlan)
 		}
+		req, err := sel.request()
 		if err != nil {
 			return err
 		}
-		if *cf.json {
-			printJSON(pl)
-			return nil
-		}
-		printPlan(pl)
+		return present(c, *cf.json, "POST", tenantPath(tenant, "retention", "dry-run"), req, printPlan)
 	case "delete":
 		if err := cf.needUser(); err != nil {
 			return err
@@ -245,50 +177,52 @@ func cmdRetention(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		var rep backend.RunReport
-		if err := c.Do("POST", tenantPath(tenant, "retention", "delete"), server.DeleteConfirm{Request: req, Token: *confirm}, &rep); err != nil {
-			return err
-		}
-		if *cf.json {
-			printJSON(rep)
-			return nil
-		}
-		printReport(rep)
+		return present(c, *cf.json, "POST", tenantPath(tenant, "retention", "delete"), server.DeleteConfirm{Request: req, Token: *confirm}, printReport)
 	case "run":
 		if err := cf.needUser(); err != nil {
 			return err
 		}
-		var rep backend.RunReport
-		if err := c.Do("POST", tenantPath(tenant, "retention", "job", "run"), struct{}{}, &rep); err != nil {
-			return err
-		}
-		if *cf.json {
-			printJSON(rep)
-			return nil
-		}
-		printReport(rep)
+		return present(c, *cf.json, "POST", tenantPath(tenant, "retention", "job", "run"), struct{}{}, printReport)
 	case "reports":
-		var reps []backend.RunReport
-		if err := c.Do("GET", tenantPath(tenant, "retention", "reports"), nil, &reps); err != nil {
-			return err
-		}
-		if *cf.json {
-			printJSON(reps)
-			return nil
-		}
-		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "RUN\tBY\tREASON\tFINISHED\tPLACEMENTS\tMESSAGES")
-		for _, r := range reps {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", r.ID, r.Actor, r.Reason, r.Finished.Format(time.RFC3339), r.Placements, r.Messages)
-		}
-		tw.Flush()
-	default:
-		return fmt.Errorf("unknown sub-command %q", op)
+		return present(c, *cf.json, "GET", tenantPath(tenant, "retention", "reports"), nil, func(reps []backend.RunReport) error {
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "RUN\tBY\tREASON\tFINISHED\tPLACEMENTS\tMESSAGES")
+			for _, r := range reps {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", r.ID, r.Actor, r.Reason, r.Finished.Format(time.RFC3339), r.Placements, r.Messages)
+			}
+			return tw.Flush()
+		})
 	}
+	return fmt.Errorf("unknown sub-command %q", op)
+}
+
+func printRetention(r backend.Retention) error {
+	fmt.Printf("message %d, dated %s, archived %s; policies version %d\n", r.MID, r.Received.Format(time.DateOnly), r.Archived.Format(time.RFC3339), r.PolicyVersion)
+	fmt.Printf("bytes kept at least until %s", r.MinUntil.Format(time.DateOnly))
+	if r.MaxUntil != nil {
+		fmt.Printf(", at most until %s", r.MaxUntil.Format(time.DateOnly))
+	}
+	fmt.Println()
+	for _, h := range r.Holds {
+		fmt.Printf("under legal hold %s (case %s)\n", h.ID, h.Case)
+	}
+	if r.IndexPending {
+		fmt.Println("not indexed yet: queries cannot judge it, so it is not deletable now")
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MAILBOX\tFOLDER\tUID\tPOLICY\tMIN UNTIL\tMAX UNTIL\tHOLDS\tDELETABLE")
+	for _, p := range r.Placements {
+		maxU := "-"
+		if p.MaxUntil != nil {
+			maxU = p.MaxUntil.Format(time.DateOnly) + " (" + p.MaxAction + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%v\n", p.Mailbox, p.Folder, p.UID, p.Policy, p.MinUntil.Format(time.DateOnly), maxU, show(strings.Join(p.Holds, ",")), p.Deletable)
+	}
+	tw.Flush()
 	return nil
 }
 
-func printPolicies(ps backend.PolicySet) {
+func printPolicies(ps backend.PolicySet) error {
 	fmt.Printf("version %d", ps.Version)
 	if ps.By != "" {
 		fmt.Printf(", set %s by %s", ps.Updated.Format(time.RFC3339), ps.By)
@@ -326,10 +260,10 @@ func printPolicies(ps backend.PolicySet) {
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", i+1, p.Name, strings.Join(m, "; "), p.Min.String(), maxS)
 	}
-	tw.Flush()
+	return tw.Flush()
 }
 
-func printPlan(pl server.PlanAnswer) {
+func printPlan(pl server.PlanAnswer) error {
 	fmt.Printf("as of %s (policies version %d): %d placements would be deleted, %d messages with their bytes (%d bytes)\n",
 		pl.AsOf.Format(time.RFC3339), pl.PolicyVersion, pl.Placements, pl.Messages, pl.Bytes)
 	for name, n := range pl.ByPolicy {
@@ -351,13 +285,15 @@ func printPlan(pl server.PlanAnswer) {
 		}
 	}
 	fmt.Printf("token: %s\n", pl.Token)
+	return nil
 }
 
-func printReport(r backend.RunReport) {
+func printReport(r backend.RunReport) error {
 	fmt.Printf("run %s by %s: %d placements deleted, %d messages with their bytes; took %s\n", r.ID, r.Actor, r.Placements, r.Messages, r.Took.Round(time.Millisecond))
 	if r.Review > 0 || r.Held > 0 {
 		fmt.Printf("%d placements wait for review, %d are under legal hold\n", r.Review, r.Held)
 	}
+	return nil
 }
 
 func cmdHold(ctx context.Context, args []string) error {
@@ -382,24 +318,18 @@ func cmdHold(ctx context.Context, args []string) error {
 	tenant := *cf.tenant
 	switch op {
 	case "list":
-		var hs []backend.Hold
-		if err := c.Do("GET", tenantPath(tenant, "holds"), nil, &hs); err != nil {
-			return err
-		}
-		if *cf.json {
-			printJSON(hs)
-			return nil
-		}
-		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tCASE\tREASON\tOWNER\tSCOPE\tPLACED\tLIFTED")
-		for _, h := range hs {
-			lifted := "-"
-			if h.Lifted != nil {
-				lifted = h.Lifted.Format(time.RFC3339) + " by " + h.LiftedBy
+		return present(c, *cf.json, "GET", tenantPath(tenant, "holds"), nil, func(hs []backend.Hold) error {
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tCASE\tREASON\tOWNER\tSCOPE\tPLACED\tLIFTED")
+			for _, h := range hs {
+				lifted := "-"
+				if h.Lifted != nil {
+					lifted = h.Lifted.Format(time.RFC3339) + " by " + h.LiftedBy
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s by %s\t%s\n", h.ID, h.Case, h.Reason, h.Owner, holdScope(h), h.Placed.Format(time.RFC3339), h.PlacedBy, lifted)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s by %s\t%s\n", h.ID, h.Case, h.Reason, h.Owner, holdScope(h), h.Placed.Format(time.RFC3339), h.PlacedBy, lifted)
-		}
-		tw.Flush()
+			return tw.Flush()
+		})
 	case "place":
 		if err := cf.needUser(); err != nil {
 			return err
@@ -418,21 +348,13 @@ func cmdHold(ctx context.Context, args []string) error {
 			}
 			*d.dst = &v
 		}
-		if *query != "" {
-			if !json.Valid([]byte(*query)) {
-				return fmt.Errorf("-query is not JSON")
-			}
-			h.Query = json.RawMessage(*query)
-		}
-		var out backend.Hold
-		if err := c.Do("POST", tenantPath(tenant, "holds"), h, &out); err != nil {
+		if h.Query, err = jsonArg("query", *query); err != nil {
 			return err
 		}
-		if *cf.json {
-			printJSON(out)
+		return present(c, *cf.json, "POST", tenantPath(tenant, "holds"), h, func(out backend.Hold) error {
+			fmt.Printf("legal hold %s placed (case %s): %s\n", out.ID, out.Case, holdScope(out))
 			return nil
-		}
-		fmt.Printf("legal hold %s placed (case %s): %s\n", out.ID, out.Case, holdScope(out))
+		})
 	case "lift":
 		if err := cf.needUser(); err != nil {
 			return err
@@ -440,19 +362,12 @@ func cmdHold(ctx context.Context, args []string) error {
 		if err := need(pos, 1, "hold id"); err != nil {
 			return err
 		}
-		var out backend.Hold
-		if err := c.Do("DELETE", tenantPath(tenant, "holds", pos[0]), nil, &out); err != nil {
-			return err
-		}
-		if *cf.json {
-			printJSON(out)
+		return present(c, *cf.json, "DELETE", tenantPath(tenant, "holds", pos[0]), nil, func(out backend.Hold) error {
+			fmt.Printf("legal hold %s lifted (case %s)\n", out.ID, out.Case)
 			return nil
-		}
-		fmt.Printf("legal hold %s lifted (case %s)\n", out.ID, out.Case)
-	default:
-		return fmt.Errorf("unknown sub-command %q", op)
+		})
 	}
-	return nil
+	return fmt.Errorf("unknown sub-command %q", op)
 }
 
 func holdScope(h backend.Hold) string {
