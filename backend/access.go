@@ -119,6 +119,10 @@ func (t *Tenant) authenticate(ctx context.Context, at *attempt, login, password 
 		} else if !ok {
 			return nil, ErrAuthFailed
 		}
+	} else if u.TOTP != nil && appPasswordsAllowed(ctx) {
+		// With a second factor, a mail client needs an app password:
+		// the account password alone would get round the factor.
+		return nil, at.fail(ctx, password)
 	} else if u.Directory != "" && u.PasswordHash == "" {
 		if t.p.opt.Directory == nil {
 			return nil, ErrAuthFailed

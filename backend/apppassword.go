@@ -125,6 +125,9 @@ func (t *Tenant) AppPasswords(login string) ([]AppPassword, error) {
 func withoutSecrets(u *User) User {
 	c := *u
 	c.PasswordHash = ""
+	if c.TOTP != nil {
+		c.TOTP = &TOTP{Enabled: c.TOTP.Enabled}
+	}
 	if len(c.AppPasswords) > 0 {
 		c.AppPasswords = slices.Clone(c.AppPasswords)
 		for i := range c.AppPasswords {

@@ -89,6 +89,8 @@ type User struct {
 	Scope *AuditorScope `json:"scope,omitempty"`
 	// AppPasswords are the user's passwords for mail clients.
 	AppPasswords []AppPassword `json:"app_passwords,omitempty"`
+	// TOTP is the user's second factor for the browser login.
+	TOTP *TOTP `json:"totp,omitempty"`
 }
 
 // Active reports whether the user may log in and read at time now: not

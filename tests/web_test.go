@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/pquerna/otp/totp"
 
 	"github.com/mailvault/mailvault/mailgen"
 )
@@ -284,6 +285,39 @@ func TestWebBrowser(t *testing.T) {
 	if got := in.mustCLI("user", "list", "-tenant", "acme"); !strings.Contains(got, "new.hire@acme.example") {
 		t.Fatalf("the user added in the browser is not in the archive:\n%s", got)
 	}
+
+	// Two-step login: set up from the shown key, then a login asks for
+	// the code after the password.
+	do("set up two-step login",
+		chromedp.Click(chromedp.ID("nav-account")),
+		chromedp.WaitVisible(chromedp.ID("totp-begin")),
+		chromedp.Click(chromedp.ID("totp-begin")),
+		chromedp.WaitVisible(chromedp.ID("totp-qr")),
+	)
+	key := text("#totp-secret")
+	now := time.Now()
+	first, err := totp.GenerateCode(key, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	do("confirm two-step login",
+		chromedp.SendKeys(chromedp.ID("totp-code"), first),
+		chromedp.Click(chromedp.ID("totp-confirm")),
+		chromedp.WaitVisible(chromedp.ID("totp-on")),
+		chromedp.Click(chromedp.ID("logout")),
+		chromedp.WaitVisible(chromedp.ID("login")),
+		chromedp.SendKeys(chromedp.ID("login"), "admin@acme.example"),
+		chromedp.SendKeys(chromedp.ID("password"), "admin-secret"),
+		chromedp.Click(chromedp.ID("submit")),
+		chromedp.WaitVisible(chromedp.ID("code")),
+	)
+	// The code of the next step: the one of the set-up is spent.
+	second, _ := totp.GenerateCode(key, now.Add(30*time.Second))
+	do("log in with the code",
+		chromedp.SendKeys(chromedp.ID("code"), second),
+		chromedp.Click(chromedp.ID("totp-submit")),
+		chromedp.WaitVisible(chromedp.ID("nav-admin")),
+	)
 }
 
 // frameSource reads the frame's document through a same-session fetch of

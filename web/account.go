@@ -9,16 +9,19 @@ import (
 // revoking it.
 
 func (h *Handler) account(w http.ResponseWriter, r *http.Request, rq *request) {
-	h.renderAccount(w, rq, "", r.URL.Query().Get("ok") != "")
+	h.renderAccount(w, rq, map[string]any{"OK": r.URL.Query().Get("ok") != ""})
 }
 
-func (h *Handler) renderAccount(w http.ResponseWriter, rq *request, secret string, ok bool) {
+func (h *Handler) renderAccount(w http.ResponseWriter, rq *request, data map[string]any) {
 	aps, err := rq.t.AppPasswords(rq.se.login)
 	if err != nil {
 		http.Error(w, text(rq.lang, "notfound"), http.StatusNotFound)
 		return
 	}
-	h.render(w, "account.html", h.page(rq, map[string]any{"AppPasswords": aps, "Secret": secret, "OK": ok, "Back": "/web/account"}))
+	data["AppPasswords"] = aps
+	data["HasTOTP"] = rq.t.HasTOTP(rq.se.login)
+	data["Back"] = "/web/account"
+	h.render(w, "account.html", h.page(rq, data))
 }
 
 func (h *Handler) addAppPassword(w http.ResponseWriter, r *http.Request, rq *request) {
@@ -29,7 +32,7 @@ func (h *Handler) addAppPassword(w http.ResponseWriter, r *http.Request, rq *req
 	}
 	// Shown in the answer to the POST, never again (the page is not
 	// cached, and a reload asks before posting again).
-	h.renderAccount(w, rq, secret, false)
+	h.renderAccount(w, rq, map[string]any{"Secret": secret})
 }
 
 func (h *Handler) revokeAppPassword(w http.ResponseWriter, r *http.Request, rq *request) {

@@ -14,10 +14,16 @@ type session struct {
 	login   string
 	csrf    string // sent with every form, compared on every POST
 	expires time.Time
+	// pending: the password was right, the second factor is still due;
+	// such a session opens nothing but the code form.
+	pending bool
+	// totpSecret is a second factor being set up, until its first code.
+	totpSecret string
 }
 
 const (
 	sessionTTL  = 8 * time.Hour
+	pendingTTL  = 5 * time.Minute
 	maxSessions = 100000
 	cookieName  = "mv_session"
 )
@@ -37,9 +43,13 @@ func token() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func (s *sessions) create(tenant, login string) (string, *session) {
+func (s *sessions) create(tenant, login string, pending bool) (string, *session) {
 	id := token()
-	se := &session{tenant: tenant, login: login, csrf: token(), expires: time.Now().Add(sessionTTL)}
+	ttl := sessionTTL
+	if pending {
+		ttl = pendingTTL
+	}
+	se := &session{tenant: tenant, login: login, csrf: token(), expires: time.Now().Add(ttl), pending: pending}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.m) >= maxSessions {
@@ -60,7 +70,18 @@ func (s *sessions) get(id string) *session {
 		delete(s.m, id)
 		return nil
 	}
-	return se
+	cp := *se
+	return &cp
+}
+
+// setTOTPSecret keeps (or, with "", forgets) the second factor being set
+// up in the session.
+func (s *sessions) setTOTPSecret(id, secret string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if se := s.m[id]; se != nil {
+		se.totpSecret = secret
+	}
 }
 
 func (s *sessions) drop(id string) {

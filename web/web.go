@@ -74,6 +74,8 @@ func New(p *backend.Provider, log *slog.Logger, opt Options) *Handler {
 	})
 	h.mux.HandleFunc("GET /web/login", h.loginPage)
 	h.mux.HandleFunc("POST /web/login", h.login)
+	h.mux.HandleFunc("GET /web/login/totp", h.totpPage)
+	h.mux.HandleFunc("POST /web/login/totp", h.totpLogin)
 	h.mux.HandleFunc("POST /web/lang", h.setLang)
 	h.mux.HandleFunc("POST /web/logout", h.authed(h.logout))
 	h.mux.HandleFunc("GET /web/mail", h.authed(h.mail))
@@ -117,6 +119,10 @@ func New(p *backend.Provider, log *slog.Logger, opt Options) *Handler {
 	h.mux.HandleFunc("GET /web/account", h.authed(h.account))
 	h.mux.HandleFunc("POST /web/account/app-passwords", h.authed(h.addAppPassword))
 	h.mux.HandleFunc("POST /web/account/app-passwords/revoke", h.authed(h.revokeAppPassword))
+	h.mux.HandleFunc("POST /web/account/totp/begin", h.authed(h.totpBegin))
+	h.mux.HandleFunc("POST /web/account/totp", h.authed(h.totpEnable))
+	h.mux.HandleFunc("POST /web/account/totp/disable", h.authed(h.totpDisable))
+	admin("POST /web/admin/users/totp-reset", h.totpReset)
 	return h
 }
 
@@ -151,7 +157,7 @@ func (h *Handler) authed(fn func(http.ResponseWriter, *http.Request, *request)) 
 		if err == nil {
 			se = h.sessions.get(c.Value)
 		}
-		if se == nil {
+		if se == nil || se.pending {
 			if r.Method == http.MethodGet {
 				http.Redirect(w, r, "/web/login", http.StatusSeeOther)
 				return
@@ -244,10 +250,19 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	if t.IsCompliance(u.Login) {
 		t.Audit(ctx, u.Login, "web-login", "")
 	}
-	id, _ := h.sessions.create(t.Name, u.Login)
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: id, Path: "/web/", HttpOnly: true,
-		Secure: secure(r), SameSite: http.SameSiteStrictMode, MaxAge: int(sessionTTL / time.Second)})
+	if t.HasTOTP(u.Login) {
+		h.startSession(w, r, t.Name, u.Login, true)
+		http.Redirect(w, r, "/web/login/totp", http.StatusSeeOther)
+		return
+	}
+	h.startSession(w, r, t.Name, u.Login, false)
 	http.Redirect(w, r, "/web/mail", http.StatusSeeOther)
+}
+
+func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, tenant, login string, pending bool) {
+	id, se := h.sessions.create(tenant, login, pending)
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: id, Path: "/web/", HttpOnly: true,
+		Secure: secure(r), SameSite: http.SameSiteStrictMode, MaxAge: int(time.Until(se.expires) / time.Second)})
 }
 
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request, rq *request) {
