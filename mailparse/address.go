@@ -216,17 +216,32 @@ func (p *addressParser) addrSpec() (Address, bool) {
 	return Address{Mailbox: local, Host: domain}, true
 }
 
-// localPart reads dot-atom / quoted-string / obs-local-part (words joined
-// by dots, CFWS between them dropped). A quoted local part is unquoted when
-// it is a dot-atom.
-func (p *addressParser) localPart() (string, bool) {
+// localPart reads dot-atom / quoted-string / obs-local-part. A quoted local
+// part is unquoted when it is a dot-atom.
+func (p *addressParser) localPart() (string, bool) { return p.dotted(true) }
+
+// domain reads dot-atom / domain-literal / obs-domain.
+func (p *addressParser) domain() (string, bool) {
+	p.cfws()
+	if p.i < len(p.s) && p.s[p.i] == '[' {
+		end := strings.IndexByte(p.s[p.i:], ']')
+		if end < 0 {
+			return "", false
+		}
+		lit := p.s[p.i : p.i+end+1]
+		p.i += end + 1
+		return strings.Join(strings.Fields(lit), ""), true
+	}
+	return p.dotted(false)
+}
+
+// dotted reads words joined by dots, CFWS between them dropped: atoms, and
+// with quotedWords (a local part) quoted strings too.
+func (p *addressParser) dotted(quotedWords bool) (string, bool) {
 	var b strings.Builder
 	for {
 		p.cfws()
-		if p.i >= len(p.s) {
-			return "", false
-		}
-		if p.s[p.i] == '"' {
+		if quotedWords && p.i < len(p.s) && p.s[p.i] == '"' {
 			q, ok := p.quoted()
 			if !ok {
 				return "", false
@@ -243,38 +258,6 @@ func (p *addressParser) localPart() (string, bool) {
 			}
 			b.WriteString(a)
 		}
-		save := p.i
-		p.cfws()
-		if p.i < len(p.s) && p.s[p.i] == '.' {
-			p.i++
-			b.WriteByte('.')
-			continue
-		}
-		p.i = save
-		return b.String(), true
-	}
-}
-
-// domain reads dot-atom / domain-literal / obs-domain.
-func (p *addressParser) domain() (string, bool) {
-	p.cfws()
-	if p.i < len(p.s) && p.s[p.i] == '[' {
-		end := strings.IndexByte(p.s[p.i:], ']')
-		if end < 0 {
-			return "", false
-		}
-		lit := p.s[p.i : p.i+end+1]
-		p.i += end + 1
-		return strings.Join(strings.Fields(lit), ""), true
-	}
-	var b strings.Builder
-	for {
-		p.cfws()
-		a := p.atom()
-		if a == "" {
-			return "", false
-		}
-		b.WriteString(a)
 		save := p.i
 		p.cfws()
 		if p.i < len(p.s) && p.s[p.i] == '.' {
@@ -424,7 +407,7 @@ func (p *addressParser) cfws() {
 			for ; p.i < len(p.s); p.i++ {
 				switch p.s[p.i] {
 				case '\\':
-					p.i++
+					p.i++ // the quoted character, if the text goes on
 				case '(':
 					depth++
 				case ')':
@@ -434,9 +417,11 @@ func (p *addressParser) cfws() {
 					}
 				}
 			}
+			// A backslash at the very end stepped past it.
+			p.i = min(p.i, len(p.s))
 			if !p.hasComment {
 				p.hasComment = true
-				p.comment = commentText(p.s[start:min(p.i, len(p.s))])
+				p.comment = commentText(p.s[start:p.i])
 			}
 		default:
 			return

@@ -134,6 +134,9 @@ func FuzzAddresses(f *testing.F) {
 	for _, tt := range addressTests {
 		f.Add(tt.value)
 	}
+	// A comment that ends the field in a backslash once read past its end.
+	f.Add(`a@(\`)
+	f.Add(`x <a@(\`)
 	f.Fuzz(func(t *testing.T, v string) {
 		list, _ := ParseAddresses([]byte(v))
 		open := false

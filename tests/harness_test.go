@@ -239,6 +239,20 @@ func (in *instance) mustCLI(args ...string) string {
 	return out
 }
 
+// startAcme starts an instance with env and the tenant acme:
+// the user alice and the compliance user carol, whose password the CLI
+// is given.
+func startAcme(t *testing.T, env ...string) *instance {
+	t.Helper()
+	in := newInstance(t)
+	in.env = append(append(in.env, "MAILVAULT_PASSWORD=carol-secret"), env...)
+	in.start()
+	in.mustCLI("tenant", "create", "acme", "-domain", "acme.example")
+	in.mustCLI("user", "add", "-tenant", "acme", "alice@acme.example", "-password", "alice-secret")
+	in.mustCLI("user", "add", "-tenant", "acme", "carol@acme.example", "-password", "carol-secret", "-role", "compliance")
+	return in
+}
+
 func (in *instance) client() *server.Client {
 	in.t.Helper()
 	tok, err := server.ReadToken(in.dataDir)

@@ -111,3 +111,21 @@ func TestImportFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestAddressFieldEndingInBackslash: a message whose address field ends
+// inside a comment, in a backslash, is archived and verifies clean. The
+// address parser used to read past the end of such a field, and the
+// message could not be archived at all.
+func TestAddressFieldEndingInBackslash(t *testing.T) {
+	in := startAcme(t)
+	d := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	raw := []byte("From: partner@outside.example\r\nTo: alice@acme.example, a@(\\\r\nSubject: odd field\r\nDate: " +
+		d.Format(time.RFC1123Z) + "\r\nMessage-ID: <odd@outside.example>\r\n\r\nbody\r\n")
+	in.importDated("acme", "alice@acme.example", [][]byte{raw}, []time.Time{d})
+	if st := tenantStats(t, in, "acme"); st.Messages != 1 {
+		t.Fatalf("stats %+v, want 1 message", st)
+	}
+	if out := in.mustCLI("verify", "-tenant", "acme"); !strings.Contains(out, "verify: clean") {
+		t.Fatalf("verify:\n%s", out)
+	}
+}

@@ -482,24 +482,10 @@ func waitIndexed(t *testing.T, in *instance, tenant string) {
 	}
 }
 
-// startRetentionTenant starts an instance with env and the tenant acme:
-// the user alice and the compliance user carol, whose password the CLI
-// is given.
-func startRetentionTenant(t *testing.T, env ...string) *instance {
-	t.Helper()
-	in := newInstance(t)
-	in.env = append(append(in.env, "MAILVAULT_PASSWORD=carol-secret"), env...)
-	in.start()
-	in.mustCLI("tenant", "create", "acme", "-domain", "acme.example")
-	in.mustCLI("user", "add", "-tenant", "acme", "alice@acme.example", "-password", "alice-secret")
-	in.mustCLI("user", "add", "-tenant", "acme", "carol@acme.example", "-password", "carol-secret", "-role", "compliance")
-	return in
-}
-
 // TestRetentionJobRunsOnSchedule lets the scheduled job delete what is past
 // its maximum retention, and nothing else.
 func TestRetentionJobRunsOnSchedule(t *testing.T) {
-	in := startRetentionTenant(t, "MAILVAULT_STORE_RETENTION_INTERVAL=1s")
+	in := startAcme(t, "MAILVAULT_STORE_RETENTION_INTERVAL=1s")
 	old := time.Date(2012, 3, 1, 9, 0, 0, 0, time.UTC)
 	var msgs [][]byte
 	var dates []time.Time
@@ -565,7 +551,7 @@ func TestRetentionJobRunsOnSchedule(t *testing.T) {
 // "conditions" (an AND of nothing) used to select every message that has
 // the header or every message; a negative size meant no bound.
 func TestRetentionQueryCheckedAsEmailQuery(t *testing.T) {
-	in := startRetentionTenant(t)
+	in := startAcme(t)
 	old := time.Date(2012, 3, 1, 9, 0, 0, 0, time.UTC)
 	var msgs [][]byte
 	for i, relay := range []string{"relay.example", "other.example"} {
