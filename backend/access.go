@@ -274,6 +274,7 @@ type MessageInfo struct {
 	Received time.Time
 	ModSeq   uint64
 	SHA256   [32]byte
+	ownKey   bool // see msgMeta
 }
 
 // Message returns metadata of a MID. Callers reach MIDs only through
@@ -285,7 +286,7 @@ func (t *Tenant) Message(mid uint64) (MessageInfo, error) {
 		return MessageInfo{}, fmt.Errorf("message %d: %w", mid, ErrNotFound)
 	}
 	m := &t.msgs[mid-1]
-	return MessageInfo{MID: mid, Size: m.size, IMAPSize: m.imapSize(), Received: time.Unix(m.received, 0).UTC(), ModSeq: m.modseq, SHA256: m.sum}, nil
+	return MessageInfo{MID: mid, Size: m.size, IMAPSize: m.imapSize(), Received: time.Unix(m.received, 0).UTC(), ModSeq: m.modseq, SHA256: m.sum, ownKey: m.ownKey}, nil
 }
 
 // RawMessage returns the archived bytes, verified against their hash.
@@ -303,11 +304,38 @@ func (t *Tenant) RawMessage(ctx context.Context, mid uint64) ([]byte, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("message %d: %w", mid, err)
 	}
-	raw, err := t.seal.Open(sealed, []byte(key))
+	raw, err := t.openBlob(mid, info.ownKey, sealed, key)
 	if err != nil {
 		return nil, fmt.Errorf("message %d: %w", mid, err)
 	}
 	return raw, nil
+}
+
+// ErrKeyGone is a message whose own data key is not in the key file: its
+// blob cannot be opened by anyone.
+var ErrKeyGone = errors.New("message key missing")
+
+// openBlob opens a message's sealed blob: with the message's own data key,
+// unwrapped from the key file, or with the tenant's key for a message
+// archived before message keys existed.
+func (t *Tenant) openBlob(mid uint64, ownKey bool, sealed []byte, key string) ([]byte, error) {
+	if !ownKey {
+		return t.seal.Open(sealed, []byte(key))
+	}
+	var wrapped [store.WrappedKeySize]byte
+	ok, err := t.keys.Get(mid, wrapped[:])
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, ErrKeyGone
+	}
+	var aad [20]byte
+	ms, err := t.seal.UnwrapDataKey(wrapped[:], messageKeyAAD(&aad, mid))
+	if err != nil {
+		return nil, err
+	}
+	return ms.Open(sealed, []byte(key))
 }
 
 // Summary returns the parsed summary stored at ingest (envelope, MIME

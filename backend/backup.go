@@ -58,7 +58,9 @@ func (c *BackupCut) Release() {
 // paused only while the files are opened and their lengths taken: meta.db
 // (buntdb's append-only log; its length is taken between two of its
 // transactions, and a compaction replaces the file, not the one opened),
-// the packs, the summary log and the anchor log only grow, so their
+// the packs, the summary log and the anchor log only grow, and the key
+// file changes in place only for messages past the cut or by a deletion
+// (which waits for the copy), so their
 // prefixes up to those lengths are copied afterwards without holding the
 // pause. Blobs of ingests still in flight may lie within those prefixes;
 // they are orphans, which verify names as harmless.
@@ -121,7 +123,11 @@ func (t *Tenant) BackupCut(ctx context.Context, actor string) (*BackupCut, error
 	if err == nil {
 		pexts, err = packs.Extents()
 	}
-	for _, e := range append([]store.FileExtent{t.sums.Extent(), t.anchors.Extent()}, pexts...) {
+	var kext store.FileExtent
+	if err == nil {
+		kext, err = t.keys.Extent()
+	}
+	for _, e := range append([]store.FileExtent{t.sums.Extent(), t.anchors.Extent(), kext}, pexts...) {
 		if err == nil {
 			err = open(e)
 		}

@@ -63,7 +63,7 @@ func (t *Tenant) MessageInfos(mids []uint64) ([]MessageInfo, error) {
 			return nil, fmt.Errorf("message %d: %w", mid, ErrNotFound)
 		}
 		m := &t.msgs[mid-1]
-		out[i] = MessageInfo{MID: mid, Size: m.size, IMAPSize: m.imapSize(), Received: time.Unix(m.received, 0).UTC(), ModSeq: m.modseq, SHA256: m.sum}
+		out[i] = MessageInfo{MID: mid, Size: m.size, IMAPSize: m.imapSize(), Received: time.Unix(m.received, 0).UTC(), ModSeq: m.modseq, SHA256: m.sum, ownKey: m.ownKey}
 	}
 	return out, nil
 }
@@ -113,7 +113,7 @@ func (t *Tenant) listMessages(ctx context.Context, mids []uint64, withEnv, withH
 			continue
 		}
 		m := &t.msgs[mid-1]
-		out[i].MessageInfo = MessageInfo{MID: mid, Size: m.size, IMAPSize: m.imapSize(), Received: time.Unix(m.received, 0).UTC(), ModSeq: m.modseq, SHA256: m.sum}
+		out[i].MessageInfo = MessageInfo{MID: mid, Size: m.size, IMAPSize: m.imapSize(), Received: time.Unix(m.received, 0).UTC(), ModSeq: m.modseq, SHA256: m.sum, ownKey: m.ownKey}
 		at = append(at, i)
 		offs = append(offs, m.sumOff)
 	}

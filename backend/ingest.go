@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -14,6 +15,7 @@ import (
 	"github.com/tidwall/buntdb"
 
 	"github.com/mailvault/mailvault/mailparse"
+	"github.com/mailvault/mailvault/store"
 )
 
 // Source describes where a message came from and where it should go.
@@ -62,6 +64,12 @@ type job struct {
 	received int64
 	summary  *mailparse.Summary
 	sealed   []byte // sealed summary record; nil when the message exists already
+	// For new content: the raw bytes sealed with the message's own data
+	// key (in a pooled buffer), their blob name, and that key.
+	blob    []byte
+	buf     *[]byte
+	blobKey string
+	key     store.DataKey
 	targets  []target
 	rcpts    []string
 	done     chan error
@@ -168,13 +176,22 @@ func (t *Tenant) ingest(ctx context.Context, raw []byte, src Source, turn *Turn)
 		// Messages beyond 4 GiB are refused long before this.
 		j.bareLFs = uint32(min(mailparse.BareLFs(raw), math.MaxUint32))
 		key := t.seal.BlobKey(sum)
-		err := t.seal.WithSealed(raw, []byte(key), func(sealed []byte) error {
-			return t.blobs.Put(ctx, key, sealed)
-		})
+		// Its own data key, so that a deletion can destroy what opens it.
+		// The committer stores the blob and the wrapped key once it knows
+		// the message is new: two concurrent copies of one content are
+		// sealed with different keys, and only the one that becomes the
+		// message may be the blob.
+		j.key = store.NewDataKey()
+		ms, err := t.seal.ForKey(&j.key)
 		if err != nil {
 			t.stats.failed.Add(1)
-			return IngestResult{}, fmt.Errorf("store message: %w", err)
+			return IngestResult{}, fmt.Errorf("seal message: %w", err)
 		}
+		j.buf, _ = t.blobBufs.Get().(*[]byte)
+		if j.buf == nil {
+			j.buf = new([]byte)
+		}
+		j.blobKey, j.blob = key, ms.AppendSeal((*j.buf)[:0], raw, []byte(key))
 		rec, err := encodeSummary(raw, j.summary)
 		if err != nil {
 			return IngestResult{}, err
@@ -402,10 +419,28 @@ func (t *Tenant) committer() {
 		err := t.commit(batch)
 		t.p.met.committed(start, len(batch))
 		for _, j := range batch {
+			t.releaseBlob(j)
 			j.done <- err
 		}
 		clear(batch) // drop references to message bytes until the next batch
 	}
+}
+
+// releaseBlob gives a job's sealed blob buffer back to the pool; buffers
+// of rare huge messages are left to the collector.
+func (t *Tenant) releaseBlob(j *job) {
+	if j.buf != nil && cap(j.blob) <= 4<<20 {
+		*j.buf = j.blob[:0]
+		t.blobBufs.Put(j.buf)
+	}
+	j.buf, j.blob = nil, nil
+}
+
+// messageKeyAAD binds a wrapped message key to its message number.
+func messageKeyAAD(dst *[20]byte, mid uint64) []byte {
+	copy(dst[:], "message key ")
+	binary.BigEndian.PutUint64(dst[12:], mid)
+	return dst[:]
 }
 
 // commit writes one batch. In-memory state changes only after the metadata
@@ -464,7 +499,7 @@ func (t *Tenant) commit(batch []*job) (err error) {
 			mid = nextMID
 			nextMID++
 			archived := now.UnixNano()
-			m := msgMeta{sum: j.sum, size: j.size, received: j.received, archived: archived, modseq: modseq, bareLFs: j.bareLFs}
+			m := msgMeta{sum: j.sum, size: j.size, received: j.received, archived: archived, modseq: modseq, bareLFs: j.bareLFs, ownKey: true}
 			m.chain = chainHash(prev, mid, j.sum, j.size, archived)
 			prev = m.chain
 			newBySum[j.sum] = mid
@@ -553,6 +588,17 @@ func (t *Tenant) commit(batch []*job) (err error) {
 		}()
 	}
 	if len(news) > 0 {
+		var wrapped [store.WrappedKeySize]byte
+		var aad [20]byte
+		for _, n := range news {
+			if err := t.blobs.Put(ctx, n.j.blobKey, n.j.blob); err != nil {
+				return fmt.Errorf("store message: %w", err)
+			}
+			w := t.seal.AppendWrapDataKey(wrapped[:0], &n.j.key, messageKeyAAD(&aad, n.mid))
+			if err := t.keys.Put(n.mid, w); err != nil {
+				return err
+			}
+		}
 		recs := make([][]byte, len(news))
 		for i, n := range news {
 			recs[i] = n.j.sealed
@@ -571,6 +617,9 @@ func (t *Tenant) commit(batch []*job) (err error) {
 			return err
 		}
 		if err := t.sums.Sync(); err != nil {
+			return err
+		}
+		if err := t.keys.Sync(); err != nil {
 			return err
 		}
 	}

@@ -681,9 +681,9 @@ func parseFlagKey(k string) (member, bool) {
 	return member{f, uint32(u)}, true
 }
 
-// shred destroys the bytes of deleted messages: the blob (unless a message
-// archived since has the same content and owns it now) and the summary
-// record; then it removes their shred markers. Runs (runMu) and the open
+// shred destroys the data keys of deleted messages, then their bytes: the
+// blob (unless a message archived since has the same content and owns it
+// now) and the summary record; then it removes their shred markers. Runs (runMu) and the open
 // call it one at a time.
 func (t *Tenant) shred(ctx context.Context, mids []uint64) error {
 	if len(mids) == 0 {
@@ -702,6 +702,12 @@ func (t *Tenant) shred(ctx context.Context, mids []uint64) error {
 	t.mu.RUnlock()
 	t.inPlace.Lock()
 	defer t.inPlace.Unlock()
+	// The keys go first, and durably: from then on the sealed bytes open
+	// for nobody, wherever copies of them are (a backup keeps its copy of
+	// the key file, see docs/retention.md).
+	if err := t.keys.Destroy(mids); err != nil {
+		return fmt.Errorf("destroy message keys: %w", err)
+	}
 	t.wipeStale()
 	if s, ok := t.blobs.(interface {
 		Shred(context.Context, []string) error

@@ -36,6 +36,7 @@ type Tenant struct {
 	seal  *store.Sealer
 	blobs store.Blobs
 	sums  *store.RecordLog
+	keys  *store.KeySlots // wrapped message keys by MID
 	ix    *index.Index
 
 	infoMu sync.Mutex
@@ -70,16 +71,17 @@ type Tenant struct {
 	placeKey  [32]byte
 	integrity []Problem // found by the checks at open; verify reports them
 
-	commitQ chan *job
-	indexQ  chan indexJob
-	ixs     indexState
-	lastUse atomic.Int64
-	done    chan struct{}
-	wg      sync.WaitGroup
-	closeMu sync.RWMutex // held for reading while a job is queued, so none is queued after close
-	closed  bool
-	holders atomic.Int64
-	stats   ingestStats
+	commitQ  chan *job
+	blobBufs sync.Pool // *[]byte: sealed blobs on their way to the committer
+	indexQ   chan indexJob
+	ixs      indexState
+	lastUse  atomic.Int64
+	done     chan struct{}
+	wg       sync.WaitGroup
+	closeMu  sync.RWMutex // held for reading while a job is queued, so none is queued after close
+	closed   bool
+	holders  atomic.Int64
+	stats    ingestStats
 
 	// retGen changes with every change of policies or holds: a deletion
 	// judges again when it moved. runMu lets one deletion run at a time.
@@ -125,6 +127,10 @@ type msgMeta struct {
 	bareLFs uint32
 	missing bool // the metadata record is gone (only verify looks at it)
 	deleted bool // removed by retention: a deletion record keeps its place in the chain
+	// ownKey: the blob is sealed with the message's own data key, kept
+	// wrapped in the key file (keys.dat); else with the tenant's key, as
+	// every message archived before message keys existed.
+	ownKey bool
 }
 
 // imapSize is the size of the message as IMAP presents it, with CRLF.
@@ -172,6 +178,9 @@ func openTenant(ctx context.Context, p *Provider, info *TenantInfo, key []byte) 
 		return nil, err
 	}
 	if t.sums, err = store.OpenRecordLog(filepath.Join(dir, "summaries.log")); err != nil {
+		return nil, err
+	}
+	if t.keys, err = store.OpenKeySlots(filepath.Join(dir, "keys.dat")); err != nil {
 		return nil, err
 	}
 	if t.ix, err = index.Open(filepath.Join(dir, "index"), t.log); err != nil {
@@ -226,11 +235,15 @@ var b64 = base64.RawURLEncoding
 
 // encodeMsg is the stored form of msgMeta (members are stored as mem: keys).
 // A deleted message's record starts with "D": it keeps the fields the hash
-// chain covers, so the chain still verifies across it.
+// chain covers, so the chain still verifies across it. A message with its
+// own data key starts with "K", one sealed with the tenant's key with "1".
 func encodeMsg(m *msgMeta) string {
 	tag := "1 "
-	if m.deleted {
+	switch {
+	case m.deleted:
 		tag = "D "
+	case m.ownKey:
+		tag = "K "
 	}
 	return tag + b64.EncodeToString(m.sum[:]) + " " + strconv.FormatInt(m.size, 10) + " " +
 		strconv.FormatInt(m.received, 10) + " " + strconv.FormatInt(m.archived, 10) + " " +
@@ -251,7 +264,7 @@ func bareLFsField(n uint32) string {
 func decodeMsg(s string) (msgMeta, error) {
 	var m msgMeta
 	f := strings.Fields(s)
-	if len(f) != 8 && len(f) != 9 || f[0] != "1" && f[0] != "D" {
+	if len(f) != 8 && len(f) != 9 || f[0] != "1" && f[0] != "D" && f[0] != "K" {
 		return m, fmt.Errorf("bad message record %q", s)
 	}
 	if len(f) == 9 {
@@ -275,6 +288,7 @@ func decodeMsg(s string) (msgMeta, error) {
 	copy(m.sum[:], sum)
 	copy(m.chain[:], chain)
 	m.deleted = f[0] == "D"
+	m.ownKey = f[0] == "K"
 	return m, nil
 }
 
@@ -574,6 +588,9 @@ func (t *Tenant) closeFiles() error {
 	}
 	if t.sums != nil {
 		errs = append(errs, t.sums.Close())
+	}
+	if t.keys != nil {
+		errs = append(errs, t.keys.Close())
 	}
 	if t.db != nil {
 		errs = append(errs, t.db.Close())

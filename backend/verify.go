@@ -16,7 +16,7 @@ import (
 type Problem struct {
 	MID uint64 `json:"mid,omitempty"`
 	// Kind is one of record-missing, deletion-unauthenticated,
-	// deletion-incomplete, chain-broken, blob-missing,
+	// deletion-incomplete, chain-broken, blob-missing, key-missing,
 	// blob-corrupt, blob-altered, blob-checksum, summary-corrupt,
 	// summary-checksum,
 	// blob-orphan, pack-damaged, pack-tail-cut, and those found at open
@@ -66,6 +66,7 @@ func (t *Tenant) Verify(ctx context.Context, progress func(done, total int)) (*V
 			live[msgs[i].sum] = true
 		}
 	}
+	var wrapped [store.WrappedKeySize]byte
 	for i := range msgs {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -99,6 +100,11 @@ func (t *Tenant) Verify(ctx context.Context, progress func(done, total int)) (*V
 				known[key] = true
 				rep.Problems = append(rep.Problems, Problem{MID: mid, Kind: "deletion-incomplete", Detail: "the message was deleted but its blob " + key + " is still stored; the next retention run or open shreds it"})
 			}
+			if ok, err := t.keys.Get(mid, wrapped[:]); err != nil {
+				return nil, err
+			} else if ok {
+				rep.Problems = append(rep.Problems, Problem{MID: mid, Kind: "deletion-incomplete", Detail: "the message was deleted but its data key is still in the key file; the next retention run or open destroys it"})
+			}
 			continue
 		}
 		rep.Bytes += m.size
@@ -118,7 +124,11 @@ func (t *Tenant) Verify(ctx context.Context, progress func(done, total int)) (*V
 		case err != nil:
 			return nil, err
 		}
-		raw, err := t.seal.Open(sealed, []byte(key))
+		raw, err := t.openBlob(mid, m.ownKey, sealed, key)
+		if errors.Is(err, ErrKeyGone) {
+			rep.Problems = append(rep.Problems, Problem{MID: mid, Kind: "key-missing", Detail: "the data key of the message is gone from the key file; blob " + key + " cannot be opened"})
+			continue
+		}
 		if err != nil {
 			rep.Problems = append(rep.Problems, Problem{MID: mid, Kind: "blob-corrupt", Detail: "blob " + key + ": " + err.Error()})
 			continue
@@ -162,7 +172,7 @@ func (t *Tenant) Verify(ctx context.Context, progress func(done, total int)) (*V
 	err = t.blobs.List(ctx, func(key string) error {
 		if !known[key] {
 			// Left by a crash between blob write and commit; harmless, and
-			// reused if the message arrives again.
+			// superseded if the message arrives again.
 			rep.Problems = append(rep.Problems, Problem{Kind: "blob-orphan", Detail: "blob " + key + " belongs to no message (interrupted ingest)"})
 		}
 		return nil

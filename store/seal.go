@@ -37,31 +37,34 @@ var ErrCorrupt = errors.New("sealed data corrupt or tampered")
 // the sealed bytes (which authenticates them) tells.
 var ErrChecksum = fmt.Errorf("record checksum mismatch: %w", ErrCorrupt)
 
-// Sealer compresses and encrypts with one tenant's data key. It is safe for
-// concurrent use.
+// Sealer compresses and encrypts with one tenant's data key, or with one
+// message's data key (DataKey). It is safe for concurrent use.
 type Sealer struct {
 	aead cipher.AEAD
-	mac  []byte // key for blob names, derived from the data key
-	enc  *zstd.Encoder
-	dec  *zstd.Decoder
+	*codec
+	owner bool // Close releases the codec: not a message's Sealer
+}
+
+// codec is what a tenant's Sealer shares with the Sealers of its messages'
+// data keys: blob names, compression and buffers.
+type codec struct {
+	mac []byte // key for blob names, derived from the tenant's data key
+	enc *zstd.Encoder
+	dec *zstd.Decoder
 
 	bufs sync.Pool // *[]byte for WithSealed
 	macs sync.Pool // hash.Hash keyed with mac, for AppendBlobKey
 }
+
+// WrappedKeySize is the size of a data key wrapped by WrapDataKey.
+const WrappedKeySize = sealHeaderSize + KeySize + 16
 
 // maxPooledBuf keeps the buffers of rare huge messages out of the pool.
 const maxPooledBuf = 4 << 20
 
 // NewSealer returns a Sealer for a 32-byte data key.
 func NewSealer(key []byte) (*Sealer, error) {
-	if len(key) != KeySize {
-		return nil, fmt.Errorf("data key: want %d bytes, have %d", KeySize, len(key))
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
+	aead, err := newAEAD(key)
 	if err != nil {
 		return nil, err
 	}
@@ -76,11 +79,71 @@ func NewSealer(key []byte) (*Sealer, error) {
 	}
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte("mailvault blob names"))
-	return &Sealer{aead: aead, mac: m.Sum(nil), enc: enc, dec: dec}, nil
+	return &Sealer{aead: aead, codec: &codec{mac: m.Sum(nil), enc: enc, dec: dec}, owner: true}, nil
 }
 
-// Close releases the codec resources.
-func (s *Sealer) Close() { s.dec.Close() }
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	if len(key) != KeySize {
+		return nil, fmt.Errorf("data key: want %d bytes, have %d", KeySize, len(key))
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+// Close releases the codec resources; a message's Sealer has none of its
+// own.
+func (s *Sealer) Close() {
+	if s.owner {
+		s.dec.Close()
+	}
+}
+
+// DataKey is one message's own data key: its Sealer seals and opens with
+// it (blob names stay the tenant's). Destroying every wrapped copy of the
+// key makes what it sealed unreadable, whoever holds the sealed bytes and
+// the tenant's key (crypto-shredding).
+type DataKey [KeySize]byte
+
+// NewDataKey returns a fresh random data key.
+func NewDataKey() DataKey {
+	var k DataKey
+	if _, err := rand.Read(k[:]); err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+	return k
+}
+
+// ForKey returns a Sealer for a message's data key that shares s's codec.
+func (s *Sealer) ForKey(k *DataKey) (*Sealer, error) {
+	aead, err := newAEAD(k[:])
+	if err != nil {
+		return nil, err
+	}
+	return &Sealer{aead: aead, codec: s.codec}, nil
+}
+
+// AppendWrapDataKey appends k sealed with s's key and bound to aad (the
+// message it belongs to): WrappedKeySize bytes.
+func (s *Sealer) AppendWrapDataKey(dst []byte, k *DataKey, aad []byte) []byte {
+	return s.appendSeal(dst, k[:], aad, false)
+}
+
+// UnwrapDataKey opens a key AppendWrapDataKey wrapped and returns its
+// Sealer.
+func (s *Sealer) UnwrapDataKey(wrapped, aad []byte) (*Sealer, error) {
+	var k DataKey
+	if len(wrapped) != WrappedKeySize {
+		return nil, ErrCorrupt
+	}
+	plain, err := s.AppendOpen(k[:0], wrapped, aad)
+	if err != nil || len(plain) != KeySize {
+		return nil, fmt.Errorf("unwrap message key: %w", ErrCorrupt)
+	}
+	return s.ForKey(&k)
+}
 
 // BlobKey names the blob of a message with the given SHA-256: a keyed hash,
 // so that whoever sees the files cannot tell whether a known message is
@@ -126,6 +189,11 @@ func (s *Sealer) Seal(plain, aad []byte) []byte { return s.appendSeal(nil, plain
 // decompression would cost more than the bytes it saves.
 func (s *Sealer) SealUncompressed(plain, aad []byte) []byte {
 	return s.appendSeal(nil, plain, aad, false)
+}
+
+// AppendSeal appends the sealed form of plain (as Seal makes it) to dst.
+func (s *Sealer) AppendSeal(dst, plain, aad []byte) []byte {
+	return s.appendSeal(dst, plain, aad, true)
 }
 
 // WithSealed seals plain like Seal into a pooled buffer and passes it to
