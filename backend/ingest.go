@@ -70,10 +70,10 @@ type job struct {
 	buf     *[]byte
 	blobKey string
 	key     store.DataKey
-	targets  []target
-	rcpts    []string
-	done     chan error
-	res      IngestResult
+	targets []target
+	rcpts   []string
+	done    chan error
+	res     IngestResult
 }
 
 type ingestStats struct {
