@@ -708,6 +708,9 @@ func (t *Tenant) shred(ctx context.Context, mids []uint64) error {
 	if err := t.keys.Destroy(mids); err != nil {
 		return fmt.Errorf("destroy message keys: %w", err)
 	}
+	if t.keysDestroyed != nil {
+		t.keysDestroyed()
+	}
 	t.wipeStale()
 	if s, ok := t.blobs.(interface {
 		Shred(context.Context, []string) error

@@ -96,8 +96,11 @@ type Tenant struct {
 	// was copying the log).
 	staleMu   sync.Mutex
 	staleSums []int64
-	tkeys     threadKeys  // made on first use, see ThreadKeys
-	renders   renderCache // see Rendered
+	// keysDestroyed, when set (by tests), runs between the destruction of
+	// deleted messages' keys and the shredding of their bytes.
+	keysDestroyed func()
+	tkeys         threadKeys  // made on first use, see ThreadKeys
+	renders       renderCache // see Rendered
 }
 
 type folderName struct {
