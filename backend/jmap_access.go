@@ -72,7 +72,21 @@ func (t *Tenant) Find(ctx context.Context, login string, folders []uint64, q ind
 		}
 	}
 	t.mu.RUnlock()
-	return t.ix.Find(ctx, folders, t.scopedQuery(login, q), sort, offset, limit)
+	mids, total, err := t.ix.Find(ctx, folders, t.scopedQuery(login, q), sort, offset, limit)
+	if err != nil {
+		return nil, 0, err
+	}
+	// A deletion reaches the index shortly after it is committed; until
+	// then the index still finds the deleted messages.
+	t.mu.RLock()
+	kept := mids[:0]
+	for _, mid := range mids {
+		if mid > 0 && mid <= uint64(len(t.msgs)) && !t.msgs[mid-1].deleted {
+			kept = append(kept, mid)
+		}
+	}
+	t.mu.RUnlock()
+	return kept, total - (len(mids) - len(kept)), nil
 }
 
 // ErrNotIndexed is returned by Snippet for a message the index has not

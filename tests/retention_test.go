@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mailvault/mailvault/server"
+	"github.com/mailvault/mailvault/store"
 )
 
 // importDated sends msgs with their dates to the import API into mailbox
@@ -65,6 +66,7 @@ type packRecord struct {
 	file  string
 	off   int64
 	magic string
+	key   string // blob name
 	data  []byte
 }
 
@@ -88,11 +90,68 @@ func packRecords(t *testing.T, tenantDir string) []packRecord {
 			if !strings.HasPrefix(magic, "MVB") || off+44+int(n) > len(b) {
 				t.Fatalf("%s: unreadable record at %d", name, off)
 			}
-			out = append(out, packRecord{file: filepath.Base(name), off: int64(off), magic: magic, data: bytes.Clone(b[off+44 : off+44+int(n)])})
+			out = append(out, packRecord{file: filepath.Base(name), off: int64(off), magic: magic, key: fmt.Sprintf("%x", b[off+4:off+36]), data: bytes.Clone(b[off+44 : off+44+int(n)])})
 			off += 44 + int(n)
 		}
 	}
 	return out
+}
+
+// tenantSealer is what whoever holds the master key and the provider
+// registry can open: the tenant's data key, unwrapped from the newest
+// record of the tenant in provider.db (buntdb's append-only file).
+func tenantSealer(t *testing.T, dataDir, tenant string) *store.Sealer {
+	t.Helper()
+	master, _, err := store.LoadOrCreateMasterKey(filepath.Join(dataDir, "master.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := os.ReadFile(filepath.Join(dataDir, "provider.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := regexp.MustCompile(`tenant:`+tenant+`\r\n\$\d+\r\n(\{[^\r]*\})`).FindAllSubmatch(reg, -1)
+	if len(recs) == 0 {
+		t.Fatalf("no record of tenant %s in provider.db", tenant)
+	}
+	var info struct {
+		WrappedKey []byte `json:"wrapped_key"`
+	}
+	if err := json.Unmarshal(recs[len(recs)-1][1], &info); err != nil {
+		t.Fatal(err)
+	}
+	key, err := store.UnwrapKey(master, info.WrappedKey, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := store.NewSealer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// openRecord tries to open a copied pack record the way mailvault's files
+// allow: with the tenant's key, or with any message key in keys.dat
+// (wrapped by the tenant's key, slot n-1 for message n).
+func openRecord(s *store.Sealer, keys []byte, r packRecord) bool {
+	if _, err := s.Open(r.data, []byte(r.key)); err == nil {
+		return true
+	}
+	for off := 0; off+store.WrappedKeySize <= len(keys); off += store.WrappedKeySize {
+		aad := []byte("message key ")
+		for n, i := uint64(off/store.WrappedKeySize+1), 56; i >= 0; i -= 8 {
+			aad = append(aad, byte(n>>i)) // big-endian message number
+		}
+		ms, err := s.UnwrapDataKey(keys[off:off+store.WrappedKeySize], aad)
+		if err != nil {
+			continue
+		}
+		if _, err := ms.Open(r.data, []byte(r.key)); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // imapWatcher is a python3 imaplib session that keeps INBOX selected and,
@@ -154,6 +213,7 @@ func (w *imapWatcher) line(t *testing.T) string {
 // bytes gone from the pack files, verify clean before and after a restart,
 // and a retention run killed with -9 and completed after the restart.
 func TestRetentionEndToEnd(t *testing.T) {
+	needTools(t, "curl", "python3")
 	in := newInstance(t)
 	in.env = append(in.env, "MAILVAULT_STORE_COMMIT_DELAY=1ms")
 	in.start()
@@ -237,6 +297,15 @@ func TestRetentionEndToEnd(t *testing.T) {
 	}
 
 	before := packRecords(t, tenantDir)
+	aliceAcct, _ := in.jmapAccount("alice@acme.example", "alice-secret", "alice@acme.example")
+	reports := func() int {
+		_, q := in.jmapCall("alice@acme.example", "alice-secret", "Email/query", map[string]any{"accountId": aliceAcct, "filter": map[string]any{"text": "old report"}})
+		ids, _ := q["ids"].([]any)
+		return len(ids)
+	}
+	if n := reports(); n != 30 {
+		t.Fatalf("JMAP search for the old reports before the deletion: %d, want 30", n)
+	}
 	// The provider may dry-run; the plan lists the 30 old reports.
 	var plan server.PlanAnswer
 	if err := in.client().Do("POST", "/api/v1/tenants/acme/retention/dry-run", map[string]any{"all": true}, &plan); err != nil {
@@ -312,6 +381,23 @@ func TestRetentionEndToEnd(t *testing.T) {
 	}
 	if deleted != planned || len(live) != len(before)-planned {
 		t.Fatalf("%d records gone, %d live, want %d gone of %d", deleted, len(live), planned, len(before))
+	}
+	// Crypto-shredding: the copies of the deleted records taken before the
+	// deletion open neither with the tenant's key nor with any key left in
+	// keys.dat; the live ones do.
+	seal := tenantSealer(t, in.dataDir, "acme")
+	keys, err := os.ReadFile(filepath.Join(tenantDir, "keys.dat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range before {
+		if opened := openRecord(seal, keys, b); opened != live[string(b.data)] {
+			t.Fatalf("record %d of %s (live %v): opens with the tenant's key and keys.dat: %v", b.off, b.file, live[string(b.data)], opened)
+		}
+	}
+	// At once, though the index learns of the deletion a moment later.
+	if n := reports(); n != 15 {
+		t.Fatalf("JMAP search for the old reports after the deletion: %d, want the 15 held ones", n)
 	}
 	if !strings.Contains(in.logs(), "compacted pack") {
 		t.Fatalf("the packs were not compacted after the deletion:\n%s", in.logs())
