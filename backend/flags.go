@@ -83,8 +83,9 @@ type StoreResult struct {
 
 // StoreFlagsCond is StoreFlags that, when unchangedSince is not 0, leaves
 // alone the messages whose mod-sequence is above it (RFC 7162 STORE
-// UNCHANGEDSINCE). The messages whose flags change take the folder's next
-// mod-sequence, in the same transaction as their flags.
+// UNCHANGEDSINCE). The messages whose flags change take the user's next
+// mod-sequence of the folder (modseq.go), in the same transaction as their
+// flags.
 func (t *Tenant) StoreFlagsCond(ctx context.Context, login string, folder uint64, uids []uint32, op FlagOp, flags []string, unchangedSince uint64) (*StoreResult, error) {
 	for _, f := range flags {
 		if strings.EqualFold(f, FlagDeleted) {
@@ -98,10 +99,14 @@ func (t *Tenant) StoreFlagsCond(ctx context.Context, login string, folder uint64
 	fs := t.folders[folder]
 	ok := fs != nil && t.canReadLocked(login, t.mailboxes[fs.Mailbox])
 	midOf := map[uint32]uint64{}
+	base := map[uint32]uint64{} // the mod-sequence of the message's last commit
+	var changed uint64
 	if ok {
+		changed = t.folderChangedLocked(fs)
 		for _, uid := range uids {
 			if i, found := slices.BinarySearch(fs.uids, uid); found {
 				midOf[uid] = fs.mids[i]
+				base[uid] = commitModSeq(t.msgs[fs.mids[i]-1].modseq)
 			}
 		}
 	}
@@ -115,7 +120,9 @@ func (t *Tenant) StoreFlagsCond(ctx context.Context, login string, folder uint64
 		if err != nil {
 			return err
 		}
-		next := max(highest, 1) + 1
+		// Above the user's last change and the folder's last commit
+		// (modseq.go).
+		next := max(highest, changed, 1) + 1
 		var mids []uint64
 		for _, uid := range uids {
 			cur := defaultFlags
@@ -128,7 +135,7 @@ func (t *Tenant) StoreFlagsCond(ctx context.Context, login string, folder uint64
 			if err != nil {
 				return err
 			}
-			ms = max(ms, 1)
+			ms = max(ms, base[uid], 1)
 			if unchangedSince != 0 && ms > unchangedSince {
 				res.Flags[uid], res.ModSeqs[uid] = cur, ms
 				res.Modified = append(res.Modified, uid)

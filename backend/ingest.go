@@ -685,6 +685,9 @@ func (t *Tenant) commit(batch []*job) (err error) {
 	}
 	for mid := range existing {
 		t.msgs[mid-1].modseq = modseq
+		for _, mm := range t.msgs[mid-1].members {
+			t.folders[mm.folder].changed = modseq
+		}
 	}
 	counts := map[uint64]int{}
 	for _, a := range adds {
@@ -693,6 +696,7 @@ func (t *Tenant) commit(batch []*job) (err error) {
 		f.mids = append(f.mids, a.mid)
 		f.uidNext = a.mem.uid + 1
 		f.size += t.msgs[a.mid-1].imapSize()
+		f.changed = modseq
 		m := &t.msgs[a.mid-1]
 		m.members = append(m.members, a.mem)
 		counts[a.mem.folder] = len(f.uids)

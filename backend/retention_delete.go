@@ -621,18 +621,21 @@ func (t *Tenant) commitDeletion(r *run, items []PlanItem, ev *evaluator) (gone, 
 		nm := make([]uint64, 0, len(f.uids)-len(uids))
 		for i, u := range f.uids {
 			if uids[u] {
-				f.size -= t.msgs[f.mids[i]-1].size
+				f.size -= t.msgs[f.mids[i]-1].imapSize()
 				continue
 			}
 			nu, nm = append(nu, u), append(nm, f.mids[i])
 		}
 		f.uids, f.mids = nu, nm
-		f.removed = modseq
+		f.removed, f.changed = modseq, modseq
 	}
 	for mid, u := range updated {
 		m := &t.msgs[mid-1]
 		m.modseq = modseq
 		m.members = slices.DeleteFunc(slices.Clone(m.members), func(mm member) bool { return removedSet[mm] })
+		for _, mm := range m.members {
+			t.folders[mm.folder].changed = modseq
+		}
 		if u.deleted {
 			m.deleted, m.members = true, nil
 			t.bytes -= m.size

@@ -146,6 +146,9 @@ type folderState struct {
 	uidNext uint32
 	size    int64
 	removed uint64 // modseq of the last deletion of a placement here (JMAP states, marks)
+	// changed is the modseq of the last commit that added, changed or
+	// removed a member: the base of IMAP's HIGHESTMODSEQ (modseq.go).
+	changed uint64
 }
 
 func openTenant(ctx context.Context, p *Provider, info *TenantInfo, key []byte) (*Tenant, error) {
@@ -448,6 +451,7 @@ func (t *Tenant) load() error {
 		f.mids = append(f.mids, mm.mid)
 		f.size += m.imapSize()
 		f.uidNext = max(f.uidNext, mm.uid+1)
+		f.changed = max(f.changed, m.modseq)
 	}
 	if lastAudit != "" {
 		var e AuditEntry
@@ -460,6 +464,7 @@ func (t *Tenant) load() error {
 	for _, r := range removed {
 		if f := t.folders[r[0]]; f != nil {
 			f.removed = r[1]
+			f.changed = max(f.changed, r[1])
 		}
 	}
 	t.checkAnchoredState(st, last, prev, anchors, pending)

@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"cmp"
 	"fmt"
 	"hash/fnv"
 	"runtime"
@@ -44,6 +45,11 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	t, sel, err := s.current()
 	if err != nil {
 		return err
+	}
+	if options.Vanished {
+		if err := s.writeVanished(t, sel, w, numSet, options.ChangedSince); err != nil {
+			return err
+		}
 	}
 	spans := s.spans(sel, numSet)
 	if len(spans) == 0 {
@@ -120,15 +126,15 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	}
 
 	// MODSEQ and CHANGEDSINCE (RFC 7162): the user's mod-sequences of the
-	// flag overlay, read after the \Seen above; CHANGEDSINCE keeps the
-	// messages changed after it.
-	var modSeqs map[uint32]uint64
+	// folder, read after the \Seen above; CHANGEDSINCE keeps the messages
+	// changed after it.
+	var modSeqs []uint64
 	if options.ModSeq {
-		if _, modSeqs, err = t.ModSeqs(s.login, sel.ref.info.ID); err != nil {
+		if _, modSeqs, err = t.ModSeqs(s.login, sel.ref.info.ID, sel.uids, sel.mids); err != nil {
 			return s.fail("fetch", err)
 		}
 		if options.ChangedSince > 0 {
-			spans = changedSpans(sel.uids, spans, modSeqs, options.ChangedSince)
+			spans = changedSpans(spans, modSeqs, options.ChangedSince)
 			if len(spans) == 0 {
 				return nil
 			}
@@ -143,7 +149,11 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 			failed = append(failed, uid)
 			return nil
 		}
-		return writeMessage(w, m, uid, options, flagsOf(uid), max(modSeqs[uid], 1), setSeen[uid])
+		var ms uint64
+		if modSeqs != nil {
+			ms = modSeqs[m.pos]
+		}
+		return writeMessage(w, m, uid, options, flagsOf(uid), ms, setSeen[uid])
 	})
 	if err != nil {
 		return err
@@ -155,13 +165,13 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	return nil
 }
 
-// changedSpans keeps of spans the positions whose UID's mod-sequence is
-// above since (messages without one have 1).
-func changedSpans(uids []uint32, spans []span, modSeqs map[uint32]uint64, since uint64) []span {
+// changedSpans keeps of spans the positions whose mod-sequence is above
+// since.
+func changedSpans(spans []span, modSeqs []uint64, since uint64) []span {
 	var out []span
 	for _, sp := range spans {
 		for i := sp.lo; i < sp.hi; i++ {
-			if max(modSeqs[uids[i]], 1) <= since {
+			if modSeqs[i] <= since {
 				continue
 			}
 			if n := len(out); n > 0 && out[n-1].hi == i {
@@ -647,4 +657,53 @@ func partPath(path []int) string {
 		fmt.Fprint(&b, n)
 	}
 	return b.String()
+}
+
+// writeVanished answers QRESYNC's VANISHED modifier (and the SELECT
+// parameter, which the library turns into it): the UIDs of numSet removed
+// from the folder after the mod-sequence since, as VANISHED (EARLIER).
+func (s *session) writeVanished(t *backend.Tenant, sel *selection, w *imapserver.FetchWriter, numSet imap.NumSet, since uint64) error {
+	gone, err := t.Vanished(s.login, sel.ref.info.ID, since)
+	if err != nil {
+		return s.fail("fetch", err)
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	asked, ok := numSet.(imap.UIDSet)
+	if !ok {
+		return nil
+	}
+	if imap.IsSearchRes(asked) {
+		asked = imap.UIDSetNum(uids32(s.saved)...)
+	}
+	var out imap.UIDSet
+	for _, r := range asked {
+		// "*" is the largest UID; gaps end below UIDNEXT anyway.
+		lo, hi := resolveRange(uint32(r.Start), uint32(r.Stop), ^uint32(0))
+		for _, g := range gone {
+			if a, b := max(lo, g.Lo), min(hi, g.Hi); a <= b {
+				out = append(out, imap.UIDRange{Start: imap.UID(a), Stop: imap.UID(b)})
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return w.WriteVanished(compactUIDs(out))
+}
+
+// compactUIDs sorts ranges and merges those that overlap or touch.
+func compactUIDs(set imap.UIDSet) imap.UIDSet {
+	slices.SortFunc(set, func(a, b imap.UIDRange) int { return cmp.Compare(a.Start, b.Start) })
+	out := set[:1]
+	for _, r := range set[1:] {
+		last := &out[len(out)-1]
+		if uint64(r.Start) <= uint64(last.Stop)+1 {
+			last.Stop = max(last.Stop, r.Stop)
+		} else {
+			out = append(out, r)
+		}
+	}
+	return out
 }

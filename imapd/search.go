@@ -57,8 +57,8 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 			return nil, err
 		}
 		res.each(func(lo, hi int) {
-			for _, uid := range sel.uids[lo:hi] {
-				data.ModSeq = max(data.ModSeq, m.modSeqs[uid], 1)
+			for _, ms := range m.modSeqs[lo:hi] {
+				data.ModSeq = max(data.ModSeq, ms)
 			}
 		})
 	}
@@ -103,14 +103,14 @@ type matcher struct {
 	infos   []backend.MessageInfo
 	overlay map[uint32][]string
 	loaded  bool
-	modSeqs map[uint32]uint64 // nil until a MODSEQ key needs them
+	modSeqs []uint64 // by position; nil until a MODSEQ key needs them
 }
 
 func (m *matcher) loadModSeqs() error {
 	if m.modSeqs != nil {
 		return nil
 	}
-	_, per, err := m.t.ModSeqs(m.s.login, m.sel.ref.info.ID)
+	_, per, err := m.t.ModSeqs(m.s.login, m.sel.ref.info.ID, m.sel.uids, m.sel.mids)
 	if err != nil {
 		return m.s.fail("search", err)
 	}
@@ -145,13 +145,13 @@ func (m *matcher) eval(c *imap.SearchCriteria) (bitset, error) {
 		}
 	}
 	if c.ModSeq != nil {
-		// The user's mod-sequences of the flag overlay: all flags share
-		// one, whatever entry name the client gives (RFC 7162 3.1.5).
+		// The user's mod-sequences of the folder: all flags share one,
+		// whatever entry name the client gives (RFC 7162 3.1.5).
 		if err := m.loadModSeqs(); err != nil {
 			return nil, err
 		}
 		for i := range m.n {
-			if res.has(i) && max(m.modSeqs[m.sel.uids[i]], 1) < c.ModSeq.ModSeq {
+			if res.has(i) && m.modSeqs[i] < c.ModSeq.ModSeq {
 				res.clear(i)
 			}
 		}

@@ -45,7 +45,7 @@ type Server struct {
 // ESORT, THREAD). session implements each; MOVE, part of IMAP4rev2,
 // answers NO like every write.
 var capabilities = []imap.Cap{
-	imap.CapIMAP4rev1, imap.CapIMAP4rev2, imap.CapLiteralPlus, imap.CapCondStore, imap.CapCondStore,
+	imap.CapIMAP4rev1, imap.CapIMAP4rev2, imap.CapLiteralPlus, imap.CapCondStore, imap.CapQResync,
 	imap.CapNamespace, imap.CapESearch, imap.CapSearchRes, imap.CapListExtended,
 	imap.CapListStatus, imap.CapStatusSize, imap.CapBinary, imap.CapChildren,
 	imap.CapSpecialUse, imap.CapMove,

@@ -278,10 +278,21 @@ func (s *session) update(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			// view stays as it is until a command that allows them.
 			return nil
 		}
-		// Highest first, so no announced number shifts the ones after.
-		for i := len(gone) - 1; i >= 0; i-- {
-			if err := w.WriteExpunge(uint32(gone[i] + 1)); err != nil {
+		if s.enabled().Has(imap.CapQResync) {
+			// VANISHED instead of EXPUNGE (RFC 7162 3.2.10).
+			uids := make([]imap.UID, len(gone))
+			for i, pos := range gone {
+				uids[i] = imap.UID(sel.uids[pos])
+			}
+			if err := w.WriteVanished(imap.UIDSetNum(uids...)); err != nil {
 				return err
+			}
+		} else {
+			// Highest first, so no announced number shifts the ones after.
+			for i := len(gone) - 1; i >= 0; i-- {
+				if err := w.WriteExpunge(uint32(gone[i] + 1)); err != nil {
+					return err
+				}
 			}
 		}
 		kept := len(sel.uids) - len(gone)

@@ -52,6 +52,7 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	// MODSEQ, .SILENT or not (RFC 7162 3.1.3); those UNCHANGEDSINCE left
 	// alone are not, but named in MODIFIED.
 	condStore := s.enabled().Has(imap.CapCondStore)
+	qresync := s.enabled().Has(imap.CapQResync)
 	if flags.Silent && !condStore {
 		return nil
 	}
@@ -73,7 +74,9 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 				continue
 			}
 			r := w.CreateMessage(uint32(pos + 1))
-			if byUID {
+			// With QRESYNC every FETCH response carries the UID (RFC 7162
+			// 3.2.4).
+			if byUID || qresync {
 				r.WriteUID(imap.UID(uid))
 			}
 			if !flags.Silent {

@@ -21,6 +21,10 @@ type FetchOptions struct {
 	ModSeq            bool                          // requires CONDSTORE
 
 	ChangedSince uint64 // requires CONDSTORE
+	// Vanished asks for the UIDs of the set expunged after ChangedSince,
+	// as a VANISHED (EARLIER) response; UID FETCH only. Requires QRESYNC.
+	// (mailvault patch)
+	Vanished bool
 }
 
 // FetchItemBodyStructure contains FETCH options for the body structure.

@@ -3,7 +3,21 @@ package imap
 // SelectOptions contains options for the SELECT or EXAMINE command.
 type SelectOptions struct {
 	ReadOnly  bool
-	CondStore bool // requires CONDSTORE
+	CondStore bool           // requires CONDSTORE
+	QResync   *SelectQResync // requires QRESYNC (mailvault patch)
+}
+
+// SelectQResync is the QRESYNC parameter of SELECT and EXAMINE (RFC 7162
+// section 3.2.5): what the client knew of the mailbox when it last had it
+// open. (mailvault patch, see third_party/README.md)
+type SelectQResync struct {
+	UIDValidity uint32
+	ModSeq      uint64
+	KnownUIDs   UIDSet // nil: the client may know every UID
+	// The optional sequence match data: message sequence numbers and the
+	// UIDs the client has at them (both nil if not given).
+	SeqMatchSeqNums SeqSet
+	SeqMatchUIDs    UIDSet
 }
 
 // SelectData is the data returned by a SELECT command.

@@ -101,6 +101,7 @@ func (c *Conn) availableCaps() []imap.Cap {
 			imap.CapCreateSpecialUse,
 			imap.CapUnauthenticate,
 			imap.CapCondStore, // mailvault patch, see third_party/README.md
+			imap.CapQResync,
 		})
 		// mailvault patch, see third_party/README.md
 		if _, ok := c.session.(SessionSort); ok {

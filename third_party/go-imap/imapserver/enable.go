@@ -32,12 +32,20 @@ func (c *Conn) handleEnable(dec *imapwire.Decoder) error {
 			if c.condStoreAvailable() {
 				enabled = append(enabled, req)
 			}
+		case imap.CapQResync: // mailvault patch, see third_party/README.md
+			if c.qresyncAvailable() {
+				enabled = append(enabled, req)
+			}
 		}
 	}
 
 	c.mutex.Lock()
 	for _, e := range enabled {
 		c.enabled[e] = struct{}{}
+		if e == imap.CapQResync {
+			// QRESYNC implies CONDSTORE (RFC 7162 3.2.3)
+			c.enabled[imap.CapCondStore] = struct{}{}
+		}
 	}
 	c.mutex.Unlock()
 

@@ -79,14 +79,11 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 	}
 
 	// CHANGEDSINCE (RFC 7162 3.1.4.1), mailvault patch, see third_party/README.md
+	// and VANISHED (RFC 7162 3.2.6)
 	if dec.SP() {
-		isList, err := c.readModifiers(dec, "CHANGEDSINCE", &options.ChangedSince)
-		if err != nil {
+		if err := c.readFetchModifiers(dec, numKind, &options); err != nil {
 			return err
-		} else if !isList {
-			return newClientBugError("Expected FETCH modifiers")
 		}
-		options.ModSeq = true
 	}
 	if !dec.ExpectCRLF() {
 		return dec.Err()

@@ -36,10 +36,18 @@ func (c *Conn) readSelectParams(dec *imapwire.Decoder, options *imap.SelectOptio
 		if !dec.ExpectAtom(&name) {
 			return dec.Err()
 		}
-		if !strings.EqualFold(name, "CONDSTORE") || !c.condStoreAvailable() {
+		switch {
+		case strings.EqualFold(name, "CONDSTORE") && c.condStoreAvailable():
+			options.CondStore = true
+		case strings.EqualFold(name, "QRESYNC"):
+			q, err := c.readSelectQResync(dec)
+			if err != nil {
+				return err
+			}
+			options.QResync = q
+		default:
 			return newClientBugError("Unknown SELECT parameter")
 		}
-		options.CondStore = true
 		return nil
 	})
 }

@@ -82,6 +82,9 @@ func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) er
 			return err
 		}
 	}
+	if err := c.resyncSelected(options.QResync, data); err != nil { // mailvault patch, see third_party/README.md
+		return err
+	}
 
 	c.state = imap.ConnStateSelected
 	// TODO: forbid write commands in read-only mode
