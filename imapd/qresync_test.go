@@ -220,6 +220,7 @@ func TestPythonQResync(t *testing.T) {
 	if a := p1["vanished_not_enabled"]; !strings.HasPrefix(a.status, "BAD") {
 		t.Errorf("UID FETCH (CHANGEDSINCE 1 VANISHED) before ENABLE: %v, want BAD", a)
 	}
+	t.Logf("capabilities: %s", p1["caps"].status)
 	if a := p1["caps"]; !slices.Contains(strings.Fields(a.status), "QRESYNC") {
 		t.Errorf("capabilities %q lack QRESYNC", a.status)
 	}
