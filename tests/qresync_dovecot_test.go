@@ -179,10 +179,10 @@ func TestQResyncLikeDovecot(t *testing.T) {
 	answers := map[string][2]qresyncState{}
 	for i, s := range servers {
 		cmds := map[string]string{
-			"select":        fmt.Sprintf("SELECT INBOX (QRESYNC (%s %d))", s.uv, s.h0),
-			"known":         fmt.Sprintf("SELECT INBOX (QRESYNC (%s %d 1:2))", s.uv, s.h0),
-			"uid fetch":     fmt.Sprintf("UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d VANISHED)", s.h0),
-			"other uidval":  fmt.Sprintf("EXAMINE INBOX (QRESYNC (%d %d))", mustUint(t, s.uv)+1, s.h0),
+			"select":       fmt.Sprintf("SELECT INBOX (QRESYNC (%s %d))", s.uv, s.h0),
+			"known":        fmt.Sprintf("SELECT INBOX (QRESYNC (%s %d 1:2))", s.uv, s.h0),
+			"uid fetch":    fmt.Sprintf("UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d VANISHED)", s.h0),
+			"other uidval": fmt.Sprintf("EXAMINE INBOX (QRESYNC (%d %d))", mustUint(t, s.uv)+1, s.h0),
 		}
 		var now uint64
 		for _, name := range []string{"select", "known", "other uidval", "uid fetch"} {
