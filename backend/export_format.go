@@ -124,6 +124,33 @@ func dosTime(t time.Time) (date, tm uint16) {
 	return uint16((t.Year()-1980)<<9 | int(t.Month())<<5 | t.Day()), uint16(t.Hour()<<11 | t.Minute()<<5 | t.Second()/2)
 }
 
+// zipEntry holds the fields a local header and its central directory entry
+// share.
+type zipEntry struct {
+	version, flags, method, tm, date uint16
+	crc                              uint32
+	csize, usize                     int64
+	big                              bool // the sizes are in the Zip64 extra field
+}
+
+// append appends version needed, flags, method, time, date, CRC-32 and the
+// sizes (0xffffffff when big), in the order both records hold them.
+func (e *zipEntry) append(b []byte) []byte {
+	le := binary.LittleEndian
+	b = le.AppendUint16(b, e.version)
+	b = le.AppendUint16(b, e.flags)
+	b = le.AppendUint16(b, e.method)
+	b = le.AppendUint16(b, e.tm)
+	b = le.AppendUint16(b, e.date)
+	b = le.AppendUint32(b, e.crc)
+	if e.big {
+		b = le.AppendUint32(b, max32)
+		return le.AppendUint32(b, max32)
+	}
+	b = le.AppendUint32(b, uint32(e.csize))
+	return le.AppendUint32(b, uint32(e.usize))
+}
+
 // header writes the local header and spools the central directory entry.
 func (z *zipWriter) header(name string, mod time.Time, method uint16, crc uint32, csize, usize int64) error {
 	if len(name) > max16 {
@@ -136,27 +163,15 @@ func (z *zipWriter) header(name string, mod time.Time, method uint16, crc uint32
 	if big || off >= max32 {
 		version = 45
 	}
-	flags := uint16(0)
+	e := zipEntry{version: version, method: method, tm: tm, date: date, crc: crc, csize: csize, usize: usize, big: big}
 	if !isASCII(name) {
-		flags |= zipFlagUTF8
+		e.flags |= zipFlagUTF8
 	}
 	le := binary.LittleEndian
 	// Local header: sizes go to the Zip64 extra field when they do not fit.
 	h := z.hdr[:0]
 	h = le.AppendUint32(h, zipLocalSig)
-	h = le.AppendUint16(h, version)
-	h = le.AppendUint16(h, flags)
-	h = le.AppendUint16(h, method)
-	h = le.AppendUint16(h, tm)
-	h = le.AppendUint16(h, date)
-	h = le.AppendUint32(h, crc)
-	if big {
-		h = le.AppendUint32(h, max32)
-		h = le.AppendUint32(h, max32)
-	} else {
-		h = le.AppendUint32(h, uint32(csize))
-		h = le.AppendUint32(h, uint32(usize))
-	}
+	h = e.append(h)
 	h = le.AppendUint16(h, uint16(len(name)))
 	if big {
 		h = le.AppendUint16(h, 20)
@@ -186,19 +201,7 @@ func (z *zipWriter) header(name string, mod time.Time, method uint16, crc uint32
 	c := h[len(h):]
 	c = le.AppendUint32(c, zipCentralSig)
 	c = le.AppendUint16(c, 3<<8|45) // made by Unix, 4.5
-	c = le.AppendUint16(c, version)
-	c = le.AppendUint16(c, flags)
-	c = le.AppendUint16(c, method)
-	c = le.AppendUint16(c, tm)
-	c = le.AppendUint16(c, date)
-	c = le.AppendUint32(c, crc)
-	if big {
-		c = le.AppendUint32(c, max32)
-		c = le.AppendUint32(c, max32)
-	} else {
-		c = le.AppendUint32(c, uint32(csize))
-		c = le.AppendUint32(c, uint32(usize))
-	}
+	c = e.append(c)
 	c = le.AppendUint16(c, uint16(len(name)))
 	if len(extra) > 0 {
 		c = le.AppendUint16(c, uint16(4+len(extra)))
