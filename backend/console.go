@@ -134,3 +134,22 @@ func (t *Tenant) AuditPage(f AuditFilter, before uint64, limit int) ([]AuditEntr
 	})
 	return out, next, err
 }
+
+// Usage is what the provider bills a tenant by: messages and bytes
+// archived, users and archive mailboxes. Cheap: no walk over the
+// messages beyond those the index has not caught up with.
+type Usage struct {
+	Messages  int64 `json:"messages"`
+	Bytes     int64 `json:"bytes"`
+	Users     int   `json:"users"`
+	Mailboxes int   `json:"mailboxes"`
+	IndexLag  int   `json:"index_lag"`
+}
+
+// Usage returns the tenant's usage.
+func (t *Tenant) Usage() Usage {
+	u := t.usage()
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return Usage{Messages: u.messages - int64(t.deletedCount), Bytes: u.bytes, Users: len(t.users), Mailboxes: len(t.mailboxes), IndexLag: u.indexLag}
+}

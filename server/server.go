@@ -56,6 +56,9 @@ func (s *Server) AddEndpointStats(name string, fn func() any) {
 	s.endpoints[name] = fn
 }
 
+// EndpointStats returns every registered endpoint's counters.
+func (s *Server) EndpointStats() map[string]any { return s.endpointStats() }
+
 func (s *Server) endpointStats() map[string]any {
 	s.mu.Lock()
 	defer s.mu.Unlock()

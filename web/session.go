@@ -19,6 +19,8 @@ type session struct {
 	pending bool
 	// totpSecret is a second factor being set up, until its first code.
 	totpSecret string
+	// provider: the provider's session (tenants and usage, never mail).
+	provider bool
 }
 
 const (
@@ -72,6 +74,15 @@ func (s *sessions) get(id string) *session {
 	}
 	cp := *se
 	return &cp
+}
+
+// setProvider makes the session the provider's.
+func (s *sessions) setProvider(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if se := s.m[id]; se != nil {
+		se.provider = true
+	}
 }
 
 // setTOTPSecret keeps (or, with "", forgets) the second factor being set

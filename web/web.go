@@ -35,22 +35,26 @@ const pageSize = 50
 type Options struct {
 	// Directory runs and reports directory sync profiles; nil shows none.
 	Directory *dirsync.Syncer
+	// Endpoints reports the protocol endpoints' counters (SMTP journal
+	// rate, last message, rejects) for the provider; nil shows none.
+	Endpoints func() map[string]any
 }
 
 // Handler serves the web front end.
 type Handler struct {
-	p        *backend.Provider
-	dir      *dirsync.Syncer
-	log      *slog.Logger
-	sessions *sessions
-	tmpl     *template.Template
-	mux      *http.ServeMux
-	policy   *bluemonday.Policy // safe for concurrent use once built
+	p         *backend.Provider
+	dir       *dirsync.Syncer
+	endpoints func() map[string]any
+	log       *slog.Logger
+	sessions  *sessions
+	tmpl      *template.Template
+	mux       *http.ServeMux
+	policy    *bluemonday.Policy // safe for concurrent use once built
 }
 
 // New returns the web front end of p.
 func New(p *backend.Provider, log *slog.Logger, opt Options) *Handler {
-	h := &Handler{p: p, dir: opt.Directory, log: log, sessions: newSessions(), mux: http.NewServeMux(), policy: sanitizer()}
+	h := &Handler{p: p, dir: opt.Directory, endpoints: opt.Endpoints, log: log, sessions: newSessions(), mux: http.NewServeMux(), policy: sanitizer()}
 	h.tmpl = template.Must(template.New("").Funcs(template.FuncMap{
 		"t":     text,
 		"date":  formatDate,
@@ -66,6 +70,7 @@ func New(p *backend.Provider, log *slog.Logger, opt Options) *Handler {
 		"urlPart": url.PathEscape,
 		"has":     func(rs []backend.Role, r backend.Role) bool { return slices.Contains(rs, r) },
 		"join":    strings.Join,
+		"gb":      func(n int64) string { return strconv.FormatFloat(float64(n)/(1<<30), 'f', -1, 64) },
 	}).ParseFS(assets, "assets/*.html"))
 	static, _ := fs.Sub(assets, "assets/static")
 	h.mux.Handle("GET /web/static/", http.StripPrefix("/web/static/", http.FileServerFS(static)))
@@ -123,6 +128,12 @@ func New(p *backend.Provider, log *slog.Logger, opt Options) *Handler {
 	h.mux.HandleFunc("POST /web/account/totp", h.authed(h.totpEnable))
 	h.mux.HandleFunc("POST /web/account/totp/disable", h.authed(h.totpDisable))
 	admin("POST /web/admin/users/totp-reset", h.totpReset)
+	h.mux.HandleFunc("GET /web/provider/login", h.providerLoginPage)
+	h.mux.HandleFunc("POST /web/provider/login", h.providerLogin)
+	h.mux.HandleFunc("GET /web/provider", h.provider(h.providerHome))
+	h.mux.HandleFunc("POST /web/provider/tenants", h.provider(h.createTenant))
+	h.mux.HandleFunc("POST /web/provider/quotas", h.provider(h.setQuotas))
+	h.mux.HandleFunc("POST /web/provider/logout", h.provider(h.providerLogout))
 	return h
 }
 
@@ -152,24 +163,11 @@ type request struct {
 // and the origin.
 func (h *Handler) authed(fn func(http.ResponseWriter, *http.Request, *request)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c, err := r.Cookie(cookieName)
-		var se *session
-		if err == nil {
-			se = h.sessions.get(c.Value)
-		}
-		if se == nil || se.pending {
-			if r.Method == http.MethodGet {
-				http.Redirect(w, r, "/web/login", http.StatusSeeOther)
-				return
-			}
-			http.Error(w, "not logged in", http.StatusUnauthorized)
+		id, se, ok := h.session(w, r, false)
+		if !ok {
 			return
 		}
 		l := lang(r)
-		if r.Method == http.MethodPost && (!sameOrigin(r) || !se.validCSRF(r.PostFormValue("csrf"))) {
-			http.Error(w, text(l, "csrf"), http.StatusForbidden)
-			return
-		}
 		t, err := h.p.Tenant(r.Context(), se.tenant)
 		if err != nil {
 			h.log.Error("web: open tenant", "tenant", se.tenant, "err", err)
@@ -177,12 +175,40 @@ func (h *Handler) authed(fn func(http.ResponseWriter, *http.Request, *request)) 
 			return
 		}
 		if u, err := t.User(se.login); err != nil || u.Disabled {
-			h.sessions.drop(c.Value)
+			h.sessions.drop(id)
 			http.Redirect(w, r, "/web/login", http.StatusSeeOther)
 			return
 		}
-		fn(w, r, &request{t: t, se: se, sid: c.Value, lang: l})
+		fn(w, r, &request{t: t, se: se, sid: id, lang: l})
 	}
+}
+
+// session resolves the session cookie to a session of a tenant user, or
+// with provider to the provider's, and for POSTs checks the CSRF token and
+// the origin; when it fails it has answered.
+func (h *Handler) session(w http.ResponseWriter, r *http.Request, provider bool) (string, *session, bool) {
+	c, err := r.Cookie(cookieName)
+	var se *session
+	if err == nil {
+		se = h.sessions.get(c.Value)
+	}
+	if se == nil || se.pending || se.provider != provider {
+		login := "/web/login"
+		if provider {
+			login = "/web/provider/login"
+		}
+		if r.Method == http.MethodGet {
+			http.Redirect(w, r, login, http.StatusSeeOther)
+		} else {
+			http.Error(w, "not logged in", http.StatusUnauthorized)
+		}
+		return "", nil, false
+	}
+	if r.Method == http.MethodPost && (!sameOrigin(r) || !se.validCSRF(r.PostFormValue("csrf"))) {
+		http.Error(w, text(lang(r), "csrf"), http.StatusForbidden)
+		return "", nil, false
+	}
+	return c.Value, se, true
 }
 
 // sameOrigin refuses a POST from another site: by Sec-Fetch-Site where

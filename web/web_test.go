@@ -38,21 +38,23 @@ const htmlMail = "From: Mallory <mallory@evil.example>\r\nTo: alice@acme.example
 	"--b2--\r\n--b1\r\nContent-Type: application/pdf; name=\"report.pdf\"\r\nContent-Disposition: attachment; filename=\"report.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJcfsj6IK\r\n--b1--\r\n"
 
 type fixture struct {
-	p     *backend.Provider
-	dir   *dirsync.Syncer
-	srv   *httptest.Server
-	acme  *backend.Tenant
-	globe *backend.Tenant
+	dataDir string
+	p       *backend.Provider
+	dir     *dirsync.Syncer
+	srv     *httptest.Server
+	acme    *backend.Tenant
+	globe   *backend.Tenant
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	p, err := backend.Open(backend.Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler), CommitDelay: time.Millisecond})
+	dataDir := t.TempDir()
+	p, err := backend.Open(backend.Options{DataDir: dataDir, Logger: slog.New(slog.DiscardHandler), CommitDelay: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{p: p}
+	f := &fixture{p: p, dataDir: dataDir}
 	t.Cleanup(func() { f.srv.Close(); p.Close() })
 	mk := func(name, domain string, users ...string) *backend.Tenant {
 		if _, err := p.CreateTenant(ctx, name, []string{domain}, backend.Quotas{}); err != nil {
