@@ -341,7 +341,7 @@ func (t *Tenant) openBlob(mid uint64, ownKey bool, sealed []byte, key string) ([
 // Summary returns the parsed summary stored at ingest (envelope, MIME
 // structure with offsets, headers); Text is not stored and stays empty.
 func (t *Tenant) Summary(ctx context.Context, mid uint64) (*mailparse.Summary, error) {
-	rec, err := t.summaryRecord(mid)
+	rec, err := t.summaryRecord(ctx, mid)
 	if err != nil {
 		return nil, err
 	}

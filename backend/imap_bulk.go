@@ -92,8 +92,8 @@ func (t *Tenant) ListMessages(ctx context.Context, mids []uint64) ([]ListedMessa
 // envelope only if withEnvelope: what a client listing a folder by header
 // fields or structure asks for.
 // Neither the messages nor the summaries' JSON are read, except for a
-// message archived before summaries held heads, whose head is made from
-// the message once and stored with its summary.
+// message whose summary an older parser wrote, which is derived again
+// from the message once and stored (see reparse.go).
 func (t *Tenant) ListHeads(ctx context.Context, mids []uint64, withEnvelope, withStructure bool) ([]ListedMessage, error) {
 	return t.listMessages(ctx, mids, withEnvelope, true, withStructure)
 }
@@ -105,6 +105,7 @@ func (t *Tenant) listMessages(ctx context.Context, mids []uint64, withEnv, withH
 	out := make([]ListedMessage, len(mids))
 	var at []int // indexes in out of the summaries to read
 	var offs []int64
+	var stale []bool // parallel to at: an older parser wrote the summary
 	t.mu.RLock()
 	for i, mid := range mids {
 		if mid == 0 || mid > uint64(len(t.msgs)) {
@@ -116,10 +117,11 @@ func (t *Tenant) listMessages(ctx context.Context, mids []uint64, withEnv, withH
 		out[i].MessageInfo = MessageInfo{MID: mid, Size: m.size, IMAPSize: m.imapSize(), Received: time.Unix(m.received, 0).UTC(), ModSeq: m.modseq, SHA256: m.sum, ownKey: m.ownKey}
 		at = append(at, i)
 		offs = append(offs, m.sumOff)
+		stale = append(stale, outdated(m))
 	}
 	t.mu.RUnlock()
-	var damaged []int
-	var old []headless // records from before heads
+	var damaged []int // indexes in out
+	var old []stored  // summaries an older parser wrote
 	// fill is given a record valid only during the call.
 	fill := func(i int, rec []byte) {
 		l := &out[i]
@@ -135,7 +137,7 @@ func (t *Tenant) listMessages(ctx context.Context, mids []uint64, withEnv, withH
 			return
 		}
 		if head == nil {
-			old = append(old, headless{i, l.MID, bytes.Clone(js)})
+			l.Err = fmt.Errorf("head of message %d: summary record without one", l.MID)
 			return
 		}
 		decode := mailparse.DecodeHeader
@@ -162,6 +164,10 @@ func (t *Tenant) listMessages(ctx context.Context, mids []uint64, withEnv, withH
 		if oerr != nil {
 			return nil
 		}
+		if stale[k] {
+			old = append(old, stored{at[k], bytes.Clone(rec)})
+			return nil
+		}
 		fill(at[k], rec)
 		return nil
 	})
@@ -181,54 +187,42 @@ func (t *Tenant) listMessages(ctx context.Context, mids []uint64, withEnv, withH
 		fill(i, rec)
 	}
 	if len(old) > 0 {
-		t.addHeads(ctx, old, out)
+		t.listDerived(ctx, old, out, fill)
 	}
 	return out, nil
 }
 
-// headless is a summary record from before summaries held heads.
-type headless struct {
-	i   int // in the caller's list
-	mid uint64
-	js  []byte
+// stored is a summary record as the log holds it, for out[i].
+type stored struct {
+	i   int
+	rec []byte
 }
 
-// addHeads makes the heads of old from their messages, sets them in out,
-// and stores each record again with its head, in one write: the next
-// listing reads them like any other. Not storing them costs only time.
-func (t *Tenant) addHeads(ctx context.Context, old []headless, out []ListedMessage) {
-	var redo []rewrite
-	for _, h := range old {
-		l := &out[h.i]
-		var s mailparse.Summary
-		if err := s.UnmarshalBinary(h.js); err != nil {
-			l.Err = fmt.Errorf("summary of message %d: %w", h.mid, err)
-			continue
-		}
-		raw, err := t.RawMessage(ctx, h.mid)
-		if err != nil {
-			l.Err = err
-			continue
-		}
-		head := mailparse.AppendHead(nil, raw, &s)
-		if l.Head, err = mailparse.DecodeHead(head); err != nil {
-			l.Err = fmt.Errorf("head of message %d: %w", h.mid, err)
-			continue
-		}
-		t.mu.RLock()
-		m := t.msgs[h.mid-1]
-		t.mu.RUnlock()
-		sealed := t.seal.SealUncompressed(withHead(head, h.js), []byte("summary "+t.seal.BlobKey(m.sum)))
-		redo = append(redo, rewrite{h.mid, m.sumOff, sealed})
+// listDerived derives the summaries of old again (an older parser wrote
+// them) and fills them in, with the size the new bare-LF count gives. A
+// message that cannot be read is listed from its stored record.
+func (t *Tenant) listDerived(ctx context.Context, old []stored, out []ListedMessage, fill func(int, []byte)) {
+	mids := make([]uint64, len(old))
+	for k, o := range old {
+		mids[k] = out[o.i].MID
 	}
-	if len(redo) == 0 {
-		return
-	}
-	t.wmu.Lock()
-	err := t.replaceSummaries(redo)
-	t.wmu.Unlock()
+	recs, errs, err := t.rederive(ctx, mids)
 	if err != nil {
-		t.log.Error("heads of older messages not stored; serving them", "messages", len(redo), "err", err)
+		t.log.Error("summaries derived again not stored; serving them", "messages", len(mids), "err", err)
+	}
+	t.mu.RLock()
+	for k, o := range old {
+		if errs[k] == nil {
+			out[o.i].IMAPSize = t.msgs[mids[k]-1].imapSize()
+		}
+	}
+	t.mu.RUnlock()
+	for k, o := range old {
+		if errs[k] != nil {
+			t.log.Warn("summary of an older parser served as stored", "mid", mids[k], "err", errs[k])
+			recs[k] = o.rec
+		}
+		fill(o.i, recs[k])
 	}
 }
 
@@ -236,7 +230,7 @@ func (t *Tenant) addHeads(ctx context.Context, old []headless, out []ListedMessa
 // nothing else: the rest of the summary (MIME tree, all header fields) is
 // most of the record.
 func (t *Tenant) Envelope(ctx context.Context, mid uint64) (*mailparse.Envelope, error) {
-	rec, err := t.summaryRecord(mid)
+	rec, err := t.summaryRecord(ctx, mid)
 	if err != nil {
 		return nil, err
 	}
@@ -249,8 +243,8 @@ func (t *Tenant) Envelope(ctx context.Context, mid uint64) (*mailparse.Envelope,
 }
 
 // summaryRecord reads and opens the sealed summary of a message (for
-// Summary and Envelope).
-func (t *Tenant) summaryRecord(mid uint64) ([]byte, error) {
+// Summary and Envelope). One an older parser wrote is derived again first.
+func (t *Tenant) summaryRecord(ctx context.Context, mid uint64) ([]byte, error) {
 	t.mu.RLock()
 	if mid == 0 || mid > uint64(len(t.msgs)) || t.msgs[mid-1].deleted {
 		t.mu.RUnlock()
@@ -258,10 +252,20 @@ func (t *Tenant) summaryRecord(mid uint64) ([]byte, error) {
 	}
 	m := t.msgs[mid-1]
 	t.mu.RUnlock()
+	if outdated(&m) {
+		recs, errs, err := t.rederive(ctx, []uint64{mid})
+		if err != nil {
+			t.log.Error("summary derived again not stored; serving it", "mid", mid, "err", err)
+		}
+		if errs[0] == nil {
+			return recs[0], nil
+		}
+		t.log.Warn("summary of an older parser served as stored", "mid", mid, "err", errs[0])
+	}
 	sealed, rerr := t.sums.Read(m.sumOff)
 	rec, err := t.openRead(mid, m.sum, sealed, rerr)
 	if err != nil || rerr != nil {
-		rebuilt, berr := t.rebuildSummary(context.Background(), mid)
+		rebuilt, berr := t.rebuildSummary(context.WithoutCancel(ctx), mid)
 		if err != nil {
 			return rebuilt, berr
 		}
@@ -297,41 +301,29 @@ func (t *Tenant) openReadTo(dst []byte, mid uint64, aad, sealed []byte, rerr err
 // message itself is untouched, and the hash chain does not cover where a
 // summary lies.
 func (t *Tenant) rebuildSummary(ctx context.Context, mid uint64) ([]byte, error) {
-	raw, err := t.RawMessage(ctx, mid)
-	if err != nil {
-		return nil, fmt.Errorf("rebuild summary of message %d: %w", mid, err)
-	}
-	rec, err := encodeSummary(raw, mailparse.Parse(raw, mailparse.Options{MaxText: -1}))
-	if err != nil {
-		return nil, fmt.Errorf("rebuild summary of message %d: %w", mid, err)
-	}
 	t.mu.RLock()
-	m := t.msgs[mid-1]
+	off := t.msgs[mid-1].sumOff
 	t.mu.RUnlock()
-	sealed := t.seal.SealUncompressed(rec, []byte("summary "+t.seal.BlobKey(m.sum)))
-	t.wmu.Lock()
-	err = t.replaceSummary(mid, m.sumOff, sealed)
-	t.wmu.Unlock()
+	recs, errs, err := t.rederive(ctx, []uint64{mid})
+	if errs[0] != nil {
+		return nil, fmt.Errorf("rebuild summary of message %d: %w", mid, errs[0])
+	}
 	if err != nil {
 		t.log.Error("rebuilt summary not stored; serving it", "mid", mid, "err", err)
-		return rec, nil
+		return recs[0], nil
 	}
 	t.log.Warn("summary record damaged; rebuilt from the archived message", "mid", mid)
-	t.Audit(ctx, "", "summary-rebuilt", fmt.Sprintf("message %d: its summary record at offset %d was damaged and was rebuilt from the message", mid, m.sumOff))
-	return rec, nil
+	t.Audit(ctx, "", "summary-rebuilt", fmt.Sprintf("message %d: its summary record at offset %d was damaged and was rebuilt from the message", mid, off))
+	return recs[0], nil
 }
 
-// replaceSummary stores a rebuilt summary unless another reader did so
-// since old was read. The caller holds wmu.
-func (t *Tenant) replaceSummary(mid uint64, old int64, sealed []byte) error {
-	return t.replaceSummaries([]rewrite{{mid, old, sealed}})
-}
-
-// rewrite is a summary record to store in place of the one at old.
+// rewrite is a summary record to store in place of the one at old, with
+// the bare-LF count derived with it by the current parser.
 type rewrite struct {
-	mid    uint64
-	old    int64
-	sealed []byte
+	mid     uint64
+	old     int64
+	sealed  []byte
+	bareLFs uint32
 }
 
 // replaceSummaries stores new summary records, each unless another reader
@@ -365,6 +357,8 @@ func (t *Tenant) replaceSummaries(l []rewrite) error {
 	for i, r := range todo {
 		ms[i] = t.msgs[r.mid-1]
 		ms[i].sumOff = offs[i]
+		ms[i].bareLFs = r.bareLFs
+		ms[i].parser = mailparse.Version
 	}
 	t.mu.RUnlock()
 	if err := t.db.Update(func(tx *buntdb.Tx) error {
@@ -379,7 +373,16 @@ func (t *Tenant) replaceSummaries(l []rewrite) error {
 	}
 	t.mu.Lock()
 	for i, r := range todo {
-		t.msgs[r.mid-1].sumOff = offs[i]
+		m := &t.msgs[r.mid-1]
+		// A folder's size is of its messages as IMAP presents them.
+		if d := int64(r.bareLFs) - int64(m.bareLFs); d != 0 {
+			for _, mem := range m.members {
+				if f := t.folders[mem.folder]; f != nil {
+					f.size += d
+				}
+			}
+		}
+		m.sumOff, m.bareLFs, m.parser = offs[i], r.bareLFs, mailparse.Version
 	}
 	t.mu.Unlock()
 	t.staleMu.Lock()

@@ -248,7 +248,7 @@ func TestListMessages(t *testing.T) {
 		if got[i].MessageInfo != info || !sameEnvelope(got[i].Envelope, env) {
 			t.Fatalf("MID %d: %+v %+v, one by one %+v %+v", mid, got[i].MessageInfo, got[i].Envelope, info, env)
 		}
-		if rec, _ := tn.summaryRecord(mid); len(rec) > batchTailForTest {
+		if rec, _ := tn.summaryRecord(ctx, mid); len(rec) > batchTailForTest {
 			long++
 		}
 	}

@@ -499,7 +499,7 @@ func (t *Tenant) commit(batch []*job) (err error) {
 			mid = nextMID
 			nextMID++
 			archived := now.UnixNano()
-			m := msgMeta{sum: j.sum, size: j.size, received: j.received, archived: archived, modseq: modseq, bareLFs: j.bareLFs, ownKey: true}
+			m := msgMeta{sum: j.sum, size: j.size, received: j.received, archived: archived, modseq: modseq, bareLFs: j.bareLFs, ownKey: true, parser: mailparse.Version}
 			m.chain = chainHash(prev, mid, j.sum, j.size, archived)
 			prev = m.chain
 			newBySum[j.sum] = mid

@@ -83,6 +83,9 @@ type Tenant struct {
 	holders  atomic.Int64
 	stats    ingestStats
 
+	// reparsing is set while the summary pass runs (reparse.go).
+	reparsing atomic.Bool
+
 	// retGen changes with every change of policies or holds: a deletion
 	// judges again when it moved. runMu lets one deletion run at a time.
 	retGen       atomic.Uint64
@@ -128,6 +131,10 @@ type msgMeta struct {
 	// the message with CRLF, size+bareLFs bytes. Beside missing it fits
 	// in what would be padding.
 	bareLFs uint32
+	// parser is the mailparse.Version that derived the summary and
+	// bareLFs from the message, 0 for records stored before versions
+	// existed; an older one is derived again (see reparse.go).
+	parser  uint8
 	missing bool // the metadata record is gone (only verify looks at it)
 	deleted bool // removed by retention: a deletion record keeps its place in the chain
 	// ownKey: the blob is sealed with the message's own data key, kept
@@ -214,6 +221,7 @@ func openTenant(ctx context.Context, p *Provider, info *TenantInfo, key []byte) 
 		t.resumeRun(rctx)
 	}()
 	t.log.Info("tenant opened", "messages", len(t.msgs), "mailboxes", len(t.mailboxes), "took", time.Since(start).Round(time.Millisecond))
+	t.startReparse()
 	return t, nil
 }
 
@@ -254,31 +262,43 @@ func encodeMsg(m *msgMeta) string {
 	return tag + b64.EncodeToString(m.sum[:]) + " " + strconv.FormatInt(m.size, 10) + " " +
 		strconv.FormatInt(m.received, 10) + " " + strconv.FormatInt(m.archived, 10) + " " +
 		b64.EncodeToString(m.chain[:]) + " " + strconv.FormatInt(m.sumOff, 10) + " " +
-		strconv.FormatUint(m.modseq, 10) + bareLFsField(m.bareLFs)
+		strconv.FormatUint(m.modseq, 10) + derivedFields(m)
 }
 
-// bareLFsField is the optional last field of a message record, absent for
-// the usual message with CRLF line ends (and in records written before it
-// existed).
-func bareLFsField(n uint32) string {
-	if n == 0 {
+// derivedFields are the optional last fields of a message record: the
+// bare-LF count and the parser version that derived it and the summary.
+// Records written before the version existed have the count alone, or
+// neither (a count of 0, version 0).
+func derivedFields(m *msgMeta) string {
+	if m.parser == 0 && m.bareLFs == 0 {
 		return ""
 	}
-	return " " + strconv.FormatUint(uint64(n), 10)
+	s := " " + strconv.FormatUint(uint64(m.bareLFs), 10)
+	if m.parser == 0 {
+		return s
+	}
+	return s + " " + strconv.FormatUint(uint64(m.parser), 10)
 }
 
 func decodeMsg(s string) (msgMeta, error) {
 	var m msgMeta
 	f := strings.Fields(s)
-	if len(f) != 8 && len(f) != 9 || f[0] != "1" && f[0] != "D" && f[0] != "K" {
+	if len(f) < 8 || len(f) > 10 || f[0] != "1" && f[0] != "D" && f[0] != "K" {
 		return m, fmt.Errorf("bad message record %q", s)
 	}
-	if len(f) == 9 {
+	if len(f) >= 9 {
 		n, err := strconv.ParseUint(f[8], 10, 32)
 		if err != nil {
 			return m, fmt.Errorf("bad message record %q", s)
 		}
 		m.bareLFs = uint32(n)
+	}
+	if len(f) == 10 {
+		v, err := strconv.ParseUint(f[9], 10, 8)
+		if err != nil || v == 0 {
+			return m, fmt.Errorf("bad message record %q", s)
+		}
+		m.parser = uint8(v)
 	}
 	sum, err1 := b64.DecodeString(f[1])
 	chain, err2 := b64.DecodeString(f[5])

@@ -230,23 +230,26 @@ func (t *Tenant) integrityFindings() ([]Problem, error) {
 
 // Stats are a tenant's counters.
 type Stats struct {
-	Tenant       string            `json:"tenant"`
-	Users        int               `json:"users"`
-	Mailboxes    int               `json:"mailboxes"`
-	Folders      int               `json:"folders"`
-	Messages     int               `json:"messages"`
-	Deleted      int               `json:"deleted"`
-	Placements   int               `json:"placements"`
-	RawBytes     int64             `json:"raw_bytes"`
-	Indexed      uint64            `json:"indexed"`
-	IndexPending int               `json:"index_pending"`
-	Archived     int64             `json:"archived_since_start"`
-	Duplicates   int64             `json:"duplicates_since_start"`
-	Failed       int64             `json:"failed_since_start"`
-	LastMessage  time.Time         `json:"last_message,omitempty"`
-	ChainTip     string            `json:"chain_tip"`
-	Disk         DiskSpace         `json:"disk"`
-	Retention    RetentionProgress `json:"retention"`
+	Tenant       string `json:"tenant"`
+	Users        int    `json:"users"`
+	Mailboxes    int    `json:"mailboxes"`
+	Folders      int    `json:"folders"`
+	Messages     int    `json:"messages"`
+	Deleted      int    `json:"deleted"`
+	Placements   int    `json:"placements"`
+	RawBytes     int64  `json:"raw_bytes"`
+	Indexed      uint64 `json:"indexed"`
+	IndexPending int    `json:"index_pending"`
+	// SummariesOutdated counts the summaries an older parser wrote that
+	// are still to be derived again (see Reparse).
+	SummariesOutdated int               `json:"summaries_outdated"`
+	Archived          int64             `json:"archived_since_start"`
+	Duplicates        int64             `json:"duplicates_since_start"`
+	Failed            int64             `json:"failed_since_start"`
+	LastMessage       time.Time         `json:"last_message,omitempty"`
+	ChainTip          string            `json:"chain_tip"`
+	Disk              DiskSpace         `json:"disk"`
+	Retention         RetentionProgress `json:"retention"`
 }
 
 // Stats returns the tenant's counters.
@@ -262,6 +265,9 @@ func (t *Tenant) Stats() Stats {
 	for i := range t.msgs {
 		if t.msgs[i].modseq > w {
 			s.IndexPending++
+		}
+		if outdated(&t.msgs[i]) {
+			s.SummariesOutdated++
 		}
 	}
 	t.mu.RUnlock()

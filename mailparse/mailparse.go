@@ -218,6 +218,14 @@ func (p *Part) IsAttachment() bool {
 	}
 }
 
+// Version names what Parse derives from a message. It is raised whenever
+// the Summary or Head of some message changes (a field added, a field read
+// differently), so that summaries stored by an older parser are derived
+// again from their messages; records stored before versions existed count
+// as 0. Version 1 is the first with bare-LF counts per part, address
+// groups and source routes, and the Date field as written.
+const Version = 1
+
 // Parse summarises raw, one message exactly as archived. It never fails: what
 // cannot be parsed is recorded in Summary.Problems. Parse does not keep raw.
 func Parse(raw []byte, opt Options) *Summary {
