@@ -100,6 +100,7 @@ func NewAPI(p *backend.Provider, log *slog.Logger) *API {
 	h("GET /api/v1/tenants/{t}/stats", a.tenantStats)
 	h("POST /api/v1/tenants/{t}/verify", a.verify)
 	h("POST /api/v1/tenants/{t}/reindex", a.reindex)
+	h("POST /api/v1/tenants/{t}/reparse", a.reparse)
 	h("GET /api/v1/tenants/{t}/audit", a.audit)
 	h("GET /api/v1/stats", a.allStats)
 	a.tenantEndOfLife(h)
@@ -770,6 +771,17 @@ func (a *API) reindex(w http.ResponseWriter, r *http.Request) error {
 	}
 	n := t.Reindex(context.WithoutCancel(r.Context()))
 	answer.JSON(w, http.StatusAccepted, map[string]int{"queued": n})
+	return nil
+}
+
+// reparse starts deriving again the summaries an older parser wrote (it
+// runs at every open; this retries messages that could not be read).
+func (a *API) reparse(w http.ResponseWriter, r *http.Request) error {
+	t, err := a.tenant(r)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, map[string]int{"outdated": t.Reparse()})
 	return nil
 }
 

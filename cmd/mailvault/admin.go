@@ -589,6 +589,30 @@ func cmdReindex(ctx context.Context, args []string) error {
 	return nil
 }
 
+func cmdReparse(ctx context.Context, args []string) error {
+	fs := newFlags("reparse", "reparse -tenant T")
+	tf := addTenantFlags(fs)
+	tenant := tf.tenant
+	c, _, err := tf.connect(fs, args)
+	if err != nil {
+		return err
+	}
+	var out map[string]int
+	if err := c.Do("POST", tenantPath(*tenant, "reparse"), nil, &out); err != nil {
+		return err
+	}
+	if *tf.json {
+		printJSON(out)
+		return nil
+	}
+	if out["outdated"] == 0 {
+		fmt.Println("every summary is of the current parser")
+		return nil
+	}
+	fmt.Printf("deriving %d summaries again in the background; `mailvault stats -tenant %s` shows summaries_outdated\n", out["outdated"], *tenant)
+	return nil
+}
+
 func cmdAudit(ctx context.Context, args []string) error {
 	fs := newFlags("audit", "audit -tenant T [-after SEQ]")
 	tf := addTenantFlags(fs)

@@ -45,6 +45,7 @@ func commands() []command {
 		{"backup", "write a consistent snapshot of the running archive (all tenants or one)", cmdBackup},
 		{"restore", "restore a backup into a new data directory", cmdRestore},
 		{"reindex", "rebuild a tenant's full-text index from the archived messages", cmdReindex},
+		{"reparse", "derive again from the archived messages the summaries an older version wrote", cmdReparse},
 		{"audit", "show a tenant's audit log", cmdAudit},
 		{"bench", "bench ingest: measure archive throughput on generated mail", cmdBench},
 	}
