@@ -243,7 +243,8 @@ func (t *Tenant) Envelope(ctx context.Context, mid uint64) (*mailparse.Envelope,
 }
 
 // summaryRecord reads and opens the sealed summary of a message (for
-// Summary and Envelope). One an older parser wrote is derived again first.
+// Summary and Envelope). One an older parser wrote is derived again, and
+// left for the pass to store (see reparse.go).
 func (t *Tenant) summaryRecord(ctx context.Context, mid uint64) ([]byte, error) {
 	t.mu.RLock()
 	if mid == 0 || mid > uint64(len(t.msgs)) || t.msgs[mid-1].deleted {
@@ -253,14 +254,11 @@ func (t *Tenant) summaryRecord(ctx context.Context, mid uint64) ([]byte, error) 
 	m := t.msgs[mid-1]
 	t.mu.RUnlock()
 	if outdated(&m) {
-		recs, errs, err := t.rederive(ctx, []uint64{mid})
-		if err != nil {
-			t.log.Error("summary derived again not stored; serving it", "mid", mid, "err", err)
+		rec, _, err := t.derive(ctx, mid)
+		if err == nil {
+			return rec, nil
 		}
-		if errs[0] == nil {
-			return recs[0], nil
-		}
-		t.log.Warn("summary of an older parser served as stored", "mid", mid, "err", errs[0])
+		t.log.Warn("summary of an older parser served as stored", "mid", mid, "err", err)
 	}
 	sealed, rerr := t.sums.Read(m.sumOff)
 	rec, err := t.openRead(mid, m.sum, sealed, rerr)

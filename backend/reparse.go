@@ -20,8 +20,11 @@ import (
 //     a time; each batch is stored like a commit (log flushed, records in
 //     one transaction), so after a crash the next open goes on with what is
 //     left, and a message already done is never parsed again;
-//   - when a listing or a read meets one before the pass did (listMessages,
-//     summaryRecord), so what a client is shown is always the current form.
+//   - when a listing meets one before the pass did (listMessages), in one
+//     write per listing, so what a client is shown is the current form.
+//     A read of one message (summaryRecord: Summary, Envelope) derives it
+//     in memory only: a scan of every message one by one (JMAP's thread
+//     table) must not cost a write per message; the pass stores it.
 // The caches made from listings (render cache, thread keys) therefore only
 // ever hold what current summaries say, and need nothing dropped.
 
@@ -169,29 +172,10 @@ func (t *Tenant) rederive(ctx context.Context, mids []uint64) (recs [][]byte, er
 	recs, errs = make([][]byte, len(mids)), make([]error, len(mids))
 	redo := make([]rewrite, 0, len(mids))
 	for i, mid := range mids {
-		if err := ctx.Err(); err != nil {
-			errs[i] = err
-			continue
+		var r rewrite
+		if recs[i], r, errs[i] = t.derive(ctx, mid); errs[i] == nil {
+			redo = append(redo, r)
 		}
-		raw, err := t.RawMessage(ctx, mid)
-		if err != nil {
-			errs[i] = fmt.Errorf("derive summary of message %d: %w", mid, err)
-			continue
-		}
-		rec, err := encodeSummary(raw, mailparse.Parse(raw, mailparse.Options{MaxText: -1}))
-		if err != nil {
-			errs[i] = fmt.Errorf("derive summary of message %d: %w", mid, err)
-			continue
-		}
-		recs[i] = rec
-		t.mu.RLock()
-		m := t.msgs[mid-1]
-		t.mu.RUnlock()
-		redo = append(redo, rewrite{
-			mid: mid, old: m.sumOff,
-			sealed:  t.seal.SealUncompressed(rec, appendSummaryAAD(nil, t.seal, m.sum)),
-			bareLFs: uint32(min(mailparse.BareLFs(raw), math.MaxUint32)),
-		})
 	}
 	if len(redo) == 0 {
 		return recs, errs, nil
@@ -203,4 +187,28 @@ func (t *Tenant) rederive(ctx context.Context, mids []uint64) (recs [][]byte, er
 		return recs, errs, fmt.Errorf("store derived summaries: %w", err)
 	}
 	return recs, errs, nil
+}
+
+// derive parses mid again from its archived bytes: its summary record,
+// and the rewrite that stores it in place of the record read before.
+func (t *Tenant) derive(ctx context.Context, mid uint64) ([]byte, rewrite, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, rewrite{}, err
+	}
+	t.mu.RLock()
+	m := t.msgs[mid-1]
+	t.mu.RUnlock()
+	raw, err := t.RawMessage(ctx, mid)
+	if err != nil {
+		return nil, rewrite{}, fmt.Errorf("derive summary of message %d: %w", mid, err)
+	}
+	rec, err := encodeSummary(raw, mailparse.Parse(raw, mailparse.Options{MaxText: -1}))
+	if err != nil {
+		return nil, rewrite{}, fmt.Errorf("derive summary of message %d: %w", mid, err)
+	}
+	return rec, rewrite{
+		mid: mid, old: m.sumOff,
+		sealed:  t.seal.SealUncompressed(rec, appendSummaryAAD(nil, t.seal, m.sum)),
+		bareLFs: uint32(min(mailparse.BareLFs(raw), math.MaxUint32)),
+	}, nil
 }

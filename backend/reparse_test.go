@@ -17,6 +17,7 @@ import (
 
 	"github.com/tidwall/buntdb"
 
+	"github.com/mailvault/mailvault/cputime"
 	"github.com/mailvault/mailvault/mailgen"
 	"github.com/mailvault/mailvault/mailparse"
 )
@@ -136,13 +137,17 @@ func TestReparseAtOpen(t *testing.T) {
 	if n, info := tn.Stats().SummariesOutdated, tn.msgs[last.MID-1]; n != 32 || info.bareLFs != 0 || info.parser != 0 {
 		t.Fatalf("%d summaries outdated, want 32; last message %+v", n, info)
 	}
-	// Read before the pass: derived at once, and stored.
+	// Read before the pass: derived at once; a listing stores it too.
 	env, err := tn.Envelope(ctx, last.MID)
 	if err != nil || !sameEnvelope(env, last.Envelope) {
 		t.Fatalf("envelope read before the pass: %+v (%v), want %+v", env, err, last.Envelope)
 	}
+	listed, err := tn.ListHeads(ctx, []uint64{last.MID}, true, true)
+	if err != nil || listed[0].MessageInfo != last.MessageInfo || !reflect.DeepEqual(listed[0].Head, last.Head) {
+		t.Fatalf("listed before the pass: %+v (%v), want %+v", listed[0], err, last)
+	}
 	if info, _ := tn.Message(last.MID); info != last.MessageInfo || tn.Stats().SummariesOutdated != 31 {
-		t.Fatalf("after a read: %+v, want %+v; %d outdated", info, last.MessageInfo, tn.Stats().SummariesOutdated)
+		t.Fatalf("after a listing: %+v, want %+v; %d outdated", info, last.MessageInfo, tn.Stats().SummariesOutdated)
 	}
 	p.Close()
 
@@ -292,4 +297,60 @@ func TestReparseKilled(t *testing.T) {
 	waitDerived(t, tn)
 	samePresentation(t, present(t, tn, inbox), fresh)
 	verifyClean(t, tn)
+}
+
+// BenchmarkReparse measures the summary pass over a tenant of
+// MAILVAULT_BENCH_REPARSE_MESSAGES generated messages (default 20,000,
+// about 4 KiB each) whose summaries are all in the older form: messages
+// per second and CPU time per message (the pass takes one core).
+func BenchmarkReparse(b *testing.B) {
+	n := envInt("MAILVAULT_BENCH_REPARSE_MESSAGES", 20000)
+	p := openProvider(b, b.TempDir())
+	defer p.Close()
+	tn := newTenant(b, p, "acme", "acme.example")
+	ctx := context.Background()
+	g := mailgen.New(1, []string{"acme.example"}, 20)
+	g.AvgSize = 4 << 10
+	msgs := make(chan []byte, 64)
+	go func() {
+		for range n {
+			msgs <- g.Next().Raw
+		}
+		close(msgs)
+	}()
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for raw := range msgs {
+				if _, err := tn.Ingest(ctx, raw, Source{}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	mids := make([]uint64, n)
+	for i := range mids {
+		mids[i] = uint64(i + 1)
+	}
+	var took, cpu time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		writeOldForm(b, tn, mids)
+		b.StartTimer()
+		start, cpu0 := time.Now(), cputime.Process()
+		tn.reparsePass(ctx)
+		took += time.Since(start)
+		cpu += cputime.Process() - cpu0
+		if left := tn.outdatedSummaries(); left != 0 {
+			b.Fatalf("%d summaries left", left)
+		}
+	}
+	done := float64(b.N * n)
+	b.ReportMetric(done/took.Seconds(), "messages/s")
+	b.ReportMetric(float64(cpu.Microseconds())/done, "cpu-µs/message")
 }

@@ -11,8 +11,8 @@ import (
 // mailparse's binary form, for listings by header fields or structure)
 // followed by the Summary's JSON: a 0 byte, the head's length as a uvarint,
 // the head, the JSON. Records written before heads existed are the JSON
-// alone, which starts with '{'; listings give them their heads as they
-// meet them (addHeads).
+// alone, which starts with '{'; like every record of a parser before
+// mailparse.Version, they are derived again from the message (reparse.go).
 
 // encodeSummary returns the summary record of raw, whose Summary is s.
 func encodeSummary(raw []byte, s *mailparse.Summary) ([]byte, error) {

@@ -22,7 +22,8 @@ type Head struct {
 
 // headVersion starts an encoded Head; a later layout takes the next value.
 // Version 2 added Part.BareLFs, version 3 Address.Route and Group,
-// version 4 Envelope.RawDate; older layouts are still read (without them).
+// version 4 Envelope.RawDate; older layouts are still read (without them),
+// and a store derives their summaries again (see Version).
 const headVersion = 4
 
 // maxHeadDepth bounds the nesting a decoded Head may have, far beyond what
