@@ -781,7 +781,7 @@ func (a *API) reparse(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusAccepted, map[string]int{"outdated": t.Reparse()})
+	answer.JSON(w, http.StatusAccepted, map[string]int{"outdated": t.Reparse()})
 	return nil
 }
 
