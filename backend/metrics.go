@@ -146,11 +146,12 @@ var (
 	descTenantBytes    = prometheus.NewDesc("mailvault_tenant_bytes", "Raw bytes archived in a tenant (as of its closing, for a tenant closed while idle).", []string{"tenant"}, nil)
 	descIndexLag       = prometheus.NewDesc("mailvault_index_lag_messages", "Messages committed but not yet in the full-text index.", []string{"tenant"}, nil)
 	descIndexPaused    = prometheus.NewDesc("mailvault_index_paused", "1 while a tenant's index is paused for disk space.", []string{"tenant"}, nil)
+	descOutdated       = prometheus.NewDesc("mailvault_summaries_outdated", "Summaries of an older parser the tenant's summary pass has still to derive again, as of its last batch.", []string{"tenant"}, nil)
 	descTenantsOpen    = prometheus.NewDesc("mailvault_tenants_open", "Tenants open now (a tenant is opened on use and closed when idle).", nil, nil)
 )
 
 func (c tenantCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTenantMessages, descTenantBytes, descIndexLag, descIndexPaused, descTenantsOpen} {
+	for _, d := range []*prometheus.Desc{descTenantMessages, descTenantBytes, descIndexLag, descIndexPaused, descOutdated, descTenantsOpen} {
 		ch <- d
 	}
 }
@@ -179,6 +180,7 @@ func (c tenantCollector) Collect(ch chan<- prometheus.Metric) {
 			paused = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descIndexPaused, prometheus.GaugeValue, paused, t.Name)
+		ch <- prometheus.MustNewConstMetric(descOutdated, prometheus.GaugeValue, float64(t.outdatedLeft.Load()), t.Name)
 	}
 }
 

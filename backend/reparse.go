@@ -94,9 +94,12 @@ func (t *Tenant) startReparse() {
 // write lock only to store a batch, so intake goes on beside it.
 func (t *Tenant) reparsePass(ctx context.Context) {
 	total := t.outdatedSummaries()
+	t.outdatedLeft.Store(int64(total))
 	if total == 0 {
 		return
 	}
+	// Those left as they were, and those a listing derived meanwhile.
+	defer func() { t.outdatedLeft.Store(int64(t.outdatedSummaries())) }()
 	t.log.Info("summaries of an older parser: deriving them again from the messages", "messages", total, "parser", mailparse.Version)
 	start, cpu0 := time.Now(), cputime.Process()
 	logged := start
@@ -138,6 +141,7 @@ func (t *Tenant) reparsePass(ctx context.Context) {
 			t.log.Info("summary pass stopped; it goes on at the next open", "done", done, "left", total-done-failed)
 			return
 		}
+		t.outdatedLeft.Store(int64(total - done - failed))
 		if now := time.Now(); now.Sub(logged) >= reparseLogEvery {
 			logged = now
 			t.log.Info("summary pass", "done", done, "of", total, "per_second", int(float64(done)/now.Sub(start).Seconds()))

@@ -83,8 +83,10 @@ type Tenant struct {
 	holders  atomic.Int64
 	stats    ingestStats
 
-	// reparsing is set while the summary pass runs (reparse.go).
-	reparsing atomic.Bool
+	// reparsing is set while the summary pass runs (reparse.go);
+	// outdatedLeft is what it has left, for scrapes.
+	reparsing    atomic.Bool
+	outdatedLeft atomic.Int64
 
 	// retGen changes with every change of policies or holds: a deletion
 	// judges again when it moved. runMu lets one deletion run at a time.

@@ -90,6 +90,7 @@ func TestReparseOlderArchive(t *testing.T) {
 	if stats.Messages != 3 || !strings.Contains(in.logs(), `msg="summary pass finished" tenant=acme derived=3 failed=0`) {
 		t.Fatalf("%d messages; the pass did not derive the three summaries:\n%s", stats.Messages, in.logs())
 	}
+	waitMetric(t, "http://"+in.HTTP+"/metrics", "mailvault_summaries_outdated", 0, "tenant", "acme")
 
 	// The same messages archived now, in a tenant of their own.
 	msgs, err := filepath.Glob(filepath.Join("testdata", "reparse", "messages", "*.eml"))
