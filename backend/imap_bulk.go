@@ -219,7 +219,9 @@ func (t *Tenant) listDerived(ctx context.Context, old []stored, out []ListedMess
 	t.mu.RUnlock()
 	for k, o := range old {
 		if errs[k] != nil {
-			t.log.Warn("summary of an older parser served as stored", "mid", mids[k], "err", errs[k])
+			if ctx.Err() == nil {
+				t.log.Warn("summary of an older parser served as stored", "mid", mids[k], "err", errs[k])
+			}
 			recs[k] = o.rec
 		}
 		fill(o.i, recs[k])
