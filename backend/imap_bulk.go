@@ -326,11 +326,13 @@ type rewrite struct {
 	bareLFs uint32
 }
 
-// replaceSummaries stores new summary records, each unless another reader
-// replaced it since it was read, with one flush and one transaction, and
-// then wipes the records they replace: what a deleted message's summary
-// held must not outlive its shredding in a record nothing points to. The
-// caller holds wmu.
+// replaceSummaries stores new summary records, each unless another writer
+// replaced it since it was read: the records are appended and flushed
+// first, and only then, under wmu, the message records are pointed at
+// them in one transaction, so that a commit waits for no flush of them.
+// The records they replace (and those appended in vain) are then wiped:
+// what a deleted message's summary held must not outlive its shredding in
+// a record nothing points to.
 func (t *Tenant) replaceSummaries(l []rewrite) error {
 	var recs [][]byte
 	var todo []rewrite
@@ -352,18 +354,48 @@ func (t *Tenant) replaceSummaries(l []rewrite) error {
 	if err := t.sums.Sync(); err != nil {
 		return err
 	}
+	stale := make([]int64, 0, len(todo))
+	if err := t.pointSummaries(todo, offs, &stale); err != nil {
+		return err
+	}
+	t.staleMu.Lock()
+	t.staleSums = append(t.staleSums, stale...)
+	t.staleMu.Unlock()
+	// A backup copying the log defers the wiping to the next replacement
+	// or deletion (which waits for it).
+	if t.inPlace.TryLock() {
+		t.wipeStale()
+		t.inPlace.Unlock()
+	}
+	return nil
+}
+
+// pointSummaries points the message records of todo at the records stored
+// at offs, where no writer replaced or deleted them meanwhile, and adds the
+// records no longer used to stale.
+func (t *Tenant) pointSummaries(todo []rewrite, offs []int64, stale *[]int64) error {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
 	t.mu.RLock()
-	ms := make([]msgMeta, len(todo))
+	ms := make([]msgMeta, 0, len(todo))
+	var kept []int
 	for i, r := range todo {
-		ms[i] = t.msgs[r.mid-1]
-		ms[i].sumOff = offs[i]
-		ms[i].bareLFs = r.bareLFs
-		ms[i].parser = mailparse.Version
+		m := t.msgs[r.mid-1]
+		if m.sumOff != r.old || m.deleted {
+			*stale = append(*stale, offs[i]) // appended in vain
+			continue
+		}
+		m.sumOff, m.bareLFs, m.parser = offs[i], r.bareLFs, mailparse.Version
+		ms = append(ms, m)
+		kept = append(kept, i)
 	}
 	t.mu.RUnlock()
+	if len(kept) == 0 {
+		return nil
+	}
 	if err := t.db.Update(func(tx *buntdb.Tx) error {
-		for i, r := range todo {
-			if _, _, err := tx.Set(msgKey(r.mid), encodeMsg(&ms[i]), nil); err != nil {
+		for k, i := range kept {
+			if _, _, err := tx.Set(msgKey(todo[i].mid), encodeMsg(&ms[k]), nil); err != nil {
 				return err
 			}
 		}
@@ -372,7 +404,8 @@ func (t *Tenant) replaceSummaries(l []rewrite) error {
 		return err
 	}
 	t.mu.Lock()
-	for i, r := range todo {
+	for _, i := range kept {
+		r := todo[i]
 		m := &t.msgs[r.mid-1]
 		// A folder's size is of its messages as IMAP presents them.
 		if d := int64(r.bareLFs) - int64(m.bareLFs); d != 0 {
@@ -383,19 +416,9 @@ func (t *Tenant) replaceSummaries(l []rewrite) error {
 			}
 		}
 		m.sumOff, m.bareLFs, m.parser = offs[i], r.bareLFs, mailparse.Version
+		*stale = append(*stale, r.old)
 	}
 	t.mu.Unlock()
-	t.staleMu.Lock()
-	for _, r := range todo {
-		t.staleSums = append(t.staleSums, r.old)
-	}
-	t.staleMu.Unlock()
-	// A backup copying the log defers the wiping to the next replacement
-	// or deletion (which waits for it).
-	if t.inPlace.TryLock() {
-		t.wipeStale()
-		t.inPlace.Unlock()
-	}
 	return nil
 }
 

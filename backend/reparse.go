@@ -91,7 +91,8 @@ func (t *Tenant) startReparse() {
 
 // reparsePass derives again every summary an older parser wrote, in MID
 // order, until none is left or ctx ends. It takes one core and holds the
-// write lock only to store a batch, so intake goes on beside it.
+// write lock only to point a batch's message records at their new
+// summaries, so intake goes on beside it.
 func (t *Tenant) reparsePass(ctx context.Context) {
 	total := t.outdatedSummaries()
 	t.outdatedLeft.Store(int64(total))
@@ -184,10 +185,7 @@ func (t *Tenant) rederive(ctx context.Context, mids []uint64) (recs [][]byte, er
 	if len(redo) == 0 {
 		return recs, errs, nil
 	}
-	t.wmu.Lock()
-	err = t.replaceSummaries(redo)
-	t.wmu.Unlock()
-	if err != nil {
+	if err = t.replaceSummaries(redo); err != nil {
 		return recs, errs, fmt.Errorf("store derived summaries: %w", err)
 	}
 	return recs, errs, nil

@@ -302,7 +302,8 @@ func TestReparseKilled(t *testing.T) {
 // BenchmarkReparse measures the summary pass over a tenant of
 // MAILVAULT_BENCH_REPARSE_MESSAGES generated messages (default 20,000,
 // about 4 KiB each) whose summaries are all in the older form: messages
-// per second and CPU time per message (the pass takes one core).
+// per second and CPU time per message (the pass takes one core), and the
+// latency of messages archived one at a time beside it and without it.
 func BenchmarkReparse(b *testing.B) {
 	n := envInt("MAILVAULT_BENCH_REPARSE_MESSAGES", 20000)
 	p := openProvider(b, b.TempDir())
@@ -336,21 +337,60 @@ func BenchmarkReparse(b *testing.B) {
 	for i := range mids {
 		mids[i] = uint64(i + 1)
 	}
-	var took, cpu time.Duration
-	b.ResetTimer()
-	for b.Loop() {
-		b.StopTimer()
-		writeOldForm(b, tn, mids)
-		b.StartTimer()
-		start, cpu0 := time.Now(), cputime.Process()
-		tn.reparsePass(ctx)
-		took += time.Since(start)
-		cpu += cputime.Process() - cpu0
-		if left := tn.outdatedSummaries(); left != 0 {
-			b.Fatalf("%d summaries left", left)
+	// Intake beside the pass: one message at a time, as an SMTP journal
+	// delivers, its latency with and without the pass running.
+	ingestOne := func() time.Duration {
+		start := time.Now()
+		if _, err := tn.Ingest(ctx, g.Next().Raw, Source{}); err != nil {
+			b.Fatal(err)
 		}
+		return time.Since(start)
 	}
-	done := float64(b.N * n)
-	b.ReportMetric(done/took.Seconds(), "messages/s")
-	b.ReportMetric(float64(cpu.Microseconds())/done, "cpu-µs/message")
+	var alone time.Duration
+	const probes = 100
+	for range probes {
+		alone += ingestOne()
+	}
+	pass := func(b *testing.B, withIntake bool) {
+		var took, cpu, beside time.Duration
+		var besideN int
+		for b.Loop() {
+			b.StopTimer()
+			writeOldForm(b, tn, mids)
+			stop := make(chan struct{})
+			intake := make(chan struct{})
+			go func() {
+				defer close(intake)
+				for withIntake {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					beside += ingestOne()
+					besideN++
+				}
+			}()
+			b.StartTimer()
+			start, cpu0 := time.Now(), cputime.Process()
+			tn.reparsePass(ctx)
+			took += time.Since(start)
+			cpu += cputime.Process() - cpu0
+			close(stop)
+			<-intake
+			if left := tn.outdatedSummaries(); left != 0 {
+				b.Fatalf("%d summaries left", left)
+			}
+		}
+		done := float64(b.N * n)
+		b.ReportMetric(done/took.Seconds(), "messages/s")
+		if !withIntake {
+			b.ReportMetric(float64(cpu.Microseconds())/done, "cpu-µs/message")
+			return
+		}
+		b.ReportMetric(float64(alone.Microseconds())/probes/1000, "ms/ingest-alone")
+		b.ReportMetric(float64(beside.Microseconds())/float64(max(besideN, 1))/1000, "ms/ingest-beside")
+	}
+	b.Run("alone", func(b *testing.B) { pass(b, false) })
+	b.Run("intake", func(b *testing.B) { pass(b, true) })
 }
