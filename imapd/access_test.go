@@ -1,7 +1,6 @@
 package imapd
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -25,7 +24,7 @@ func TestIsolation(t *testing.T) {
 	f := newFixture(t, 10, false)
 	alice := dialRaw(t, f.addr)
 	alice.login("alice@acme.example")
-	list := strings.Join(alice.ok(`LIST "" "*"`), "\n")
+	list := strings.Join(alice.OK(`LIST "" "*"`), "\n")
 	for _, bad := range []string{"bob@", "globex", "journal", "carol"} {
 		if strings.Contains(list, bad) {
 			t.Errorf("alice's LIST shows %s:\n%s", bad, list)
@@ -43,32 +42,32 @@ func TestIsolation(t *testing.T) {
 			if cmd == "STATUS" {
 				full += " (MESSAGES UIDNEXT UNSEEN SIZE)"
 			}
-			if st := alice.no(full); !strings.Contains(st, "NONEXISTENT") {
+			if st := alice.NO(full); !strings.Contains(st, "NONEXISTENT") {
 				t.Errorf("%s: %s", full, st)
 			}
 		}
 	}
 	// Guessed UIDs beyond alice's INBOX return nothing (bob's INBOX has
 	// UIDs of its own, with the same numbers).
-	alice.ok("SELECT INBOX")
-	if u := alice.ok("UID FETCH 100000:4294967295 (UID BODY.PEEK[])"); len(u) != 0 {
+	alice.OK("SELECT INBOX")
+	if u := alice.OK("UID FETCH 100000:4294967295 (UID BODY.PEEK[])"); len(u) != 0 {
 		t.Errorf("guessed UIDs returned %q", u)
 	}
-	if u := alice.ok("FETCH 1:* (UID)"); len(u) != len(f.inbox) {
+	if u := alice.OK("FETCH 1:* (UID)"); len(u) != len(f.inbox) {
 		t.Errorf("FETCH 1:* returned %d messages, want %d", len(u), len(f.inbox))
 	}
 
 	// Another tenant's user sees only their own.
 	zed := dialRaw(t, f.addr)
 	zed.login("zed@globex.example")
-	zlist := strings.Join(zed.ok(`LIST "" "*"`), "\n")
+	zlist := strings.Join(zed.OK(`LIST "" "*"`), "\n")
 	if strings.Contains(zlist, "acme") || strings.Contains(zlist, "Archive") {
 		t.Errorf("zed's LIST:\n%s", zlist)
 	}
-	if u := zed.ok("SELECT INBOX"); !strings.Contains(strings.Join(u, "\n"), fmt.Sprintf("* %d EXISTS", len(f.zedbox))) {
+	if u := zed.OK("SELECT INBOX"); !strings.Contains(strings.Join(u, "\n"), fmt.Sprintf("* %d EXISTS", len(f.zedbox))) {
 		t.Errorf("zed's INBOX: %q", u)
 	}
-	zed.no(`SELECT "Archive/alice@acme.example/INBOX"`)
+	zed.NO(`SELECT "Archive/alice@acme.example/INBOX"`)
 
 	// A compliance user sees the journal mailbox, and no personal mail
 	// without a grant.
@@ -78,21 +77,21 @@ func TestIsolation(t *testing.T) {
 	}
 	carol := dialRaw(t, f.addr)
 	carol.login("carol@acme.example")
-	clist := strings.Join(carol.ok(`LIST "" "*"`), "\n")
+	clist := strings.Join(carol.OK(`LIST "" "*"`), "\n")
 	if !strings.Contains(clist, `"Archive/journal@acme.example/INBOX"`) || strings.Contains(clist, "alice@") {
 		t.Errorf("carol's LIST:\n%s", clist)
 	}
 
 	// Revoking a grant takes effect on a session that has the folder open.
-	alice.ok(`SELECT "Archive/sales@acme.example/INBOX"`)
-	alice.ok("FETCH 1 (UID)")
+	alice.OK(`SELECT "Archive/sales@acme.example/INBOX"`)
+	alice.OK("FETCH 1 (UID)")
 	if err := f.acme.Revoke(ctx, "sales@acme.example", "alice@acme.example"); err != nil {
 		t.Fatal(err)
 	}
-	if st := alice.no("FETCH 1 (BODY.PEEK[])"); !strings.Contains(st, "NOPERM") {
+	if st := alice.NO("FETCH 1 (BODY.PEEK[])"); !strings.Contains(st, "NOPERM") {
 		t.Errorf("FETCH after revoke: %s", st)
 	}
-	if list := strings.Join(alice.ok(`LIST "" "*"`), "\n"); strings.Contains(list, "sales@") {
+	if list := strings.Join(alice.OK(`LIST "" "*"`), "\n"); strings.Contains(list, "sales@") {
 		t.Errorf("LIST after revoke:\n%s", list)
 	}
 }
@@ -107,37 +106,37 @@ func TestReadOnly(t *testing.T) {
 		`CREATE Trash`, `CREATE "Archive/sales@acme.example/x"`, `DELETE INBOX`, `DELETE Sent`, `RENAME INBOX Old`,
 		`UNSUBSCRIBE INBOX`,
 	} {
-		if st := c.no(cmd); !strings.Contains(st, "[CANNOT]") {
+		if st := c.NO(cmd); !strings.Contains(st, "[CANNOT]") {
 			t.Errorf("%s: %s", cmd, st)
 		}
 	}
-	c.ok("SUBSCRIBE INBOX")
-	c.no("SUBSCRIBE Trash")
+	c.OK("SUBSCRIBE INBOX")
+	c.NO("SUBSCRIBE Trash")
 	msg := "Subject: x\r\n\r\nappended\r\n"
-	if st := c.no(fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(msg), msg)); !strings.Contains(st, "[CANNOT]") {
+	if st := c.NO(fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(msg), msg)); !strings.Contains(st, "[CANNOT]") {
 		t.Errorf("APPEND: %s", st)
 	}
-	c.ok("SELECT INBOX")
+	c.OK("SELECT INBOX")
 	for _, cmd := range []string{`COPY 1:* Sent`, `UID COPY 1:* Sent`, `MOVE 1 Sent`, `UID MOVE 1:* Sent`,
 		`STORE 1 +FLAGS (\Deleted)`, `UID STORE 1:* FLAGS (\Seen \Deleted)`} {
-		if st := c.no(cmd); !strings.Contains(st, "[CANNOT]") {
+		if st := c.NO(cmd); !strings.Contains(st, "[CANNOT]") {
 			t.Errorf("%s: %s", cmd, st)
 		}
 	}
-	c.ok("EXPUNGE")
-	c.ok(fmt.Sprintf("UID EXPUNGE 1:%d", f.inbox[len(f.inbox)-1].uid))
-	u := c.ok(`STORE 2 +FLAGS (\Flagged)`)
+	c.OK("EXPUNGE")
+	c.OK(fmt.Sprintf("UID EXPUNGE 1:%d", f.inbox[len(f.inbox)-1].uid))
+	u := c.OK(`STORE 2 +FLAGS (\Flagged)`)
 	if len(u) != 1 || !strings.Contains(u[0], `FLAGS (\Flagged \Seen)`) {
 		t.Errorf("STORE +FLAGS: %q", u)
 	}
-	c.ok("CLOSE")
+	c.OK("CLOSE")
 	// EXAMINE: nothing may change, CLOSE succeeds.
-	c.ok("EXAMINE INBOX")
-	if st := c.no(`STORE 1 +FLAGS (\Flagged)`); !strings.Contains(st, "EXAMINE") {
+	c.OK("EXAMINE INBOX")
+	if st := c.NO(`STORE 1 +FLAGS (\Flagged)`); !strings.Contains(st, "EXAMINE") {
 		t.Errorf("STORE after EXAMINE: %s", st)
 	}
-	c.ok("FETCH 1 BODY[]") // no implicit \Seen change after EXAMINE
-	c.ok("CLOSE")
+	c.OK("FETCH 1 BODY[]") // no implicit \Seen change after EXAMINE
+	c.OK("CLOSE")
 	snapshotUnchanged(t, f)
 
 	// Flags are per user: bob's view of the same message is untouched.
@@ -146,20 +145,20 @@ func TestReadOnly(t *testing.T) {
 	}
 	b := dialRaw(t, f.addr)
 	b.login("bob@acme.example")
-	b.ok(`EXAMINE "Archive/alice@acme.example/INBOX"`)
-	if u := b.ok("FETCH 2 (FLAGS)"); len(u) != 1 || !strings.HasSuffix(u[0], `FLAGS (\Seen))`) {
+	b.OK(`EXAMINE "Archive/alice@acme.example/INBOX"`)
+	if u := b.OK("FETCH 2 (FLAGS)"); len(u) != 1 || !strings.HasSuffix(u[0], `FLAGS (\Seen))`) {
 		t.Errorf("bob sees alice's flags: %q", u)
 	}
 	// Implicit \Seen: reading a body after SELECT marks it, for alice only.
-	c.ok("SELECT INBOX")
-	c.ok(`STORE 3 -FLAGS.SILENT (\Seen)`)
-	if u := c.ok("SEARCH UNSEEN"); searchResult(t, u)[0] != 3 {
+	c.OK("SELECT INBOX")
+	c.OK(`STORE 3 -FLAGS.SILENT (\Seen)`)
+	if u := c.OK("SEARCH UNSEEN"); searchResult(t, u)[0] != 3 {
 		t.Errorf("UNSEEN: %q", u)
 	}
-	if u := c.ok("FETCH 3 BODY[TEXT]"); !strings.Contains(u[0], `FLAGS (\Seen)`) {
+	if u := c.OK("FETCH 3 BODY[TEXT]"); !strings.Contains(u[0], `FLAGS (\Seen)`) {
 		t.Errorf("FETCH BODY[] did not report \\Seen: %.200q", u)
 	}
-	if u := c.ok("SEARCH UNSEEN"); len(searchResult(t, u)) != 0 {
+	if u := c.OK("SEARCH UNSEEN"); len(searchResult(t, u)) != 0 {
 		t.Errorf("UNSEEN after reading: %q", u)
 	}
 }
@@ -169,9 +168,9 @@ func TestIdle(t *testing.T) {
 	f := newFixture(t, 5, false)
 	c := dialRaw(t, f.addr)
 	c.login("alice@acme.example")
-	c.ok("SELECT INBOX")
-	fmt.Fprintf(c.conn, "i1 IDLE\r\n")
-	if l := c.line(); !strings.HasPrefix(l, "+") {
+	c.OK("SELECT INBOX")
+	fmt.Fprintf(c.Net(), "i1 IDLE\r\n")
+	if l := c.Line(); !strings.HasPrefix(l, "+") {
 		t.Fatalf("IDLE: %q", l)
 	}
 	g := mailgen.New(99, []string{"acme.example"}, 3)
@@ -182,23 +181,23 @@ func TestIdle(t *testing.T) {
 		}
 	}
 	want := fmt.Sprintf("* %d EXISTS", len(f.inbox)+2)
-	for l := c.line(); l != want; l = c.line() {
+	for l := c.Line(); l != want; l = c.Line() {
 		if !strings.HasSuffix(l, "EXISTS") {
 			t.Fatalf("during IDLE: %q", l)
 		}
 	}
-	fmt.Fprintf(c.conn, "DONE\r\n")
-	if l := c.line(); !strings.HasPrefix(l, "i1 OK") {
+	fmt.Fprintf(c.Net(), "DONE\r\n")
+	if l := c.Line(); !strings.HasPrefix(l, "i1 OK") {
 		t.Fatalf("after DONE: %q", l)
 	}
-	if u := c.ok("FETCH 1:* (UID)"); len(u) != len(f.inbox)+2 {
+	if u := c.OK("FETCH 1:* (UID)"); len(u) != len(f.inbox)+2 {
 		t.Errorf("after IDLE FETCH 1:* gives %d messages", len(u))
 	}
 	// NOOP announces too.
 	if _, err := f.acme.Ingest(context.Background(), g.Next().Raw, backend.Source{Mailbox: "alice@acme.example", Folder: "INBOX"}); err != nil {
 		t.Fatal(err)
 	}
-	if u := c.ok("NOOP"); len(u) != 1 || u[0] != fmt.Sprintf("* %d EXISTS", len(f.inbox)+3) {
+	if u := c.OK("NOOP"); len(u) != 1 || u[0] != fmt.Sprintf("* %d EXISTS", len(f.inbox)+3) {
 		t.Errorf("NOOP: %q", u)
 	}
 }
@@ -228,7 +227,7 @@ func TestTLS(t *testing.T) {
 	}
 	c := rawOn(t, conn, true)
 	c.login("alice@acme.example")
-	c.ok("SELECT INBOX")
+	c.OK("SELECT INBOX")
 
 	// Off loopback: no plaintext login, STARTTLS offered.
 	ip := nonLoopbackIP(t)
@@ -238,15 +237,15 @@ func TestTLS(t *testing.T) {
 	}
 	go f.srv.Serve(ln2)
 	c = dialRaw(t, ln2.Addr().String())
-	caps := strings.Join(c.ok("CAPABILITY"), " ")
+	caps := strings.Join(c.OK("CAPABILITY"), " ")
 	if !strings.Contains(caps, "LOGINDISABLED") || !strings.Contains(caps, "STARTTLS") {
 		t.Errorf("plaintext off loopback: %s", caps)
 	}
-	if st := c.no("LOGIN " + quote("alice@acme.example") + " " + quote(password)); !strings.Contains(st, "PRIVACYREQUIRED") {
+	if st := c.NO("LOGIN " + quote("alice@acme.example") + " " + quote(password)); !strings.Contains(st, "PRIVACYREQUIRED") {
 		t.Errorf("plaintext LOGIN: %s", st)
 	}
-	c.ok("STARTTLS")
-	tc := tls.Client(c.conn, cfg)
+	c.OK("STARTTLS")
+	tc := tls.Client(c.Net(), cfg)
 	c = rawOn(t, tc, false)
 	c.login("alice@acme.example")
 
@@ -274,18 +273,6 @@ func nonLoopbackIP(t *testing.T) string {
 	return ""
 }
 
-// rawOn is dialRaw on an established connection.
-func rawOn(t *testing.T, conn net.Conn, greeting bool) *rawClient {
-	t.Cleanup(func() { conn.Close() })
-	c := &rawClient{t: t, conn: conn, r: bufio.NewReader(conn)}
-	if greeting {
-		if g := c.line(); !strings.HasPrefix(g, "* OK") {
-			t.Fatalf("greeting %q", g)
-		}
-	}
-	return c
-}
-
 // TestAudit: a compliance user's login, folder opens, message reads and
 // searches are audited, one entry per command; a reader's are not.
 func TestAudit(t *testing.T) {
@@ -302,14 +289,14 @@ func TestAudit(t *testing.T) {
 	}
 	a := dialRaw(t, f.addr)
 	a.login("alice@acme.example")
-	a.ok("SELECT INBOX")
-	a.ok("FETCH 1:* (ENVELOPE BODY.PEEK[])")
+	a.OK("SELECT INBOX")
+	a.OK("FETCH 1:* (ENVELOPE BODY.PEEK[])")
 	c := dialRaw(t, f.addr)
 	c.login("carol@acme.example")
-	c.ok(`EXAMINE "Archive/journal@acme.example/INBOX"`)
-	c.ok("FETCH 1:* (UID FLAGS)") // no content: not a retrieval
-	c.ok("UID FETCH 1:* (BODY.PEEK[HEADER] BODYSTRUCTURE)")
-	c.ok(`UID SEARCH OR SUBJECT "invoice" NOT BODY "meeting"`)
+	c.OK(`EXAMINE "Archive/journal@acme.example/INBOX"`)
+	c.OK("FETCH 1:* (UID FLAGS)") // no content: not a retrieval
+	c.OK("UID FETCH 1:* (BODY.PEEK[HEADER] BODYSTRUCTURE)")
+	c.OK(`UID SEARCH OR SUBJECT "invoice" NOT BODY "meeting"`)
 	after, err := f.acme.AuditLog(before[len(before)-1].Seq, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mailvault/mailvault/cputime"
+	"github.com/mailvault/mailvault/internal/imapwire"
 )
 
 // BenchmarkAgainstDovecot runs one read-only workload, command by command,
@@ -201,7 +202,7 @@ func (c *benchConn) run(b *testing.B, cmd string) int {
 			n++
 		}
 		start = true
-		if size, ok := literalSize(string(bytes.TrimRight(l, "\r\n"))); ok {
+		if size, ok := imapwire.LiteralSize(string(bytes.TrimRight(l, "\r\n"))); ok {
 			if _, err := c.r.Discard(size); err != nil {
 				b.Fatal(err)
 			}

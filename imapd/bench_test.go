@@ -203,11 +203,11 @@ func benchArchive(b *testing.B, dir string, msgs []mailgen.Message, others int) 
 // runWorkload returns timings in milliseconds.
 func runWorkload(b *testing.B, addr, user, pass string, n int, people []string) map[string]float64 {
 	c := dialRaw(b, addr)
-	c.ok("LOGIN " + quote(user) + " " + quote(pass))
+	c.OK("LOGIN " + quote(user) + " " + quote(pass))
 	out := map[string]float64{}
 	timed := func(cmd string) (time.Duration, []string) {
 		start, cpu := time.Now(), cputime.Process()
-		u := c.ok(cmd)
+		u := c.OK(cmd)
 		if d := time.Since(start); d > 500*time.Millisecond {
 			fmt.Printf("%.60s: %v wall, %v CPU of this process (the test client, and mailvault)\n", cmd, d.Round(time.Millisecond), (cputime.Process() - cpu).Round(time.Millisecond))
 		}
@@ -215,7 +215,7 @@ func runWorkload(b *testing.B, addr, user, pass string, n int, people []string) 
 	}
 	var sel []time.Duration
 	for range 5 {
-		c.do("UNSELECT") // BAD the first time: nothing selected yet
+		c.Do("UNSELECT") // BAD the first time: nothing selected yet
 		d, u := timed("SELECT INBOX")
 		if !slices.Contains(u, fmt.Sprintf("* %d EXISTS", n)) {
 			b.Fatalf("SELECT: %q", u)

@@ -106,9 +106,9 @@ SyncState *
 		// mbsync skips messages without a blank line after the header
 		// ("incomplete header") and rewrites lone CRs with its line-break
 		// conversion; they must still come out of the server intact.
-		c.ok("EXAMINE " + box.dir)
+		c.OK("EXAMINE " + box.dir)
 		for _, m := range append(skipped, altered...) {
-			u := c.ok(fmt.Sprintf("UID FETCH %d BODY.PEEK[]", m.uid))
+			u := c.OK(fmt.Sprintf("UID FETCH %d BODY.PEEK[]", m.uid))
 			// IMAP presents bare LFs as CRLF; the archived bytes are otherwise served as they are.
 			served := mailparse.AppendCRLF(nil, m.raw)
 			if want := fmt.Sprintf("* 0 FETCH (UID %d BODY[] {%d}%s)", m.uid, len(served), served); len(u) != 1 || u[0][strings.Index(u[0], "FETCH"):] != want[strings.Index(want, "FETCH"):] {

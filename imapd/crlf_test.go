@@ -130,9 +130,9 @@ func TestBinaryQPTrailingBlanks(t *testing.T) {
 		"one \t\r\nkeep=20\r\nsoft=  \r\nbreak\r\n")
 	c := dialRaw(t, f.addr)
 	c.login("alice@acme.example")
-	c.ok("EXAMINE QP")
+	c.OK("EXAMINE QP")
 	want := "one\r\nkeep \r\nsoftbreak\r\n"
-	u := c.ok("FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[1])")
+	u := c.OK("FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[1])")
 	if len(u) != 1 || !strings.Contains(u[0], fmt.Sprintf("BINARY[1] ~{%d}%s", len(want), want)) || !strings.Contains(u[0], fmt.Sprintf("BINARY.SIZE[1] %d", len(want))) {
 		t.Errorf("BINARY of quoted-printable: %q, want %q", u, want)
 	}

@@ -27,8 +27,8 @@ func TestEnvelopeGroups(t *testing.T) {
 	f.wireFolder(t, "Groups", msg)
 	c := dialRaw(t, f.addr)
 	c.login("alice@acme.example")
-	c.ok("EXAMINE Groups")
-	u := c.ok("FETCH 1 ENVELOPE")
+	c.OK("EXAMINE Groups")
+	u := c.OK("FETCH 1 ENVELOPE")
 	if len(u) != 1 {
 		t.Fatalf("FETCH: %q", u)
 	}
@@ -63,8 +63,8 @@ func TestEnvelopeDate(t *testing.T) {
 			"Content-Type: message/rfc822\r\n\r\nDate: 7 Feb 2024 09:00 GMT\r\nFrom: news@partner.example\r\nSubject: inner\r\n\r\ninner\r\n")
 	c := dialRaw(t, f.addr)
 	c.login("alice@acme.example")
-	c.ok("EXAMINE Dates")
-	u := c.ok("FETCH 1:6 (ENVELOPE BODYSTRUCTURE)")
+	c.OK("EXAMINE Dates")
+	u := c.OK("FETCH 1:6 (ENVELOPE BODYSTRUCTURE)")
 	want := map[string]string{
 		"zone":   `(ENVELOPE ("14 Feb 2024 06:00:00 -0000 (UTC)" "zone" ((NIL NIL "odd \"local\"" "acme.example"))`,
 		"folded": `(ENVELOPE ("Mon, 5 Feb 2024 11:30:00 -0500" "folded" `,

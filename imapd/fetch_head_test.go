@@ -28,9 +28,9 @@ func TestFetchHeadsAsMessage(t *testing.T) {
 		folders["Corpus"] = f.corpus
 	}
 	for name, msgs := range folders {
-		c.ok("SELECT " + name)
-		heads := c.ok("UID FETCH 1:* (" + items + ")")
-		whole := c.ok("UID FETCH 1:* (" + items + " BODY.PEEK[TEXT]<0.1>)")
+		c.OK("SELECT " + name)
+		heads := c.OK("UID FETCH 1:* (" + items + ")")
+		whole := c.OK("UID FETCH 1:* (" + items + " BODY.PEEK[TEXT]<0.1>)")
 		if len(heads) != len(msgs) || len(whole) != len(msgs) {
 			t.Fatalf("%s: %d and %d responses for %d messages", name, len(heads), len(whole), len(msgs))
 		}
@@ -53,10 +53,10 @@ func TestFetchHeadsAsMessage(t *testing.T) {
 		}
 		// One set of header fields is written as kept after the first
 		// time, whatever the order and case of the names.
-		fieldsFromMessage := c.ok("UID FETCH 1:* (UID FLAGS BODY.PEEK[HEADER.FIELDS (From Subject Date X-Nope)] BODY.PEEK[TEXT]<0.1>)")
-		partialFromMessage := c.ok("UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS.NOT (Received)]<3.40> BODY.PEEK[TEXT]<0.1>)")
+		fieldsFromMessage := c.OK("UID FETCH 1:* (UID FLAGS BODY.PEEK[HEADER.FIELDS (From Subject Date X-Nope)] BODY.PEEK[TEXT]<0.1>)")
+		partialFromMessage := c.OK("UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS.NOT (Received)]<3.40> BODY.PEEK[TEXT]<0.1>)")
 		for round, items := range []string{"UID FLAGS BODY.PEEK[HEADER.FIELDS (From Subject Date X-Nope)]", "UID FLAGS BODY.PEEK[HEADER.FIELDS (date x-nope SUBJECT from from)]"} {
-			kept := c.ok("UID FETCH 1:* (" + items + ")")
+			kept := c.OK("UID FETCH 1:* (" + items + ")")
 			for i, m := range msgs {
 				// The fields themselves, after the literal's size.
 				w := text.ReplaceAllString(fieldsFromMessage[i], ")")
@@ -67,7 +67,7 @@ func TestFetchHeadsAsMessage(t *testing.T) {
 			}
 		}
 		for round := range 2 {
-			kept := c.ok("UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS.NOT (Received)]<3.40>)")
+			kept := c.OK("UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS.NOT (Received)]<3.40>)")
 			for i, m := range msgs {
 				if w := text.ReplaceAllString(partialFromMessage[i], ")"); !hasBareLF(m.raw) && kept[i] != w {
 					t.Fatalf("%s header fields partial round %d: %q, from the message %q", name, round, kept[i], w)
@@ -75,9 +75,9 @@ func TestFetchHeadsAsMessage(t *testing.T) {
 			}
 		}
 		// BODYSTRUCTURE alone is written as kept after the first time.
-		fromMessage := c.ok("UID FETCH 1:* (UID BODYSTRUCTURE BODY.PEEK[TEXT]<0.1>)")
+		fromMessage := c.OK("UID FETCH 1:* (UID BODYSTRUCTURE BODY.PEEK[TEXT]<0.1>)")
 		for round := range 2 {
-			kept := c.ok("UID FETCH 1:* (UID BODYSTRUCTURE)")
+			kept := c.OK("UID FETCH 1:* (UID BODYSTRUCTURE)")
 			for i := range msgs {
 				if w := text.ReplaceAllString(fromMessage[i], ")"); kept[i] != w {
 					t.Fatalf("%s round %d: %q, from the message %q", name, round, kept[i], w)
@@ -86,12 +86,12 @@ func TestFetchHeadsAsMessage(t *testing.T) {
 		}
 	}
 	// With UTF-8 in quoted strings the structures are kept apart.
-	c.ok("ENABLE UTF8=ACCEPT")
+	c.OK("ENABLE UTF8=ACCEPT")
 	for name, msgs := range folders {
-		c.ok("SELECT " + name)
-		fromMessage := c.ok("UID FETCH 1:* (UID BODYSTRUCTURE BODY.PEEK[TEXT]<0.1>)")
+		c.OK("SELECT " + name)
+		fromMessage := c.OK("UID FETCH 1:* (UID BODYSTRUCTURE BODY.PEEK[TEXT]<0.1>)")
 		for round := range 2 {
-			kept := c.ok("UID FETCH 1:* (UID BODYSTRUCTURE)")
+			kept := c.OK("UID FETCH 1:* (UID BODYSTRUCTURE)")
 			for i := range msgs {
 				if w := text.ReplaceAllString(fromMessage[i], ")"); kept[i] != w {
 					t.Fatalf("UTF8=ACCEPT %s round %d: %q, from the message %q", name, round, kept[i], w)
@@ -99,8 +99,8 @@ func TestFetchHeadsAsMessage(t *testing.T) {
 			}
 		}
 	}
-	c.ok("SELECT Bare")
-	u := c.ok("FETCH 1 (BODY.PEEK[HEADER] BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+	c.OK("SELECT Bare")
+	u := c.OK("FETCH 1 (BODY.PEEK[HEADER] BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
 	h := strings.ReplaceAll(string(bare[:bytes.Index(bare, []byte("\n\n"))+2]), "\n", "\r\n")
 	want := fmt.Sprintf("BODY[HEADER] {%d}%s BODY[HEADER.FIELDS (SUBJECT)] {29}Subject: bare\r\n line ends\r\n\r\n)", len(h), h)
 	if len(u) != 1 || !strings.HasSuffix(u[0], want) {

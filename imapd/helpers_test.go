@@ -1,7 +1,6 @@
 package imapd
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/mailvault/mailvault/backend"
 	"github.com/mailvault/mailvault/conf"
+	"github.com/mailvault/mailvault/internal/imapwire"
 	"github.com/mailvault/mailvault/mailgen"
 )
 
@@ -232,107 +232,27 @@ func sha(b []byte) string { return fmt.Sprintf("%x", sha256.Sum256(b)) }
 // rawClient is a minimal IMAP client on a plain socket, independent of
 // go-imap, that returns the server's responses as they came.
 type rawClient struct {
-	t    testing.TB
-	conn net.Conn
-	r    *bufio.Reader
-	tag  int
+	*imapwire.Conn
+	t testing.TB
 }
 
 func dialRaw(t testing.TB, addr string) *rawClient {
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	c := &rawClient{t: t, conn: conn, r: bufio.NewReader(conn)}
-	if g := c.line(); !strings.HasPrefix(g, "* OK") {
-		t.Fatalf("greeting %q", g)
-	}
-	return c
+	t.Helper()
+	return &rawClient{imapwire.Dial(t, addr), t}
+}
+
+// rawOn is dialRaw on an established connection.
+func rawOn(t testing.TB, conn net.Conn, greeting bool) *rawClient {
+	t.Helper()
+	return &rawClient{imapwire.On(t, conn, greeting), t}
 }
 
 func (c *rawClient) login(user string) {
 	c.t.Helper()
-	c.ok("LOGIN " + quote(user) + " " + quote(password))
+	c.OK("LOGIN " + quote(user) + " " + quote(password))
 }
 
 func quote(s string) string { return strconv.Quote(s) }
-
-// line reads one response line, with its literals inlined.
-func (c *rawClient) line() string {
-	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
-	var b strings.Builder
-	for {
-		l, err := c.r.ReadString('\n')
-		if err != nil {
-			c.t.Fatalf("read: %v (so far %q)", err, b.String())
-		}
-		l = strings.TrimSuffix(l, "\r\n")
-		b.WriteString(l)
-		n, ok := literalSize(l)
-		if !ok {
-			return b.String()
-		}
-		buf := make([]byte, n)
-		if _, err := io.ReadFull(c.r, buf); err != nil {
-			c.t.Fatal(err)
-		}
-		b.Write(buf)
-	}
-}
-
-// literalSize parses the {n} (or {n+}) that ends a line announcing a
-// literal.
-func literalSize(l string) (int, bool) {
-	if !strings.HasSuffix(l, "}") {
-		return 0, false
-	}
-	i := strings.LastIndexByte(l, '{')
-	if i < 0 {
-		return 0, false
-	}
-	n, err := strconv.Atoi(strings.TrimSuffix(l[i+1:len(l)-1], "+"))
-	return n, err == nil
-}
-
-// do sends a command and returns the untagged lines and the tagged status
-// line without the tag.
-func (c *rawClient) do(cmd string) (untagged []string, status string) {
-	c.t.Helper()
-	c.tag++
-	tag := fmt.Sprintf("t%d", c.tag)
-	if _, err := fmt.Fprintf(c.conn, "%s %s\r\n", tag, cmd); err != nil {
-		c.t.Fatal(err)
-	}
-	for {
-		l := c.line()
-		if rest, ok := strings.CutPrefix(l, tag+" "); ok {
-			return untagged, rest
-		}
-		untagged = append(untagged, l)
-	}
-}
-
-// ok runs a command that must succeed.
-func (c *rawClient) ok(cmd string) []string {
-	c.t.Helper()
-	u, st := c.do(cmd)
-	if !strings.HasPrefix(st, "OK") {
-		c.t.Fatalf("%s: %s", cmd, st)
-	}
-	return u
-}
-
-// no runs a command that must fail with NO and returns the status.
-func (c *rawClient) no(cmd string) string {
-	c.t.Helper()
-	_, st := c.do(cmd)
-	if !strings.HasPrefix(st, "NO") {
-		c.t.Fatalf("%s: want NO, got %s", cmd, st)
-	}
-	return st
-}
 
 // searchResult parses "* SEARCH n n n" or "* ESEARCH ... ALL set".
 func searchResult(t testing.TB, lines []string) []uint32 {

@@ -11,13 +11,13 @@ import (
 func TestLiteralPlus(t *testing.T) {
 	f := newFixture(t, 1, false)
 	c := dialRaw(t, f.addr)
-	if u := c.ok("CAPABILITY"); len(u) != 1 || !strings.Contains(u[0], " LITERAL+") || strings.Contains(u[0], "LITERAL-") {
+	if u := c.OK("CAPABILITY"); len(u) != 1 || !strings.Contains(u[0], " LITERAL+") || strings.Contains(u[0], "LITERAL-") {
 		t.Fatalf("CAPABILITY before login: %q", u)
 	}
 	user := "alice@acme.example"
-	fmt.Fprintf(c.conn, "p1 LOGIN {%d+}\r\n%s {%d+}\r\n%s\r\n", len(user), user, len(password), password)
+	fmt.Fprintf(c.Net(), "p1 LOGIN {%d+}\r\n%s {%d+}\r\n%s\r\n", len(user), user, len(password), password)
 	for {
-		l := c.line()
+		l := c.Line()
 		if strings.HasPrefix(l, "+") {
 			t.Fatalf("continuation request %q for a non-synchronizing literal", l)
 		}
@@ -28,5 +28,5 @@ func TestLiteralPlus(t *testing.T) {
 			break
 		}
 	}
-	c.ok("SELECT INBOX")
+	c.OK("SELECT INBOX")
 }

@@ -17,9 +17,9 @@ func TestLoginWithAddress(t *testing.T) {
 	}
 	c := dialRaw(t, f.addr)
 	c.login("alice.smith@acme.example")
-	if u := c.ok("STATUS INBOX (MESSAGES)"); len(u) != 1 || u[0] != `* STATUS INBOX (MESSAGES 3)` {
+	if u := c.OK("STATUS INBOX (MESSAGES)"); len(u) != 1 || u[0] != `* STATUS INBOX (MESSAGES 3)` {
 		t.Fatalf("alice's INBOX through her alias: %q", u)
 	}
 	c2 := dialRaw(t, f.addr)
-	c2.no("LOGIN " + quote("sales@acme.example") + " " + quote(password))
+	c2.NO("LOGIN " + quote("sales@acme.example") + " " + quote(password))
 }

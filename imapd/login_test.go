@@ -38,19 +38,19 @@ func TestLoginThrottle(t *testing.T) {
 	f := newFixture(t, 1, false)
 	guess := dialFrom(t, f.addr, "127.0.0.1")
 	for i := range 3 {
-		if st := guess.no(`LOGIN "alice@acme.example" "wrong"`); !strings.Contains(st, "[AUTHENTICATIONFAILED]") {
+		if st := guess.NO(`LOGIN "alice@acme.example" "wrong"`); !strings.Contains(st, "[AUTHENTICATIONFAILED]") {
 			t.Fatalf("wrong password %d: %s", i+1, st)
 		}
 	}
 	// Throttled attempts are refused without a check, also with the right
 	// password, and say when to come back.
 	promptly(t, "right password while throttled", func() {
-		if st := guess.no(`LOGIN "alice@acme.example" ` + quote(password)); !strings.Contains(st, "[UNAVAILABLE]") || !strings.Contains(st, "try again in") {
+		if st := guess.NO(`LOGIN "alice@acme.example" ` + quote(password)); !strings.Contains(st, "[UNAVAILABLE]") || !strings.Contains(st, "try again in") {
 			t.Errorf("right password while throttled: %s", st)
 		}
 	})
 	promptly(t, "throttled attempt", func() {
-		if st := guess.no(`LOGIN "alice@acme.example" "wrong"`); !strings.Contains(st, "[UNAVAILABLE]") {
+		if st := guess.NO(`LOGIN "alice@acme.example" "wrong"`); !strings.Contains(st, "[UNAVAILABLE]") {
 			t.Errorf("throttled attempt: %s", st)
 		}
 	})
@@ -71,7 +71,7 @@ func TestLoginSamePath(t *testing.T) {
 	for _, name := range []string{"alice@acme.example", "nobody@acme.example", "alice@nowhere.example", "not an address"} {
 		for i := range 4 {
 			before := f.p.LoginStats().Checks
-			st := c.no("LOGIN " + quote(name) + " " + quote("wrong"))
+			st := c.NO("LOGIN " + quote(name) + " " + quote("wrong"))
 			checks := f.p.LoginStats().Checks - before
 			switch {
 			case i < 3 && (!strings.Contains(st, "[AUTHENTICATIONFAILED]") || checks != 1):

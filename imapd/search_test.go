@@ -103,14 +103,14 @@ func TestSearch(t *testing.T) {
 	f := newFixture(t, 150, false)
 	c := dialRaw(t, f.addr)
 	c.login("alice@acme.example")
-	c.ok("SELECT INBOX")
+	c.OK("SELECT INBOX")
 	inbox := f.inbox
 	flagged := []uint32{inbox[3].uid, inbox[7].uid}
 	unseen := inbox[9].uid
 	keyword := inbox[11].uid
-	c.ok(fmt.Sprintf("UID STORE %d,%d +FLAGS.SILENT (\\Flagged)", flagged[0], flagged[1]))
-	c.ok(fmt.Sprintf("UID STORE %d -FLAGS.SILENT (\\Seen)", unseen))
-	c.ok(fmt.Sprintf("UID STORE %d +FLAGS.SILENT ($Important)", keyword))
+	c.OK(fmt.Sprintf("UID STORE %d,%d +FLAGS.SILENT (\\Flagged)", flagged[0], flagged[1]))
+	c.OK(fmt.Sprintf("UID STORE %d -FLAGS.SILENT (\\Seen)", unseen))
+	c.OK(fmt.Sprintf("UID STORE %d +FLAGS.SILENT ($Important)", keyword))
 	probe := inbox[42]
 	msgID := string(bytes.SplitN(bytes.SplitN(probe.raw, []byte("Message-ID: "), 2)[1], []byte("\r\n"), 2)[0])
 	sizes := make([]int, len(inbox))
@@ -249,7 +249,7 @@ func TestSearch(t *testing.T) {
 			if uid {
 				cmd = "UID " + cmd
 			}
-			got := searchResult(t, c.ok(cmd))
+			got := searchResult(t, c.OK(cmd))
 			if !slices.Equal(got, want) {
 				t.Errorf("%s:\n got %v\nwant %v", cmd, got, want)
 			}
@@ -266,10 +266,10 @@ func TestSearch(t *testing.T) {
 	if len(koeln) == 0 {
 		t.Fatal("no generated message mentions Köln")
 	}
-	if got := searchResult(t, c.ok(fmt.Sprintf("UID SEARCH CHARSET UTF-8 BODY {%d+}\r\n%s", len("köln"), "köln"))); !slices.Equal(got, koeln) {
+	if got := searchResult(t, c.OK(fmt.Sprintf("UID SEARCH CHARSET UTF-8 BODY {%d+}\r\n%s", len("köln"), "köln"))); !slices.Equal(got, koeln) {
 		t.Errorf("BODY köln:\n got %v\nwant %v", got, koeln)
 	}
-	if st := c.no("SEARCH CHARSET ISO-8859-1 ALL"); !strings.Contains(st, "BADCHARSET") {
+	if st := c.NO("SEARCH CHARSET ISO-8859-1 ALL"); !strings.Contains(st, "BADCHARSET") {
 		t.Errorf("unsupported charset: %s", st)
 	}
 
@@ -280,13 +280,13 @@ func TestSearch(t *testing.T) {
 			fr = append(fr, m.uid)
 		}
 	}
-	u := c.ok(`UID SEARCH RETURN (MIN MAX COUNT) FROM "frank"`)
+	u := c.OK(`UID SEARCH RETURN (MIN MAX COUNT) FROM "frank"`)
 	if want := fmt.Sprintf("UID MIN %d MAX %d COUNT %d", fr[0], fr[len(fr)-1], len(fr)); len(u) != 1 || !strings.HasSuffix(u[0], want) {
 		t.Errorf("ESEARCH: got %q, want ...%s", u, want)
 	}
-	c.ok(`UID SEARCH RETURN (SAVE) FROM "frank"`)
+	c.OK(`UID SEARCH RETURN (SAVE) FROM "frank"`)
 	var saved []uint32
-	for _, l := range c.ok("UID FETCH $ (UID)") {
+	for _, l := range c.OK("UID FETCH $ (UID)") {
 		var seq, uid uint32
 		if _, err := fmt.Sscanf(l, "* %d FETCH (UID %d)", &seq, &uid); err != nil {
 			t.Fatalf("%q: %v", l, err)

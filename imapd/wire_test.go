@@ -49,36 +49,36 @@ func TestMalformedInput(t *testing.T) {
 	c := dialRaw(t, f.addr)
 	c.login("alice@acme.example")
 	for _, cmd := range []string{`SELECT "&"`, `LIST "" "&"`, `STATUS "&Jjo" (MESSAGES)`, `EXAMINE "R&D"`} {
-		_, st := c.do(cmd)
+		_, st := c.Do(cmd)
 		notServerBug(t, cmd, st)
 	}
 	// Answered at once, not after the 30 s read timeout.
 	start := time.Now()
-	if st := c.no("SELECT {5000}"); !strings.HasPrefix(st, "NO [TOOBIG]") {
+	if st := c.NO("SELECT {5000}"); !strings.HasPrefix(st, "NO [TOOBIG]") {
 		t.Errorf("oversized literal: %s", st)
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("oversized literal answered after %v", d)
 	}
-	c.ok("SELECT INBOX")
+	c.OK("SELECT INBOX")
 	for _, cmd := range []string{
 		"FETCH 0 FLAGS", "UID FETCH 0:2 FLAGS", "SEARCH MODSEQ five",
 		"SEARCH " + strings.Repeat("NOT ", 200) + "ALL",
 		"SEARCH " + strings.Repeat("(", 1200) + "ALL" + strings.Repeat(")", 1200),
 		"FETCH 1 BODY.PEEK[4294967296]", "FETCH 1 BODY.PEEK[0]", "FETCH 1 BINARY.PEEK[4294967297]",
 	} {
-		_, st := c.do(cmd)
+		_, st := c.Do(cmd)
 		if !strings.HasPrefix(st, "BAD") {
 			t.Errorf("%.80s: %s", cmd, st)
 		}
 	}
 	// A partial fetch with a huge length is the rest of the message.
-	u := c.ok("FETCH 1 BODY.PEEK[]<1.9223372036854775807>")
+	u := c.OK("FETCH 1 BODY.PEEK[]<1.9223372036854775807>")
 	want := fmt.Sprintf("BODY[]<1> {%d}%s)", len(f.inbox[0].raw)-1, f.inbox[0].raw[1:])
 	if len(u) != 1 || !strings.HasSuffix(u[0], want) {
 		t.Errorf("partial to the end: %.200q", u)
 	}
-	c.ok("NOOP")
+	c.OK("NOOP")
 }
 
 // TestUTF8FolderNames: a folder named with "&" works for a client that
@@ -89,26 +89,26 @@ func TestUTF8FolderNames(t *testing.T) {
 	f.wireFolder(t, "Grüße", wireMessage("hallo", "2@acme.example", "aGVsbG8="))
 	old := dialRaw(t, f.addr)
 	old.login("alice@acme.example")
-	lines := strings.Join(old.ok(`LIST "" "*"`), "\n")
+	lines := strings.Join(old.OK(`LIST "" "*"`), "\n")
 	if !strings.Contains(lines, `"R&-D"`) || !strings.Contains(lines, `"Gr&APwA3w-e"`) {
 		t.Errorf("modified UTF-7 LIST:\n%s", lines)
 	}
-	old.ok(`SELECT "R&-D"`)
-	old.ok(`SELECT "Gr&APwA3w-e"`)
+	old.OK(`SELECT "R&-D"`)
+	old.OK(`SELECT "Gr&APwA3w-e"`)
 
 	tb := dialRaw(t, f.addr)
 	tb.login("alice@acme.example")
-	tb.ok("ENABLE UTF8=ACCEPT")
-	lines = strings.Join(tb.ok(`LIST "" "*"`), "\n")
+	tb.OK("ENABLE UTF8=ACCEPT")
+	lines = strings.Join(tb.OK(`LIST "" "*"`), "\n")
 	if !strings.Contains(lines, `"R&D"`) || !strings.Contains(lines, `"Grüße"`) {
 		t.Errorf("UTF-8 LIST:\n%s", lines)
 	}
 	for _, name := range []string{"R&D", "Grüße"} {
-		u := tb.ok(`SELECT "` + name + `"`)
+		u := tb.OK(`SELECT "` + name + `"`)
 		if !strings.Contains(strings.Join(u, "\n"), "* 1 EXISTS") {
 			t.Errorf("SELECT %s: %q", name, u)
 		}
-		tb.ok(`STATUS "` + name + `" (MESSAGES)`)
+		tb.OK(`STATUS "` + name + `" (MESSAGES)`)
 	}
 }
 
@@ -118,27 +118,27 @@ func TestUTF8FolderNames(t *testing.T) {
 func TestIDAndUnknownCommands(t *testing.T) {
 	f := newFixture(t, 1, false)
 	c := dialRaw(t, f.addr)
-	u := c.ok(`ID ("name" "Thunderbird" "version" "128.0")`)
+	u := c.OK(`ID ("name" "Thunderbird" "version" "128.0")`)
 	if len(u) != 1 || !strings.HasPrefix(u[0], `* ID ("name" "mailvault" "version" "`) {
 		t.Errorf("ID: %q", u)
 	}
-	if caps := c.ok("CAPABILITY"); len(caps) != 1 || !strings.Contains(caps[0]+" ", " ID ") {
+	if caps := c.OK("CAPABILITY"); len(caps) != 1 || !strings.Contains(caps[0]+" ", " ID ") {
 		t.Errorf("CAPABILITY: %q", caps)
 	}
-	if _, st := c.do("XAPPLEPUSHSERVICE"); !strings.HasPrefix(st, "BAD") {
+	if _, st := c.Do("XAPPLEPUSHSERVICE"); !strings.HasPrefix(st, "BAD") {
 		t.Errorf("unknown command: %s", st)
 	}
 	c.login("alice@acme.example")
-	c.ok(`ID NIL`)
-	c.ok("SELECT INBOX")
+	c.OK(`ID NIL`)
+	c.OK("SELECT INBOX")
 
 	h := dialRaw(t, f.addr)
 	for _, l := range []string{"POST / HTTP/1.1", "Host: imap.example", "Content-Length: 3"} {
-		fmt.Fprintf(h.conn, "%s\r\n", l)
+		fmt.Fprintf(h.Net(), "%s\r\n", l)
 	}
 	var got []string
 	for {
-		l := h.line()
+		l := h.Line()
 		got = append(got, l)
 		if strings.HasPrefix(l, "* BYE") {
 			break
@@ -155,8 +155,8 @@ func TestPartialBinary(t *testing.T) {
 	f.wireFolder(t, "Wire", wireMessage("b64", "3@acme.example", "aGVsbG8gd29ybGQ="))
 	c := dialRaw(t, f.addr)
 	c.login("alice@acme.example")
-	c.ok("SELECT Wire")
-	u := c.ok("FETCH 1 BINARY.PEEK[1]<6.5>")
+	c.OK("SELECT Wire")
+	u := c.OK("FETCH 1 BINARY.PEEK[1]<6.5>")
 	if len(u) != 1 || !strings.Contains(u[0], "BINARY[1]<6> ~{5}world") {
 		t.Errorf("partial BINARY: %q", u)
 	}
@@ -183,7 +183,7 @@ func TestSearchSubstrings(t *testing.T) {
 	}
 	c := dialRaw(t, f.addr)
 	c.login("alice@acme.example")
-	c.ok("SELECT Wire")
+	c.OK("SELECT Wire")
 	for _, tc := range []struct {
 		key  string
 		want []uint32
@@ -200,7 +200,7 @@ func TestSearchSubstrings(t *testing.T) {
 		{`TEXT "?"`, nil},
 		{`SUBJECT ":"`, []uint32{uid(2)}},
 	} {
-		got := searchResult(t, c.ok("UID SEARCH "+tc.key))
+		got := searchResult(t, c.OK("UID SEARCH "+tc.key))
 		slices.Sort(tc.want)
 		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
 			t.Errorf("%s: got %v, want %v", tc.key, got, tc.want)

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bufio"
 	"fmt"
 	"net/mail"
 	"os"
@@ -13,13 +12,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mailvault/mailvault/internal/imapwire"
 )
 
 // dovecotIMAP starts Debian's Dovecot imap process on a fresh Maildir,
 // logged in (PREAUTH) as alice and talking over its standard input and
 // output. The test is skipped when Dovecot is not installed (scripts/test
 // installs dovecot-imapd).
-func dovecotIMAP(t *testing.T) *wireConn {
+func dovecotIMAP(t *testing.T) *imapwire.Conn {
 	t.Helper()
 	var bin string
 	for _, p := range []string{"/usr/lib/dovecot/imap", "/usr/libexec/dovecot/imap"} {
@@ -95,8 +96,8 @@ namespace inbox {
 			<-done
 		}
 	})
-	c := &wireConn{t: t, w: stdin, r: bufio.NewReader(stdout), kill: func() { cmd.Process.Kill() }}
-	if g := c.line(); !strings.HasPrefix(g, "* PREAUTH") {
+	c := imapwire.OnPipes(t, stdin, stdout, func() { cmd.Process.Kill() })
+	if g := c.Line(); !strings.HasPrefix(g, "* PREAUTH") {
 		log, _ := os.ReadFile(filepath.Join(dir, "dovecot.log"))
 		t.Fatalf("Dovecot greeting %q\n%s\n%s", g, stderr.String(), log)
 	}
@@ -324,20 +325,20 @@ func TestCompareWithDovecot(t *testing.T) {
 	dir := t.TempDir()
 	for i, m := range compareMessages {
 		date := messageDate(t, m)
-		dc.ok(fmt.Sprintf("APPEND INBOX (\\Seen) %q {%d+}\r\n%s", date.Format("02-Jan-2006 15:04:05 -0700"), len(m), m))
+		dc.OK(fmt.Sprintf("APPEND INBOX (\\Seen) %q {%d+}\r\n%s", date.Format("02-Jan-2006 15:04:05 -0700"), len(m), m))
 		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("m%02d.eml", i)), []byte(m), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	in.mustCLI("import", "-quiet", "-tenant", "acme", "-mailbox", "alice@acme.example", dir)
-	mv := dialWire(t, in.IMAP)
-	mv.ok(`LOGIN "alice@acme.example" "alice-secret"`)
-	dc.ok("SELECT INBOX")
-	mv.ok("SELECT INBOX")
+	mv := imapwire.Dial(t, in.IMAP)
+	mv.OK(`LOGIN "alice@acme.example" "alice-secret"`)
+	dc.OK("SELECT INBOX")
+	mv.OK("SELECT INBOX")
 	// Text search follows the index by a moment.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		u, _ := mv.do("SEARCH BODY budget")
+		u, _ := mv.Do("SEARCH BODY budget")
 		if len(u) > 0 && u[0] != "* SEARCH" || time.Now().After(deadline) {
 			break
 		}
@@ -346,8 +347,8 @@ func TestCompareWithDovecot(t *testing.T) {
 
 	used := map[int]bool{}
 	for _, cmd := range compareCommands {
-		du, ds := dc.do(cmd)
-		mu, ms := mv.do(cmd)
+		du, ds := dc.Do(cmd)
+		mu, ms := mv.Do(cmd)
 		want, got := canonicalAnswer(cmd, du, ds), canonicalAnswer(cmd, mu, ms)
 		if i := slices.IndexFunc(differences, func(d difference) bool { return d.cmd == cmd && d.flags }); i >= 0 {
 			// Only \Deleted may differ in the flags a folder offers;

@@ -1,104 +1,11 @@
 package tests
 
 import (
-	"bufio"
 	"fmt"
-	"io"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
-	"testing"
-	"time"
 )
-
-// wireConn is a minimal IMAP client that returns responses as they came,
-// literals inlined, over a socket or a process's pipes.
-type wireConn struct {
-	t  testing.TB
-	w  io.Writer
-	r  *bufio.Reader
-	dl func(time.Time) error // read deadline, nil for pipes
-	// kill ends a peer that does not answer in time, when there is no
-	// deadline to set.
-	kill func()
-	cmd  string // the command being answered, for errors
-	tag  int
-}
-
-func dialWire(t testing.TB, addr string) *wireConn {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	c := &wireConn{t: t, w: conn, r: bufio.NewReader(conn), dl: conn.SetReadDeadline}
-	if g := c.line(); !strings.HasPrefix(g, "* OK") {
-		t.Fatalf("greeting %q", g)
-	}
-	return c
-}
-
-// line reads one response line; a literal {n} is followed by its n bytes.
-func (c *wireConn) line() string {
-	c.t.Helper()
-	if c.dl != nil {
-		c.dl(time.Now().Add(30 * time.Second))
-	} else if c.kill != nil {
-		defer time.AfterFunc(30*time.Second, c.kill).Stop()
-	}
-	var b strings.Builder
-	for {
-		l, err := c.r.ReadString('\n')
-		if err != nil {
-			c.t.Fatalf("read the answer to %.80q: %v (so far %.200q)", c.cmd, err, b.String())
-		}
-		l = strings.TrimSuffix(l, "\r\n")
-		b.WriteString(l)
-		if !strings.HasSuffix(l, "}") {
-			return b.String()
-		}
-		i := strings.LastIndexByte(l, '{')
-		n, err := strconv.Atoi(strings.TrimSuffix(l[i+1:len(l)-1], "+"))
-		if i < 0 || err != nil {
-			return b.String()
-		}
-		buf := make([]byte, n)
-		if _, err := io.ReadFull(c.r, buf); err != nil {
-			c.t.Fatal(err)
-		}
-		b.Write(buf)
-	}
-}
-
-// do sends a command (literals must be LITERAL+) and returns the untagged
-// lines and the tagged status line without the tag.
-func (c *wireConn) do(cmd string) (untagged []string, status string) {
-	c.t.Helper()
-	c.tag++
-	tag := fmt.Sprintf("t%d", c.tag)
-	c.cmd = cmd
-	if _, err := fmt.Fprintf(c.w, "%s %s\r\n", tag, cmd); err != nil {
-		c.t.Fatal(err)
-	}
-	for {
-		l := c.line()
-		if rest, ok := strings.CutPrefix(l, tag+" "); ok {
-			return untagged, rest
-		}
-		untagged = append(untagged, l)
-	}
-}
-
-func (c *wireConn) ok(cmd string) []string {
-	c.t.Helper()
-	u, st := c.do(cmd)
-	if !strings.HasPrefix(st, "OK") {
-		c.t.Fatalf("%s: %s", cmd, st)
-	}
-	return u
-}
 
 // wireValue is a parsed piece of a response: an atom, a string (quoted or
 // literal, which mean the same), NIL or a parenthesized list.

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailvault/mailvault/internal/imapwire"
 )
 
 // qresyncState is what a QRESYNC answer says, in a form two servers can
@@ -97,7 +99,7 @@ func TestQResyncLikeDovecot(t *testing.T) {
 		dir := t.TempDir()
 		for i, m := range msgs {
 			date := messageDate(t, m)
-			dcUntagged = dc.ok(fmt.Sprintf("APPEND INBOX (\\Seen) %q {%d+}\r\n%s", date.Format("02-Jan-2006 15:04:05 -0700"), len(m), m))
+			dcUntagged = dc.OK(fmt.Sprintf("APPEND INBOX (\\Seen) %q {%d+}\r\n%s", date.Format("02-Jan-2006 15:04:05 -0700"), len(m), m))
 			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("m%02d.eml", i)), []byte(m), 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -107,12 +109,12 @@ func TestQResyncLikeDovecot(t *testing.T) {
 		return dcUntagged
 	}
 	load(compareMessages[:6])
-	mv := dialWire(t, in.IMAP)
-	mv.ok(`LOGIN "alice@acme.example" "alice-secret"`)
+	mv := imapwire.Dial(t, in.IMAP)
+	mv.OK(`LOGIN "alice@acme.example" "alice-secret"`)
 
 	type server struct {
 		name string
-		c    *wireConn
+		c    *imapwire.Conn
 		uv   string
 		h0   uint64
 	}
@@ -127,10 +129,10 @@ func TestQResyncLikeDovecot(t *testing.T) {
 		return st.highest
 	}
 	for _, s := range servers {
-		if u := s.c.ok("ENABLE QRESYNC"); !slices.Contains(u, "* ENABLED QRESYNC") {
+		if u := s.c.OK("ENABLE QRESYNC"); !slices.Contains(u, "* ENABLED QRESYNC") {
 			t.Errorf("%s: ENABLE QRESYNC: %q", s.name, u)
 		}
-		u := s.c.ok("SELECT INBOX")
+		u := s.c.OK("SELECT INBOX")
 		for _, l := range u {
 			if m := uvRE.FindStringSubmatch(l); m != nil {
 				s.uv = m[1]
@@ -141,22 +143,22 @@ func TestQResyncLikeDovecot(t *testing.T) {
 
 	// A flag changes.
 	for _, s := range servers {
-		st := qresyncOf(t, s.c.ok(`UID STORE 2 +FLAGS (\Flagged)`), s.h0)
+		st := qresyncOf(t, s.c.OK(`UID STORE 2 +FLAGS (\Flagged)`), s.h0)
 		if len(st.fetched) != 1 || !st.above {
 			t.Errorf("%s: STORE answered %+v, want UID 2 with a MODSEQ above %d", s.name, st, s.h0)
 		}
 	}
 
 	// The third message goes: EXPUNGE in Dovecot, retention here.
-	dc.ok(`UID STORE 3 +FLAGS.SILENT (\Deleted)`)
-	dcGone := qresyncOf(t, dc.ok("UID EXPUNGE 3"), 0).vanished
+	dc.OK(`UID STORE 3 +FLAGS.SILENT (\Deleted)`)
+	dcGone := qresyncOf(t, dc.OK("UID EXPUNGE 3"), 0).vanished
 	out := in.mustCLI("retention", "dry-run", "-tenant", "acme", "-mailbox", "alice@acme.example", "-mid", "3")
 	tok := regexp.MustCompile(`token: ([0-9a-f]+)`).FindStringSubmatch(out)
 	if tok == nil || !strings.Contains(out, "1 placements would be deleted") {
 		t.Fatalf("dry run:\n%s", out)
 	}
 	carol("retention", "delete", "-tenant", "acme", "-user", "carol@acme.example", "-mailbox", "alice@acme.example", "-mid", "3", "-confirm", tok[1])
-	mvGone := qresyncOf(t, mv.ok("NOOP"), 0).vanished
+	mvGone := qresyncOf(t, mv.OK("NOOP"), 0).vanished
 	if !slices.Equal(dcGone, []string{"3"}) || !slices.Equal(mvGone, dcGone) {
 		t.Errorf("the removal announced as VANISHED %q by Dovecot and %q by mailvault, want 3 by both", dcGone, mvGone)
 	}
@@ -166,7 +168,7 @@ func TestQResyncLikeDovecot(t *testing.T) {
 	dcNew := load(compareMessages[6:7])
 	time.Sleep(50 * time.Millisecond)
 	for _, s := range servers {
-		u := s.c.ok("NOOP")
+		u := s.c.OK("NOOP")
 		if s.c == dc {
 			u = append(dcNew, u...)
 		}
@@ -186,7 +188,7 @@ func TestQResyncLikeDovecot(t *testing.T) {
 		}
 		var now uint64
 		for _, name := range []string{"select", "known", "other uidval", "uid fetch"} {
-			u := s.c.ok(cmds[name])
+			u := s.c.OK(cmds[name])
 			st := qresyncOf(t, u, s.h0)
 			if name == "select" {
 				now = st.highest
@@ -198,7 +200,7 @@ func TestQResyncLikeDovecot(t *testing.T) {
 			a[i] = st
 			answers[name] = a
 		}
-		st := qresyncOf(t, s.c.ok(fmt.Sprintf("SELECT INBOX (QRESYNC (%s %d))", s.uv, now)), now)
+		st := qresyncOf(t, s.c.OK(fmt.Sprintf("SELECT INBOX (QRESYNC (%s %d))", s.uv, now)), now)
 		if len(st.fetched)+len(st.vanished) > 0 {
 			t.Errorf("%s: resync from the current HIGHESTMODSEQ %d returned %+v", s.name, now, st)
 		}
