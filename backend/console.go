@@ -97,6 +97,56 @@ func (f *AuditFilter) match(e *AuditEntry) bool {
 	return f.Text == "" || strings.Contains(strings.ToLower(e.Detail), strings.ToLower(f.Text))
 }
 
+// rawMiss reports whether the stored JSON of an entry cannot match f, by
+// looking for the actor and the words in its text before decoding it:
+// a search of a long log for something rare decodes only the entries
+// that may match. It only rules out; match decides.
+func (f *AuditFilter) rawMiss(raw string) bool {
+	for _, needle := range [...]string{f.Actor, f.Text} {
+		if needle != "" && plainASCII(needle) && !containsFoldASCII(raw, needle) {
+			return true
+		}
+	}
+	return false
+}
+
+// plainASCII: s is ASCII that JSON writes as it is (no quotes,
+// backslashes, controls, or the <, >, & encoding/json escapes).
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
+}
+
+// containsFoldASCII is strings.Contains with ASCII letters matched in
+// either case, without allocating.
+func containsFoldASCII(s, sub string) bool {
+	n := len(sub)
+	for i := 0; i+n <= len(s); i++ {
+		j := 0
+		for ; j < n; j++ {
+			a, b := s[i+j], sub[j]
+			if a != b && lowerASCII(a) != lowerASCII(b) {
+				break
+			}
+		}
+		if j == n {
+			return true
+		}
+	}
+	return false
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
 // AuditPage returns up to limit entries matching f, newest first, with
 // Seq < before (0: from the newest), and the before of the next page (0
 // when there is none).
@@ -113,7 +163,7 @@ func (t *Tenant) AuditPage(f AuditFilter, before uint64, limit int) ([]AuditEntr
 			if !strings.HasPrefix(k, "audit:") {
 				return false
 			}
-			if k == pivot {
+			if k == pivot || f.rawMiss(v) {
 				return true
 			}
 			var e AuditEntry

@@ -42,3 +42,14 @@ func TestAuditPage(t *testing.T) {
 		t.Fatalf("exact action: %d", len(es))
 	}
 }
+
+func TestContainsFoldASCII(t *testing.T) {
+	for _, c := range []struct {
+		s, sub string
+		want   bool
+	}{{`{"actor":"Bob@Acme.example"}`, "bob@acme", true}, {"abc", "ABC", true}, {"abc", "abd", false}, {"ab", "abc", false}, {"x", "", true}} {
+		if got := containsFoldASCII(c.s, c.sub); got != c.want {
+			t.Errorf("containsFoldASCII(%q, %q) = %v", c.s, c.sub, got)
+		}
+	}
+}
