@@ -3,6 +3,7 @@ package imapd
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -172,3 +173,60 @@ except imaplib.IMAP4.error as e:
 c.logout()
 print(json.dumps(out))
 `
+
+// TestSortLongSubjects: subjects that agree in far more than the bytes a
+// sort row holds, in upper and lower case, sort as their full upper-case
+// base subjects do, equal ones in folder order, in both directions.
+func TestSortLongSubjects(t *testing.T) {
+	f := newFixture(t, 1, false)
+	rng := rand.New(rand.NewPCG(5, 6))
+	words := []string{"quarterly", "Quarterly", "report", "rePort", "a", "b"}
+	var raws []string
+	var subjects []string
+	for i := range 80 {
+		s := "Shared prefix of more than sixteen bytes"
+		for range 1 + rng.IntN(4) {
+			s += " " + words[rng.IntN(len(words))]
+		}
+		raws = append(raws, wireMessage(s, fmt.Sprintf("long%d@acme.example", i), "aGk="))
+		subjects = append(subjects, strings.ToUpper(s))
+	}
+	arch := f.wireFolder(t, "Long", raws...)
+	// By sequence number: messages in UID order; arch is by UID.
+	seq := make([]int, len(arch))
+	for i := range arch {
+		for k, r := range raws {
+			if string(arch[i].raw) == r {
+				seq[i] = k
+			}
+		}
+	}
+	c := dialRaw(t, f.addr)
+	c.login("alice@acme.example")
+	c.ok("EXAMINE Long")
+	for _, reverse := range []bool{false, true} {
+		want := make([]int, len(arch))
+		for i := range want {
+			want[i] = i
+		}
+		slices.SortStableFunc(want, func(a, b int) int {
+			d := strings.Compare(subjects[seq[a]], subjects[seq[b]])
+			if reverse {
+				d = -d
+			}
+			return d
+		})
+		var ws []string
+		for _, i := range want {
+			ws = append(ws, fmt.Sprint(i+1))
+		}
+		crit := "(SUBJECT)"
+		if reverse {
+			crit = "(REVERSE SUBJECT)"
+		}
+		got := c.ok("SORT " + crit + " UTF-8 ALL")
+		if len(got) != 1 || got[0] != "* SORT "+strings.Join(ws, " ") {
+			t.Errorf("SORT %s: %q, want %q", crit, got, strings.Join(ws, " "))
+		}
+	}
+}
