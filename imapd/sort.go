@@ -77,11 +77,11 @@ func (s *session) Sort(kind imapserver.NumKind, criteria []imap.SortCriterion, s
 		return nil, err
 	}
 	// Rows hold the first key as numbers (of a string key its first 16
-	// bytes, the rest compared only on a tie; REVERSE as the negation) and
-	// the message's index in msgs, which is in folder order: most
-	// comparisons touch neither the keys nor strings. (With 8 bytes, the
-	// subjects of a large folder tied often enough that comparing strings
-	// was most of SORT SUBJECT.)
+	// bytes, the rest compared only on a tie; REVERSE as the complement)
+	// and the message's index in msgs, which is in folder order. They are
+	// sorted by those numbers without comparisons, and only ties touch
+	// the keys or strings. (Comparing strings on ties of 8 bytes was most
+	// of SORT SUBJECT of a large folder.)
 	first, rest := criteria[0], criteria[1:]
 	rows := make([]sortRow, len(msgs))
 	var strs []string
@@ -107,13 +107,9 @@ func (s *session) Sort(kind imapserver.NumKind, criteria []imap.SortCriterion, s
 			rows[i].n, rows[i].m = ^rows[i].n, ^rows[i].m
 		}
 	}
-	slices.SortFunc(rows, func(a, b sortRow) int {
-		if a.n != b.n {
-			return cmp.Compare(a.n, b.n)
-		}
-		if a.m != b.m {
-			return cmp.Compare(a.m, b.m)
-		}
+	// A tie in n and m: the rest of the string, the other criteria,
+	// the order in the folder.
+	tie := func(a, b sortRow) int {
 		if strs != nil {
 			// Equal in their first 16 bytes (or shorter and padded).
 			x, y := strs[a.i], strs[b.i]
@@ -138,12 +134,70 @@ func (s *session) Sort(kind imapserver.NumKind, criteria []imap.SortCriterion, s
 			}
 		}
 		return cmp.Compare(a.i, b.i)
-	})
+	}
+	rows = radixSort(rows)
+	// Rows equal in n and m are in folder order (the sort is stable): only
+	// a run of them with more to compare needs a comparison sort.
+	for lo := 0; lo < len(rows) && (strs != nil || len(rest) > 0); {
+		hi := lo + 1
+		for hi < len(rows) && rows[hi].n == rows[lo].n && rows[hi].m == rows[lo].m {
+			hi++
+		}
+		if hi-lo > 1 {
+			slices.SortFunc(rows[lo:hi], tie)
+		}
+		lo = hi
+	}
 	out := make([]uint32, len(rows))
 	for i := range rows {
 		out[i] = number(kind, sel, msgs[rows[i].i].pos)
 	}
 	return out, nil
+}
+
+// radixSort sorts rows by n, then m, stably, in passes of 16 bits from
+// the lowest (skipping those in which all rows agree): some times cheaper
+// than a comparison sort of 100,000 rows.
+func radixSort(rows []sortRow) []sortRow {
+	if len(rows) < 256 {
+		slices.SortStableFunc(rows, func(a, b sortRow) int {
+			if a.n != b.n {
+				return cmp.Compare(a.n, b.n)
+			}
+			return cmp.Compare(a.m, b.m)
+		})
+		return rows
+	}
+	tmp := make([]sortRow, len(rows))
+	var count [1 << 16]int
+	for pass := range 8 {
+		shift := uint(pass%4) * 16
+		digit := func(r *sortRow) int {
+			if pass < 4 {
+				return int(r.m >> shift & 0xffff)
+			}
+			return int(r.n >> shift & 0xffff)
+		}
+		clear(count[:])
+		for i := range rows {
+			count[digit(&rows[i])]++
+		}
+		if count[digit(&rows[0])] == len(rows) {
+			continue // every row has this digit
+		}
+		sum := 0
+		for d, c := range count {
+			count[d] = sum
+			sum += c
+		}
+		for i := range rows {
+			d := digit(&rows[i])
+			tmp[count[d]] = rows[i]
+			count[d]++
+		}
+		rows, tmp = tmp, rows
+	}
+	return rows
 }
 
 // sortRow is a message being sorted: the first key's value (of a string

@@ -183,8 +183,9 @@ func TestSortLongSubjects(t *testing.T) {
 	words := []string{"quarterly", "Quarterly", "report", "rePort", "a", "b"}
 	var raws []string
 	var subjects []string
-	for i := range 80 {
-		s := "Shared prefix of more than sixteen bytes"
+	for i := range 400 { // more than radixSort sorts by comparison
+		// Differing in the first 8 bytes, the next 8, and after 16.
+		s := []string{"Shared prefix of more than sixteen bytes", "Shared prefiy", "Shared prefix of", "Shared prefix of more tham", "Sh", "zz"}[rng.IntN(6)]
 		for range 1 + rng.IntN(4) {
 			s += " " + words[rng.IntN(len(words))]
 		}
