@@ -49,18 +49,20 @@ func (c *container) first() *sorted {
 
 // references is THREAD=REFERENCES (RFC 5256 section 3), step by step.
 func references(msgs []sorted, num func(*sorted) uint32) []imap.ThreadData {
-	// (1) Link messages by Message-ID and References.
-	// One allocation for every container: a message's own and one per
-	// reference at most.
-	n := len(msgs)
-	for i := range msgs {
-		n += len(msgs[i].key.Refs)
-	}
-	byID := newIDTable(n)
-	all := make([]container, 0, n)
+	// (1) Link messages by Message-ID and References. Containers come
+	// in blocks (their addresses must not move), as many as there are
+	// messages and distinct references: counting references with their
+	// repetitions overestimated that several times, and zeroing and
+	// scattering over the larger memory was a good part of the time.
+	byID := newIDTable(len(msgs))
+	var blocks [][]container
 	newContainer := func() *container {
-		all = append(all, container{})
-		return &all[len(all)-1]
+		if k := len(blocks) - 1; k < 0 || len(blocks[k]) == cap(blocks[k]) {
+			blocks = append(blocks, make([]container, 0, max(len(msgs)/4, 64)))
+		}
+		b := &blocks[len(blocks)-1]
+		*b = append(*b, container{})
+		return &(*b)[len(*b)-1]
 	}
 	for i := range msgs {
 		m := &msgs[i]
@@ -100,9 +102,11 @@ func references(msgs []sorted, num func(*sorted) uint32) []imap.ThreadData {
 	}
 	// (2) The root set.
 	var roots []*container
-	for i := range all {
-		if c := &all[i]; c.parent == nil {
-			roots = append(roots, c)
+	for _, b := range blocks {
+		for i := range b {
+			if c := &b[i]; c.parent == nil {
+				roots = append(roots, c)
+			}
 		}
 	}
 	// (4) Prune dummies.
@@ -166,9 +170,10 @@ func references(msgs []sorted, num func(*sorted) uint32) []imap.ThreadData {
 	// sorts by its first child.
 	sortTree(kept)
 	// (7) The threads.
+	w := &threadWriter{num: num, nums: make([]uint32, 0, len(msgs)), nodes: make([]imap.ThreadData, 0, len(msgs)+len(kept))}
 	out := make([]imap.ThreadData, len(kept))
 	for i, c := range kept {
-		out[i] = threadData(c, num)
+		out[i] = w.data(c)
 	}
 	return out
 }
@@ -176,6 +181,13 @@ func references(msgs []sorted, num func(*sorted) uint32) []imap.ThreadData {
 // prune removes dummies without children and replaces the others by their
 // children, except a dummy among the roots with several children.
 func prune(list []*container, root bool) []*container {
+	if !slices.ContainsFunc(list, func(c *container) bool { return c.msg == nil }) {
+		// Nothing to remove or replace here: most lists.
+		for _, c := range list {
+			c.children = prune(c.children, false)
+		}
+		return list
+	}
 	out := list[:0:0]
 	for _, c := range list {
 		c.children = prune(c.children, false)
@@ -203,21 +215,37 @@ func sortTree(list []*container) {
 	slices.SortStableFunc(list, func(a, b *container) int { return bySent(a.first(), b.first()) })
 }
 
-func threadData(c *container, num func(*sorted) uint32) imap.ThreadData {
+// threadWriter builds the answer's threads, their chains and lists of
+// subthreads cut from two arrays instead of two allocations per thread.
+// Each message is in one chain, so nums never grows; pieces cut before
+// nodes grows stay valid in the old array.
+type threadWriter struct {
+	num   func(*sorted) uint32
+	nums  []uint32
+	nodes []imap.ThreadData
+}
+
+func (w *threadWriter) data(c *container) imap.ThreadData {
 	var td imap.ThreadData
+	start := len(w.nums)
 	if c.msg != nil {
-		td.Chain = []uint32{num(c.msg)}
+		w.nums = append(w.nums, w.num(c.msg))
 	}
 	// A single child continues the chain, iteratively: reply chains can
 	// be long.
 	for len(c.children) == 1 && c.children[0].msg != nil {
 		c = c.children[0]
-		td.Chain = append(td.Chain, num(c.msg))
+		w.nums = append(w.nums, w.num(c.msg))
 	}
-	if len(c.children) > 0 {
-		td.SubThreads = make([]imap.ThreadData, len(c.children))
+	if end := len(w.nums); end > start {
+		td.Chain = w.nums[start:end:end]
+	}
+	if k := len(c.children); k > 0 {
+		n := len(w.nodes)
+		w.nodes = slices.Grow(w.nodes, k)[:n+k]
+		td.SubThreads = w.nodes[n : n+k : n+k]
 		for i, ch := range c.children {
-			td.SubThreads[i] = threadData(ch, num)
+			td.SubThreads[i] = w.data(ch)
 		}
 	}
 	return td
@@ -231,6 +259,7 @@ func threadData(c *container, num func(*sorted) uint32) imap.ThreadData {
 type idTable struct {
 	slots []idSlot
 	mask  uint64
+	used  int
 }
 
 type idSlot struct {
@@ -246,8 +275,8 @@ func newIDTable(n int) *idTable {
 	return &idTable{slots: make([]idSlot, size), mask: uint64(size - 1)}
 }
 
-// slot returns where the container of id is or goes. The table is made
-// for every ID it will hold, so it never fills.
+// slot returns where the container of id is or goes, valid until the
+// next call. The table doubles when half full.
 func (t *idTable) slot(id uint64) **container {
 	if id == 0 {
 		id = 1 // 0 marks a free slot; a hash is 0 or 1 once in 2^63
@@ -255,10 +284,29 @@ func (t *idTable) slot(id uint64) **container {
 	i := id & t.mask
 	for t.slots[i].key != id {
 		if t.slots[i].key == 0 {
+			if 2*(t.used+1) > len(t.slots) {
+				t.grow()
+				return t.slot(id)
+			}
 			t.slots[i].key = id
+			t.used++
 			break
 		}
 		i = (i + 1) & t.mask
 	}
 	return &t.slots[i].c
+}
+
+func (t *idTable) grow() {
+	old := t.slots
+	t.slots, t.mask = make([]idSlot, 2*len(old)), uint64(2*len(old)-1)
+	for _, s := range old {
+		if s.key != 0 {
+			i := s.key & t.mask
+			for t.slots[i].key != 0 {
+				i = (i + 1) & t.mask
+			}
+			t.slots[i] = s
+		}
+	}
 }
