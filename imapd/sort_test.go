@@ -204,7 +204,7 @@ func TestSortLongSubjects(t *testing.T) {
 	}
 	c := dialRaw(t, f.addr)
 	c.login("alice@acme.example")
-	c.ok("EXAMINE Long")
+	c.OK("EXAMINE Long")
 	for _, reverse := range []bool{false, true} {
 		want := make([]int, len(arch))
 		for i := range want {
@@ -225,7 +225,7 @@ func TestSortLongSubjects(t *testing.T) {
 		if reverse {
 			crit = "(REVERSE SUBJECT)"
 		}
-		got := c.ok("SORT " + crit + " UTF-8 ALL")
+		got := c.OK("SORT " + crit + " UTF-8 ALL")
 		if len(got) != 1 || got[0] != "* SORT "+strings.Join(ws, " ") {
 			t.Errorf("SORT %s: %q, want %q", crit, got, strings.Join(ws, " "))
 		}
