@@ -102,6 +102,17 @@ func (f *AuditFilter) match(e *AuditEntry) bool {
 // a search of a long log for something rare decodes only the entries
 // that may match. It only rules out; match decides.
 func (f *AuditFilter) rawMiss(raw string) bool {
+	if f.Action != "" && plainASCII(f.Action) {
+		// The action as encoding/json writes the field (an exact one
+		// with its closing quote).
+		needle := `"action":"` + f.Action
+		if !strings.HasSuffix(f.Action, "-") {
+			needle += `"`
+		}
+		if !strings.Contains(raw, needle) {
+			return true
+		}
+	}
 	for _, needle := range [...]string{f.Actor, f.Text} {
 		if needle != "" && plainASCII(needle) && !containsFoldASCII(raw, needle) {
 			return true

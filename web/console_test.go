@@ -271,10 +271,13 @@ func TestAdminOverview(t *testing.T) {
 	if err := f.dir.PutProfile(ctx, "acme", prof); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := f.acme.Verify(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
 	d := f.browser(t)
 	d.login(dave)
 	_, _, body := d.do("GET", "/web/admin", nil)
-	for _, want := range []string{`id="u-users">4<`, `id="u-messages">2<`, "192.0.2.0/24", "corp", "ldap://127.0.0.1:1", "never run"} {
+	for _, want := range []string{`id="u-users">4<`, `id="u-messages">2<`, "192.0.2.0/24", "corp", "ldap://127.0.0.1:1", "never run", "messages=2 problems=0"} {
 		if !strings.Contains(body, want) {
 			t.Fatalf("overview lacks %q: %s", want, body)
 		}

@@ -218,6 +218,8 @@ var catalogue = map[string]map[string]string{
 		"addtenant":           "Create a tenant",
 		"emptyunlimited":      "empty: unlimited",
 		"deletescheduled":     "deletion scheduled for",
+		"lastverify":          "Last verification (mailvault verify)",
+		"neververified":       "never run",
 	},
 	"de": {
 		"title":               "mailvault-Archiv",
@@ -429,6 +431,8 @@ var catalogue = map[string]map[string]string{
 		"addtenant":           "Mandant anlegen",
 		"emptyunlimited":      "leer: unbegrenzt",
 		"deletescheduled":     "Löschung geplant am",
+		"lastverify":          "Letzte Prüfung (mailvault verify)",
+		"neververified":       "noch nie gelaufen",
 	},
 }
 
