@@ -119,7 +119,7 @@ func (t *Tenant) authenticate(ctx context.Context, at *attempt, login, password 
 		} else if !ok {
 			return nil, ErrAuthFailed
 		}
-	} else if u.TOTP != nil && appPasswordsAllowed(ctx) {
+	} else if appPasswordsAllowed(ctx) && t.needsAppPassword(u) {
 		// With a second factor, a mail client needs an app password:
 		// the account password alone would get round the factor.
 		return nil, at.fail(ctx, password)

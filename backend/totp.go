@@ -129,6 +129,9 @@ func (t *Tenant) checkTOTP(ctx context.Context, login, code string) error {
 // the device. Audited as the actor of ctx.
 func (t *Tenant) DisableTOTP(ctx context.Context, login string) error {
 	login = strings.ToLower(login)
+	if t.RequiresTOTP() && strings.EqualFold(ActorOf(ctx), login) {
+		return fmt.Errorf("%w: this archive requires two-step login; an admin can remove it for a lost device", ErrInvalid)
+	}
 	err := t.UpdateUser(ctx, login, func(u *User) error {
 		if u.TOTP == nil {
 			return fmt.Errorf("two-step login of %s: %w", login, ErrNotFound)
@@ -140,4 +143,37 @@ func (t *Tenant) DisableTOTP(ctx context.Context, login string) error {
 		t.Audit(ctx, ActorOf(ctx), "totp-disable", login)
 	}
 	return err
+}
+
+// requireTOTPKey is the setting that makes two-step login compulsory in
+// the tenant.
+const requireTOTPKey = "auth/require-totp"
+
+// RequiresTOTP reports whether every user of the tenant must log in with
+// a second factor.
+func (t *Tenant) RequiresTOTP() bool {
+	v, err := t.GetSetting(requireTOTPKey)
+	return err == nil && string(v) == "1"
+}
+
+// SetRequireTOTP makes two-step login compulsory (or not) for every user
+// of the tenant: a user without a second factor sets one up at the next
+// browser login, and mail clients log in with app passwords only.
+func (t *Tenant) SetRequireTOTP(ctx context.Context, on bool) error {
+	var err error
+	if on {
+		err = t.PutSetting(ctx, requireTOTPKey, []byte("1"))
+	} else {
+		err = t.DeleteSetting(ctx, requireTOTPKey)
+	}
+	if err == nil {
+		t.Audit(ctx, ActorOf(ctx), "totp-require", fmt.Sprint(on))
+	}
+	return err
+}
+
+// needsAppPassword: a mail client of u must use an app password, as u
+// has a second factor or the tenant requires one.
+func (t *Tenant) needsAppPassword(u *User) bool {
+	return u.TOTP != nil || t.RequiresTOTP()
 }

@@ -114,7 +114,8 @@ var allRoles = []backend.Role{backend.RoleReader, backend.RoleAdmin, backend.Rol
 func (h *Handler) adminHome(w http.ResponseWriter, r *http.Request, rq *request) {
 	st := rq.t.Stats()
 	info := rq.t.Info()
-	data := map[string]any{"Stats": st, "Quotas": info.Quotas, "Domains": info.Domains, "Back": r.URL.RequestURI()}
+	data := map[string]any{"Stats": st, "Quotas": info.Quotas, "Domains": info.Domains, "RequireTOTP": rq.t.RequiresTOTP(),
+		"OK": r.URL.Query().Get("ok") != "", "Back": r.URL.RequestURI()}
 	// The newest verify run is in the audit log (mailvault verify, the
 	// API's POST .../verify).
 	if es, _, err := rq.t.AuditPage(backend.AuditFilter{Action: "verify"}, 0, 1); err == nil && len(es) == 1 {

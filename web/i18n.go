@@ -220,6 +220,9 @@ var catalogue = map[string]map[string]string{
 		"deletescheduled":     "deletion scheduled for",
 		"lastverify":          "Last verification (mailvault verify)",
 		"neververified":       "never run",
+		"security":            "Security",
+		"totp.requireall":     "Every user logs in with two steps (users without a second factor set one up at their next login; mail clients need app passwords)",
+		"totp.required":       "This archive requires two-step login. Set it up now to continue.",
 	},
 	"de": {
 		"title":               "mailvault-Archiv",
@@ -433,6 +436,9 @@ var catalogue = map[string]map[string]string{
 		"deletescheduled":     "Löschung geplant am",
 		"lastverify":          "Letzte Prüfung (mailvault verify)",
 		"neververified":       "noch nie gelaufen",
+		"security":            "Sicherheit",
+		"totp.requireall":     "Alle Benutzer melden sich zweistufig an (wer noch keinen zweiten Faktor hat, richtet ihn bei der nächsten Anmeldung ein; Mailprogramme brauchen App-Passwörter)",
+		"totp.required":       "Dieses Archiv verlangt die zweistufige Anmeldung. Richten Sie sie jetzt ein, um fortzufahren.",
 	},
 }
 

@@ -17,6 +17,9 @@ type session struct {
 	// pending: the password was right, the second factor is still due;
 	// such a session opens nothing but the code form.
 	pending bool
+	// enrol: pending, and the tenant requires a second factor the user
+	// has yet to set up.
+	enrol bool
 	// totpSecret is a second factor being set up, until its first code.
 	totpSecret string
 	// provider: the provider's session (tenants and usage, never mail).
@@ -74,6 +77,15 @@ func (s *sessions) get(id string) *session {
 	}
 	cp := *se
 	return &cp
+}
+
+// setEnrol marks a pending session as one that sets up its second factor.
+func (s *sessions) setEnrol(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if se := s.m[id]; se != nil {
+		se.enrol = true
+	}
 }
 
 // setProvider makes the session the provider's.

@@ -13,6 +13,7 @@ import (
 	"github.com/pquerna/otp"
 
 	"github.com/mailvault/mailvault/backend"
+	"github.com/mailvault/mailvault/server/answer"
 )
 
 // Two-step login: after the password, a session is pending until the code
@@ -35,7 +36,7 @@ func (h *Handler) pendingSession(r *http.Request) (string, *session) {
 
 func (h *Handler) totpPage(w http.ResponseWriter, r *http.Request) {
 	_, se := h.pendingSession(r)
-	if se == nil {
+	if se == nil || se.enrol {
 		http.Redirect(w, r, "/web/login", http.StatusSeeOther)
 		return
 	}
@@ -45,7 +46,7 @@ func (h *Handler) totpPage(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) totpLogin(w http.ResponseWriter, r *http.Request) {
 	l := lang(r)
 	id, se := h.pendingSession(r)
-	if se == nil {
+	if se == nil || se.enrol {
 		http.Error(w, "not logged in", http.StatusUnauthorized)
 		return
 	}
@@ -80,6 +81,85 @@ func (h *Handler) totpLogin(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/web/mail", http.StatusSeeOther)
 }
 
+// enrolPage: the tenant requires two-step login and the user has none
+// yet; the pending session sets it up before it opens anything.
+func (h *Handler) enrolPage(w http.ResponseWriter, r *http.Request) {
+	id, se := h.pendingSession(r)
+	if se == nil || !se.enrol {
+		http.Redirect(w, r, "/web/login", http.StatusSeeOther)
+		return
+	}
+	t, err := h.p.Tenant(r.Context(), se.tenant)
+	if err != nil {
+		http.Error(w, "archive unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	h.renderEnrol(w, r, id, se, t, "")
+}
+
+func (h *Handler) renderEnrol(w http.ResponseWriter, r *http.Request, id string, se *session, t *backend.Tenant, msg string) {
+	secret, u, err := t.NewTOTPKey(se.login)
+	if err != nil {
+		http.Error(w, "archive unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	h.sessions.setTOTPSecret(id, secret)
+	h.render(w, "enrol.html", map[string]any{"L": lang(r), "CSRF": se.csrf, "TOTPSecret": secret, "QR": qrCode(u), "Error": msg})
+}
+
+func (h *Handler) enrolLogin(w http.ResponseWriter, r *http.Request) {
+	l := lang(r)
+	id, se := h.pendingSession(r)
+	if se == nil || !se.enrol {
+		http.Error(w, "not logged in", http.StatusUnauthorized)
+		return
+	}
+	if !sameOrigin(r) || !se.validCSRF(r.PostFormValue("csrf")) {
+		http.Error(w, text(l, "csrf"), http.StatusForbidden)
+		return
+	}
+	t, err := h.p.Tenant(r.Context(), se.tenant)
+	if err != nil {
+		http.Error(w, "archive unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	ctx := backend.WithActor(r.Context(), se.login)
+	if err := t.EnableTOTP(ctx, se.login, se.totpSecret, r.PostFormValue("code")); err != nil {
+		// A new secret with each try: the form shows the one to scan.
+		w.WriteHeader(answer.Status(err))
+		h.renderEnrol(w, r, id, se, t, err.Error())
+		return
+	}
+	h.sessions.drop(id)
+	if t.IsCompliance(se.login) {
+		t.Audit(ctx, se.login, "web-login", "")
+	}
+	h.startSession(w, r, se.tenant, se.login, false)
+	http.Redirect(w, r, "/web/mail", http.StatusSeeOther)
+}
+
+// qrCode is the otpauth URL as a QR code image to put in a page.
+func qrCode(u string) template.URL {
+	k, err := otp.NewKeyFromURL(u)
+	if err != nil {
+		return ""
+	}
+	img, err := k.Image(220, 220)
+	if err != nil {
+		return ""
+	}
+	var b bytes.Buffer
+	if png.Encode(&b, img) != nil {
+		return ""
+	}
+	return template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(b.Bytes()))
+}
+
+// setSecurity: an admin makes two-step login compulsory in the tenant.
+func (h *Handler) setSecurity(w http.ResponseWriter, r *http.Request, rq *request) {
+	h.done(w, r, rq, "/web/admin", rq.t.SetRequireTOTP(actor(r, rq), r.PostFormValue("require_totp") != ""))
+}
+
 // totpBegin makes a secret to set up and keeps it in the session until
 // the user's first code confirms it.
 func (h *Handler) totpBegin(w http.ResponseWriter, r *http.Request, rq *request) {
@@ -89,16 +169,7 @@ func (h *Handler) totpBegin(w http.ResponseWriter, r *http.Request, rq *request)
 		return
 	}
 	h.sessions.setTOTPSecret(rq.sid, secret)
-	var qr template.URL
-	if k, err := otp.NewKeyFromURL(u); err == nil {
-		if img, err := k.Image(220, 220); err == nil {
-			var b bytes.Buffer
-			if png.Encode(&b, img) == nil {
-				qr = template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(b.Bytes()))
-			}
-		}
-	}
-	h.renderAccount(w, rq, map[string]any{"Enrol": true, "TOTPSecret": secret, "TOTPURL": u, "QR": qr})
+	h.renderAccount(w, rq, map[string]any{"Enrol": true, "TOTPSecret": secret, "QR": qrCode(u)})
 }
 
 func (h *Handler) totpEnable(w http.ResponseWriter, r *http.Request, rq *request) {

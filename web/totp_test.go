@@ -156,3 +156,61 @@ func TestTOTPDisable(t *testing.T) {
 }
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
+
+// TestTOTPRequired: an admin makes two-step login compulsory; a user
+// without a second factor sets it up at the next login before anything
+// opens, cannot turn it off, and mail clients need app passwords.
+func TestTOTPRequired(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	a := f.browser(t)
+	a.login(alice)
+	if code, _, _ := a.post("/web/admin/security", url.Values{"require_totp": {"1"}}); code != http.StatusForbidden || f.acme.RequiresTOTP() {
+		t.Fatalf("a reader required two-step login: %d", code)
+	}
+	d := f.browser(t)
+	d.login(dave)
+	if code, _, _ := d.post("/web/admin/security", url.Values{"require_totp": {"1"}}); code != http.StatusSeeOther || !f.acme.RequiresTOTP() {
+		t.Fatalf("require two-step login: %d", code)
+	}
+	if !audited(t, f.acme, dave, "totp-require", "true") {
+		t.Fatal("totp-require not audited")
+	}
+	if _, _, err := f.p.MailLogin(ctx, bob, pw); !errors.Is(err, backend.ErrAuthFailed) {
+		t.Fatalf("IMAP with the account password in a tenant that requires two steps: %v", err)
+	}
+	b := f.browser(t)
+	if code, h, _ := b.do("POST", "/web/login", url.Values{"login": {bob}, "password": {pw}}); code != http.StatusSeeOther || h.Get("Location") != "/web/login/enrol" {
+		t.Fatalf("login: %d %s", code, h.Get("Location"))
+	}
+	if code, _, _ := b.do("GET", "/web/mail", nil); code != http.StatusSeeOther {
+		t.Fatalf("the enrolling session opened the mail: %d", code)
+	}
+	if code, _, _ := b.do("GET", "/web/login/totp", nil); code != http.StatusSeeOther {
+		t.Fatalf("the enrolling session got the code form: %d", code)
+	}
+	_, _, body := b.do("GET", "/web/login/enrol", nil)
+	tok := csrfRE.FindStringSubmatch(body)[1]
+	code1, _, body := b.do("POST", "/web/login/enrol", url.Values{"csrf": {tok}, "code": {"000000"}})
+	if code1 != http.StatusBadRequest {
+		t.Fatalf("wrong first code: %d", code1)
+	}
+	secret := totpSecretRE.FindStringSubmatch(body)[1]
+	code2, h, _ := b.do("POST", "/web/login/enrol", url.Values{"csrf": {tok}, "code": {code(t, secret, time.Now())}})
+	if code2 != http.StatusSeeOther || h.Get("Location") != "/web/mail" || !f.acme.HasTOTP(bob) {
+		t.Fatalf("enrolment: %d", code2)
+	}
+	if code, _, _ := b.do("GET", "/web/mail", nil); code != http.StatusOK {
+		t.Fatalf("after enrolment: %d", code)
+	}
+	if code, _, _ := b.post("/web/account/totp/disable", url.Values{"code": {code(t, secret, time.Now().Add(30*time.Second))}}); code != http.StatusBadRequest || !f.acme.HasTOTP(bob) {
+		t.Fatalf("turned off a required second factor: %d", code)
+	}
+	// Off again: the account password works for mail clients again.
+	if code, _, _ := d.post("/web/admin/security", url.Values{}); code != http.StatusSeeOther || f.acme.RequiresTOTP() {
+		t.Fatalf("no longer required: %d", code)
+	}
+	if _, _, err := f.p.MailLogin(ctx, alice, pw); err != nil {
+		t.Fatalf("IMAP with the account password after the requirement is off: %v", err)
+	}
+}

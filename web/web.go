@@ -81,6 +81,8 @@ func New(p *backend.Provider, log *slog.Logger, opt Options) *Handler {
 	h.mux.HandleFunc("POST /web/login", h.login)
 	h.mux.HandleFunc("GET /web/login/totp", h.totpPage)
 	h.mux.HandleFunc("POST /web/login/totp", h.totpLogin)
+	h.mux.HandleFunc("GET /web/login/enrol", h.enrolPage)
+	h.mux.HandleFunc("POST /web/login/enrol", h.enrolLogin)
 	h.mux.HandleFunc("POST /web/lang", h.setLang)
 	h.mux.HandleFunc("POST /web/logout", h.authed(h.logout))
 	h.mux.HandleFunc("GET /web/mail", h.authed(h.mail))
@@ -95,6 +97,7 @@ func New(p *backend.Provider, log *slog.Logger, opt Options) *Handler {
 	}
 	admin("GET /web/admin", h.adminHome)
 	admin("POST /web/admin/dirsync", h.syncNow)
+	admin("POST /web/admin/security", h.setSecurity)
 	admin("GET /web/admin/users", h.adminUsers)
 	admin("POST /web/admin/users", h.addUser)
 	admin("POST /web/admin/users/disabled", h.disableUser)
@@ -281,14 +284,20 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/web/login/totp", http.StatusSeeOther)
 		return
 	}
+	if t.RequiresTOTP() {
+		h.sessions.setEnrol(h.startSession(w, r, t.Name, u.Login, true))
+		http.Redirect(w, r, "/web/login/enrol", http.StatusSeeOther)
+		return
+	}
 	h.startSession(w, r, t.Name, u.Login, false)
 	http.Redirect(w, r, "/web/mail", http.StatusSeeOther)
 }
 
-func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, tenant, login string, pending bool) {
+func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, tenant, login string, pending bool) string {
 	id, se := h.sessions.create(tenant, login, pending)
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: id, Path: "/web/", HttpOnly: true,
 		Secure: secure(r), SameSite: http.SameSiteStrictMode, MaxAge: int(time.Until(se.expires) / time.Second)})
+	return id
 }
 
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request, rq *request) {
