@@ -45,6 +45,9 @@ type Options struct {
 	// Metrics registers the archive's Prometheus series; nil keeps them
 	// unregistered.
 	Metrics prometheus.Registerer
+	// S3 keeps the tenants' blobs on an S3-compatible object store (each
+	// under its own prefix, see TenantS3); nil keeps them in pack files.
+	S3 *store.S3Config
 }
 
 // Authenticator checks a password against an external directory.

@@ -183,7 +183,7 @@ func openTenant(ctx context.Context, p *Provider, info *TenantInfo, key []byte) 
 			t.closeFiles()
 		}
 	}()
-	if t.blobs, err = store.OpenPackBlobs(filepath.Join(dir, "packs"), t.log); err != nil {
+	if t.blobs, err = p.openBlobs(ctx, dir, info.Name, t.log); err != nil {
 		return nil, err
 	}
 	if err := restoreCompaction(dir); err != nil {

@@ -78,6 +78,34 @@ type Store struct {
 	// RetentionInterval is how often the retention job runs (deleting what
 	// is past a maximum retention whose policy says delete); 0: never.
 	RetentionInterval Duration `toml:"retention_interval"`
+	// Blobs is where the sealed messages go: "packs" (pack files in each
+	// tenant's directory) or "s3" (an S3-compatible object store, S3).
+	Blobs string `toml:"blobs"`
+	S3    S3     `toml:"s3"`
+}
+
+// S3 locates the object store of store.blobs = "s3". Each tenant's objects
+// are under Prefix + "<tenant>/"; "{tenant}" in Bucket or Prefix puts the
+// tenant's name there instead (a bucket per tenant).
+type S3 struct {
+	Endpoint  string `toml:"endpoint"` // host:port
+	Bucket    string `toml:"bucket"`
+	Prefix    string `toml:"prefix"`
+	Region    string `toml:"region"`
+	AccessKey string `toml:"access_key"`
+	SecretKey string `toml:"secret_key"`
+	// SecretKeyFile holds the secret key (its first line) when SecretKey
+	// is empty.
+	SecretKeyFile string `toml:"secret_key_file"`
+	TLS           bool   `toml:"tls"`
+	CAFile        string `toml:"ca_file"`
+	// PartSize: objects larger than this go up as multipart uploads of
+	// parts this large.
+	PartSize int64 `toml:"part_size"`
+	// Retries of a failed request, with exponential backoff; Timeout
+	// bounds one operation with its retries.
+	Retries int      `toml:"retries"`
+	Timeout Duration `toml:"timeout"`
 }
 
 // Login bounds the password checks of every protocol (IMAP, JMAP, SMTP
@@ -144,6 +172,13 @@ func Default() Config {
 			IntakeMinFreeBytes:   256 << 20,
 			IntakeMinFreePercent: 1,
 			RetentionInterval:    Duration{24 * time.Hour},
+			Blobs:                "packs",
+			S3: S3{
+				Prefix:   "mailvault/",
+				PartSize: 16 << 20,
+				Retries:  5,
+				Timeout:  Duration{2 * time.Minute},
+			},
 		},
 	}
 }
@@ -194,6 +229,21 @@ func (c Config) Validate() error {
 		if p < 0 || p > 50 {
 			return fmt.Errorf("config: store.*_min_free_percent %d: want 0 to 50", p)
 		}
+	}
+	switch st.Blobs {
+	case "packs":
+	case "s3":
+		if st.S3.Endpoint == "" || st.S3.Bucket == "" {
+			return fmt.Errorf("config: store.blobs = \"s3\" needs store.s3.endpoint and store.s3.bucket")
+		}
+		if st.S3.PartSize < 5<<20 {
+			return fmt.Errorf("config: store.s3.part_size %d: S3 parts are at least 5 MiB (5242880)", st.S3.PartSize)
+		}
+		if st.S3.Retries < 0 || st.S3.Timeout.Duration < time.Second {
+			return fmt.Errorf("config: store.s3.retries must not be negative and store.s3.timeout be at least 1s")
+		}
+	default:
+		return fmt.Errorf("config: store.blobs %q: want packs or s3", st.Blobs)
 	}
 	indexOn := st.IndexMinFreeBytes > 0 || st.IndexMinFreePercent > 0
 	if indexOn && (st.IntakeMinFreeBytes > st.IndexMinFreeBytes || st.IntakeMinFreePercent > st.IndexMinFreePercent) {

@@ -98,9 +98,14 @@ func Start(ctx context.Context, cfg conf.Config, log *slog.Logger, protocols []P
 	if err != nil {
 		return nil, err
 	}
+	s3, err := S3Options(cfg.Store)
+	if err != nil {
+		return nil, err
+	}
 	met := newMetrics()
 	met.reg.MustRegister(syncer.Collectors()...)
 	p, err := backend.Open(backend.Options{
+		S3:      s3,
 		TSA:     tsa,
 		DataDir: cfg.DataDir, Logger: log, MaxIndexedText: cfg.Store.MaxIndexedText,
 		IdleClose: cfg.Store.IdleClose.Duration, CommitDelay: cfg.Store.CommitDelay.Duration,

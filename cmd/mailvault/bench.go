@@ -17,8 +17,11 @@ import (
 	"time"
 
 	"github.com/mailvault/mailvault/backend"
+	"github.com/mailvault/mailvault/conf"
 	"github.com/mailvault/mailvault/cputime"
 	"github.com/mailvault/mailvault/mailgen"
+	"github.com/mailvault/mailvault/server"
+	"github.com/mailvault/mailvault/store"
 )
 
 func cmdBench(ctx context.Context, args []string) error {
@@ -32,18 +35,27 @@ func cmdBench(ctx context.Context, args []string) error {
 	if op != "ingest" {
 		return fmt.Errorf("unknown benchmark %q: want ingest or export", op)
 	}
-	fs := newFlags("bench ingest", "bench ingest [-n N] [-workers W] [-size BYTES] [-dir DIR]")
+	fs := newFlags("bench ingest", "bench ingest [-n N] [-workers W] [-size BYTES] [-dir DIR] [-config FILE]")
 	n := fs.Int("n", 20000, "messages to archive")
 	workers := fs.Int("workers", 64, "concurrent ingest calls (an SMTP endpoint or import has many in flight)")
 	size := fs.Int("size", 30<<10, "average message size in bytes")
 	dir := fs.String("dir", "", "data directory (default: a temporary one, removed afterwards)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
 	memProfile := fs.String("memprofile", "", "write a heap profile (after the run) to this file")
+	config := fs.String("config", "", "configuration file whose blob store ([store] blobs, [store.s3]) the run archives to; MAILVAULT_STORE_* variables apply too")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
+	cfg, err := conf.Load(*config, os.Environ())
+	if err != nil {
+		return err
+	}
+	s3, err := server.S3Options(cfg.Store)
+	if err != nil {
+		return err
+	}
 	serverGC() // measure what serve runs
-	res, err := BenchIngest(ctx, BenchOptions{N: *n, Workers: *workers, Size: *size, Dir: *dir, CPUProfile: *cpuProfile, MemProfile: *memProfile})
+	res, err := BenchIngest(ctx, BenchOptions{N: *n, Workers: *workers, Size: *size, Dir: *dir, CPUProfile: *cpuProfile, MemProfile: *memProfile, S3: s3})
 	if err != nil {
 		return err
 	}
@@ -57,6 +69,8 @@ type BenchOptions struct {
 	Dir              string
 	CPUProfile       string // covers archiving and index catch-up, not generation
 	MemProfile       string
+	// S3 archives the blobs to an object store instead of pack files.
+	S3 *store.S3Config
 }
 
 // BenchResult holds the figures of an ingest benchmark.
@@ -72,18 +86,23 @@ type BenchResult struct {
 	MetaBytes       int64
 	SummaryLogBytes int64
 	CPUPerMsg       time.Duration // user+system time of the process over the run
+	S3              string        // endpoint/bucket of the blobs; empty: packs
 }
 
 func (r *BenchResult) String() string {
 	total := r.Archive + r.Index
 	mb := float64(r.RawBytes) / 1e6
-	return fmt.Sprintf(`ingest benchmark: %d messages, %.1f MB raw, average %d bytes
+	where := "pack files"
+	if r.S3 != "" {
+		where = "object store " + r.S3 + " (blob bytes not counted below)"
+	}
+	return fmt.Sprintf(`ingest benchmark: %d messages, %.1f MB raw, average %d bytes, blobs in %s
   archived durable:        %8.0f messages/s  (%.1f MB/s, %s)
   archived and indexed:    %8.0f messages/s  (%s incl. index catch-up)
   stored bytes / raw:      %8.1f %%  (blobs %.1f MB, summaries %.1f MB, metadata %.1f MB, index %.1f MB)
   RAM per message:         %8.0f bytes heap, %.0f bytes RSS (growth over the run / messages, after GC)
   CPU per message:         %8.0f µs (user+system, archive and index)
-`, r.Messages, mb, r.RawBytes/int64(max(r.Messages, 1)),
+`, r.Messages, mb, r.RawBytes/int64(max(r.Messages, 1)), where,
 		float64(r.Messages)/r.Archive.Seconds(), mb/r.Archive.Seconds(), r.Archive.Round(time.Millisecond),
 		float64(r.Messages)/total.Seconds(), total.Round(time.Millisecond),
 		100*float64(r.StoredBytes)/float64(r.RawBytes), float64(r.BlobBytes)/1e6, float64(r.SummaryLogBytes)/1e6, float64(r.MetaBytes)/1e6, float64(r.IndexBytes)/1e6,
@@ -104,7 +123,7 @@ func BenchIngest(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 		dir = d
 	}
 	log := newLogger("warn", "text", os.Stderr)
-	p, err := backend.Open(backend.Options{DataDir: dir, Logger: log, CommitDelay: time.Millisecond})
+	p, err := backend.Open(backend.Options{DataDir: dir, Logger: log, CommitDelay: time.Millisecond, S3: o.S3})
 	if err != nil {
 		return nil, err
 	}
@@ -131,6 +150,9 @@ func BenchIngest(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	rssBefore := rss()
 	msgs := make([][]byte, o.N)
 	res := &BenchResult{Messages: o.N}
+	if o.S3 != nil {
+		res.S3 = o.S3.Endpoint + "/" + o.S3.Bucket
+	}
 	var input offHeap
 	defer input.free()
 	for i := range msgs {
