@@ -623,7 +623,7 @@ func (t *Tenant) commit(batch []*job) (err error) {
 			return err
 		}
 	}
-	if len(news) == 0 && len(adds) > 0 {
+	if len(news) == 0 && len(adds) > 0 || len(news) > 0 && !t.blobsSyncFS {
 		// No flush of the packs covered the anchor.
 		if err := t.anchors.Sync(); err != nil {
 			return err

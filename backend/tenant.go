@@ -35,6 +35,9 @@ type Tenant struct {
 	db    *buntdb.DB
 	seal  *store.Sealer
 	blobs store.Blobs
+	// blobsSyncFS: the blob store's Sync flushes the tenant's filesystem
+	// (syncfs), which makes the logs beside it durable too.
+	blobsSyncFS bool
 	sums  *store.RecordLog
 	keys  *store.KeySlots // wrapped message keys by MID
 	ix    *index.Index
@@ -186,6 +189,7 @@ func openTenant(ctx context.Context, p *Provider, info *TenantInfo, key []byte) 
 	if t.blobs, err = p.openBlobs(ctx, dir, info.Name, t.log); err != nil {
 		return nil, err
 	}
+	_, t.blobsSyncFS = t.blobs.(*store.PackBlobs)
 	if err := restoreCompaction(dir); err != nil {
 		return nil, err
 	}

@@ -7,18 +7,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
 // Version is the SeaweedFS module version the tests run.
@@ -148,6 +150,7 @@ func Start(t testing.TB) *Server {
 		"-volume.port=" + p(3), "-volume.port.grpc=" + p(4),
 		"-filer.port=" + p(5), "-filer.port.grpc=" + p(6),
 		"-s3", "-s3.port=" + p(0), "-s3.port.grpc=" + p(7), "-s3.config=" + cfg,
+		"-s3.port.iceberg=0", "-s3.port.lance=0",
 		"-master.volumeSizeLimitMB=64", "-volume.max=50",
 	}}
 	t.Cleanup(s.Kill)
@@ -188,7 +191,7 @@ func (s *Server) Restart() {
 	cmd, exited := s.cmd, s.exited
 	go func() { cmd.Wait(); close(exited) }()
 	s.mu.Unlock()
-	deadline := time.Now().Add(90 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		if err := s.ready(); err == nil {
 			return
@@ -202,19 +205,29 @@ func (s *Server) Restart() {
 	s.t.Fatalf("weed did not become ready:\n%s", s.Logs())
 }
 
-// ready reports whether the S3 gateway answers and the filer behind it
-// takes a write: a gateway may answer before volumes are allocated.
+// ready reports whether the server stores an object: its S3 gateway
+// answers well before writes go through (after a restart the filer's lock
+// ring takes about ten seconds to form).
 func (s *Server) ready() error {
-	resp, err := http.Get("http://" + s.Endpoint + "/healthz")
+	c, err := minio.New(s.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(AccessKey, SecretKey, ""), MaxRetries: 1})
 	if err != nil {
 		return err
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return errors.New(resp.Status)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if ok, err := c.BucketExists(ctx, probeBucket); err != nil {
+		return err
+	} else if !ok {
+		if err := c.MakeBucket(ctx, probeBucket, minio.MakeBucketOptions{}); err != nil {
+			return err
+		}
 	}
-	return nil
+	_, err = c.PutObject(ctx, probeBucket, "probe", strings.NewReader("ready"), 5, minio.PutObjectOptions{})
+	return err
 }
+
+// probeBucket is where readiness is probed, apart from the tests' buckets.
+const probeBucket = "readiness-probe"
 
 // Kill ends the server with SIGKILL, as a crash or a pulled plug would.
 func (s *Server) Kill() {
