@@ -38,9 +38,9 @@ type Tenant struct {
 	// blobsSyncFS: the blob store's Sync flushes the tenant's filesystem
 	// (syncfs), which makes the logs beside it durable too.
 	blobsSyncFS bool
-	sums  *store.RecordLog
-	keys  *store.KeySlots // wrapped message keys by MID
-	ix    *index.Index
+	sums        *store.RecordLog
+	keys        *store.KeySlots // wrapped message keys by MID
+	ix          *index.Index
 
 	infoMu sync.Mutex
 	info   *TenantInfo
