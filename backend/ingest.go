@@ -9,6 +9,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -590,10 +591,22 @@ func (t *Tenant) commit(batch []*job) (err error) {
 	if len(news) > 0 {
 		var wrapped [store.WrappedKeySize]byte
 		var aad [20]byte
-		for _, n := range news {
-			if err := t.blobs.Put(ctx, n.j.blobKey, n.j.blob); err != nil {
+		if t.blobsSyncFS {
+			for _, n := range news {
+				if err := t.blobs.Put(ctx, n.j.blobKey, n.j.blob); err != nil {
+					return fmt.Errorf("store message: %w", err)
+				}
+			}
+		} else {
+			jobs := make([]*job, len(news))
+			for i, n := range news {
+				jobs[i] = n.j
+			}
+			if err := t.putBlobs(ctx, jobs); err != nil {
 				return fmt.Errorf("store message: %w", err)
 			}
+		}
+		for _, n := range news {
 			w := t.seal.AppendWrapDataKey(wrapped[:0], &n.j.key, messageKeyAAD(&aad, n.mid))
 			if err := t.keys.Put(n.mid, w); err != nil {
 				return err
@@ -724,6 +737,36 @@ func (t *Tenant) commit(batch []*job) (err error) {
 		t.queueIndex(indexJob{mid: mid, modseq: modseq})
 	}
 	return nil
+}
+
+// maxParallelPuts bounds the uploads of one commit batch to an object
+// store.
+const maxParallelPuts = 32
+
+// putBlobs stores the blobs of a commit batch on an object store all at
+// once, so that a batch costs about one upload's round trip rather than one
+// per message. (Pack files take them one after the other: an append each.)
+func (t *Tenant) putBlobs(ctx context.Context, jobs []*job) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
+	slots := make(chan struct{}, maxParallelPuts)
+	for _, j := range jobs {
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			if err := t.blobs.Put(ctx, j.blobKey, j.blob); err != nil {
+				once.Do(func() { first = err; cancel() })
+			}
+		}()
+	}
+	wg.Wait()
+	return first
 }
 
 func uidValidity(now time.Time, folderID uint64) uint32 {
