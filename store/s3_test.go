@@ -32,9 +32,15 @@ func testKey(i int) string {
 
 // TestS3Blobs runs the Blobs contract against a real S3 server: put, get
 // back byte-exact, has, list below the prefix only, delete; a blob larger
-// than a part goes up as a multipart upload; a wrong key is refused.
+// than a part goes up as a multipart upload; a wrong key is refused. Then
+// the integrity checks on the same server.
 func TestS3Blobs(t *testing.T) {
 	srv := s3test.Start(t)
+	t.Run("contract", func(t *testing.T) { testS3Contract(t, srv) })
+	t.Run("integrity", func(t *testing.T) { testS3Integrity(t, srv) })
+}
+
+func testS3Contract(t *testing.T, srv *s3test.Server) {
 	ctx := context.Background()
 	b, err := OpenS3Blobs(ctx, s3Config(srv, "t/one/"), slog.Default())
 	if err != nil {
@@ -133,7 +139,7 @@ func TestS3Blobs(t *testing.T) {
 	}
 }
 
-func rawClient(t *testing.T, srv *s3test.Server) *minio.Client {
+func rawClient(t testing.TB, srv *s3test.Server) *minio.Client {
 	c, err := minio.New(srv.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(s3test.AccessKey, s3test.SecretKey, "")})
 	if err != nil {
 		t.Fatal(err)
@@ -141,14 +147,13 @@ func rawClient(t *testing.T, srv *s3test.Server) *minio.Client {
 	return c
 }
 
-// TestS3BlobsIntegrity: an object changed on the store behind the
-// archive's back (other bytes under the recorded checksum, or no checksum)
-// is reported as ErrChecksum, not handed out as good; wrong credentials
-// are refused at open.
-func TestS3BlobsIntegrity(t *testing.T) {
-	srv := s3test.Start(t)
+// testS3Integrity: an object changed on the store behind the archive's
+// back (other bytes under the recorded checksum, or no checksum) is
+// reported as ErrChecksum, not handed out as good; wrong credentials are
+// refused at open.
+func testS3Integrity(t *testing.T, srv *s3test.Server) {
 	ctx := context.Background()
-	b, err := OpenS3Blobs(ctx, s3Config(srv, ""), slog.Default())
+	b, err := OpenS3Blobs(ctx, s3Config(srv, "integrity/"), slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +162,7 @@ func TestS3BlobsIntegrity(t *testing.T) {
 		t.Fatal(err)
 	}
 	mc := rawClient(t, srv)
-	obj := "blobs/" + testKey(1)
+	obj := "integrity/blobs/" + testKey(1)
 	st, err := mc.StatObject(ctx, "archive", obj, minio.StatObjectOptions{})
 	if err != nil {
 		t.Fatal(err)
