@@ -502,9 +502,14 @@ func findPendingCmdByType[T command](c *Client) T {
 }
 
 func (c *Client) completeCommand(cmd command, err error) {
-	done := cmd.base().done
-	done <- err
-	close(done)
+	// The command's waiter is woken last, once the state it changed is
+	// set: Authenticate().Wait() returned while State() still said "not
+	// authenticated". (mailvault patch, see third_party/README.md)
+	defer func() {
+		done := cmd.base().done
+		done <- err
+		close(done)
+	}()
 
 	// Ensure the command is not blocked waiting on continuation requests
 	c.mutex.Lock()
