@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -38,7 +39,7 @@ func day(s string) (*time.Time, error) {
 	}
 	d, err := time.Parse(time.DateOnly, strings.TrimSpace(s))
 	if err != nil {
-		return nil, errors.Join(backend.ErrInvalid, errors.New("a date is YYYY-MM-DD"))
+		return nil, fmt.Errorf("%w: a date is YYYY-MM-DD", backend.ErrInvalid)
 	}
 	return &d, nil
 }
@@ -147,14 +148,14 @@ func (h *Handler) dryRun(w http.ResponseWriter, r *http.Request, rq *request) {
 func (h *Handler) confirmDelete(w http.ResponseWriter, r *http.Request, rq *request) {
 	var req backend.DeleteRequest
 	if err := json.Unmarshal([]byte(r.PostFormValue("request")), &req); err != nil {
-		h.done(w, r, rq, "/web/compliance", errors.Join(backend.ErrInvalid, err))
+		h.done(w, r, rq, "/web/compliance", fmt.Errorf("%w: deletion request: %v", backend.ErrInvalid, err))
 		return
 	}
 	// The run goes on if the browser gives up waiting; it is resumed
 	// after a restart anyway.
 	rep, err := rq.t.Delete(context.WithoutCancel(actor(r, rq)), rq.se.login, req, r.PostFormValue("token"))
 	if errors.Is(err, backend.ErrStale) {
-		err = errors.Join(err, errors.New(text(rq.lang, "stale")))
+		err = fmt.Errorf("%w: %s", err, text(rq.lang, "stale"))
 	}
 	if err != nil {
 		h.done(w, r, rq, "/web/compliance", err)

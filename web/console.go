@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -102,7 +101,7 @@ func roles(r *http.Request) ([]backend.Role, error) {
 	for _, s := range r.PostForm["role"] {
 		ro, err := backend.ParseRole(s)
 		if err != nil {
-			return nil, errors.Join(backend.ErrInvalid, err)
+			return nil, fmt.Errorf("%w: %v", backend.ErrInvalid, err)
 		}
 		out = append(out, ro)
 	}
@@ -199,7 +198,7 @@ func (h *Handler) disableUser(w http.ResponseWriter, r *http.Request, rq *reques
 	var err error
 	if strings.EqualFold(strings.TrimSpace(login), rq.se.login) {
 		// An admin who locks themselves out needs the provider to undo it.
-		err = errors.Join(backend.ErrInvalid, errors.New("you cannot disable your own account"))
+		err = fmt.Errorf("%w: you cannot disable your own account", backend.ErrInvalid)
 	} else {
 		err = rq.t.SetDisabled(actor(r, rq), login, r.PostFormValue("disabled") == "1")
 	}

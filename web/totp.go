@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"html/template"
 	"image/png"
 	"net/http"
@@ -174,7 +175,7 @@ func (h *Handler) totpBegin(w http.ResponseWriter, r *http.Request, rq *request)
 
 func (h *Handler) totpEnable(w http.ResponseWriter, r *http.Request, rq *request) {
 	if rq.se.totpSecret == "" {
-		h.done(w, r, rq, "/web/account", errors.Join(backend.ErrInvalid, errors.New("start the set-up again")))
+		h.done(w, r, rq, "/web/account", fmt.Errorf("%w: start the set-up again", backend.ErrInvalid))
 		return
 	}
 	err := rq.t.EnableTOTP(actor(r, rq), rq.se.login, rq.se.totpSecret, r.PostFormValue("code"))
@@ -189,7 +190,7 @@ func (h *Handler) totpDisable(w http.ResponseWriter, r *http.Request, rq *reques
 	ctx := backend.WithRemote(actor(r, rq), remoteAddr(r))
 	err := rq.t.CheckTOTP(ctx, rq.se.login, r.PostFormValue("code"))
 	if errors.Is(err, backend.ErrAuthFailed) {
-		err = errors.Join(backend.ErrInvalid, errors.New(text(rq.lang, "totp.bad")))
+		err = fmt.Errorf("%w: %s", backend.ErrInvalid, text(rq.lang, "totp.bad"))
 	}
 	if err == nil {
 		err = rq.t.DisableTOTP(ctx, rq.se.login)
