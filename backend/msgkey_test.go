@@ -111,6 +111,29 @@ func TestDeletionDestroysMessageKey(t *testing.T) {
 	f.verifyClean(t)
 	f.reopen(t)
 	f.verifyClean(t)
+
+	// An older copy of keys.dat put back (a restore of that file alone)
+	// brings the key back: verify names it and destroys it.
+	if err := f.p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(f.dir, "tenants", "acme", "keys.dat"), before.keys, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.open(t)
+	f.tenant(t)
+	vr, err := f.tn.Verify(ctx, nil)
+	if err != nil || len(vr.Problems) != 1 || vr.Problems[0].Kind != "deletion-incomplete" || vr.Problems[0].MID != own {
+		t.Fatalf("verify with the deleted key put back: %+v %v", vr, err)
+	}
+	f.verifyClean(t)
+	now, _ = os.ReadFile(filepath.Join(f.tn.dir, "keys.dat"))
+	if _, err := before.openWith(f.tn, now, own); !errors.Is(err, ErrKeyGone) {
+		t.Fatalf("verify left the deleted message's key: %v", err)
+	}
+	if _, err := f.tn.RawMessage(ctx, kept); err != nil {
+		t.Fatalf("the message kept, after verify destroyed a key: %v", err)
+	}
 }
 
 // TestMixedArchive: messages archived before message keys existed (sealed

@@ -67,6 +67,7 @@ func (t *Tenant) Verify(ctx context.Context, progress func(done, total int)) (*V
 		}
 	}
 	var wrapped [store.WrappedKeySize]byte
+	var revived []uint64 // deleted messages whose key is still there
 	for i := range msgs {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -102,8 +103,13 @@ func (t *Tenant) Verify(ctx context.Context, progress func(done, total int)) (*V
 			}
 			if ok, err := t.keys.Get(mid, wrapped[:]); err != nil {
 				return nil, err
+			} else if ok && authorised[mid] {
+				revived = append(revived, mid)
+				rep.Problems = append(rep.Problems, Problem{MID: mid, Kind: "deletion-incomplete", Detail: "the message was deleted but its data key is in the key file (a deletion cut off, or an older copy of keys.dat put back); verify destroys it now"})
 			} else if ok {
-				rep.Problems = append(rep.Problems, Problem{MID: mid, Kind: "deletion-incomplete", Detail: "the message was deleted but its data key is still in the key file; the next retention run or open destroys it"})
+				// A deletion nobody recorded is not finished: the key may
+				// be all that can bring the message back.
+				rep.Problems = append(rep.Problems, Problem{MID: mid, Kind: "deletion-incomplete", Detail: "the message is marked deleted and its data key is still in the key file; kept, as the deletion is not recorded"})
 			}
 			continue
 		}
@@ -148,6 +154,16 @@ func (t *Tenant) Verify(ctx context.Context, progress func(done, total int)) (*V
 		}
 	}
 	rep.ChainTip = fmt.Sprintf("%x", prev)
+	if len(revived) > 0 {
+		// Finishing a recorded deletion, as shred does: never a live key.
+		t.inPlace.Lock()
+		err := t.keys.Destroy(revived)
+		t.inPlace.Unlock()
+		if err != nil {
+			return nil, fmt.Errorf("destroy keys of deleted messages: %w", err)
+		}
+		t.log.Warn("verify destroyed data keys of deleted messages found in the key file", "messages", len(revived))
+	}
 	if d, ok := t.blobs.(interface{ Damage() []store.PackDamage }); ok {
 		for _, pd := range d.Damage() {
 			rep.Problems = append(rep.Problems, packProblem(pd))
