@@ -33,6 +33,9 @@ type Server struct {
 	Log      *slog.Logger
 	// Directory runs the tenants' directory sync profiles.
 	Directory *dirsync.Syncer
+	// Pull runs the tenants' pull profiles (mail fetched from other
+	// servers).
+	Pull *pull.Puller
 
 	httpSrv   *http.Server
 	mu        sync.Mutex
@@ -128,6 +131,7 @@ func Start(ctx context.Context, cfg conf.Config, log *slog.Logger, protocols []P
 	api.Endpoints = s.endpointStats
 	syncer.Routes(api.mux)
 	puller := pull.New(p, log.With("component", "pull"))
+	s.Pull = puller
 	puller.Routes(api.mux)
 	mux.Handle("/api/v1/", api)
 	schedCtx, stopSched := context.WithCancel(context.Background())

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mailvault/mailvault/backend"
 	"github.com/mailvault/mailvault/dirsync"
+	"github.com/mailvault/mailvault/pull"
 	"github.com/mailvault/mailvault/server/answer"
 )
 
@@ -143,7 +144,45 @@ func (h *Handler) adminHome(w http.ResponseWriter, r *http.Request, rq *request)
 		data["Directory"] = ps
 		data["HasDirectory"] = true
 	}
+	if h.pull != nil {
+		ps, err := h.pull.Profiles(r.Context(), rq.t.Name)
+		if err != nil {
+			h.log.Error("web: pull profiles", "err", err)
+		}
+		data["Imports"] = ps
+		data["HasPull"] = true
+	}
 	h.render(w, "admin.html", h.page(rq, data))
+}
+
+// pullNow starts a pull profile's run, as POST .../pull/profiles/{p}/run
+// does, but in the background: a pull can take hours, and the overview
+// shows its progress. The run audits itself; who asked is audited too.
+func (h *Handler) pullNow(w http.ResponseWriter, r *http.Request, rq *request) {
+	if h.pull == nil {
+		h.done(w, r, rq, "/web/admin", backend.ErrNotFound)
+		return
+	}
+	name := r.PostFormValue("profile")
+	ctx := actor(r, rq)
+	in, err := h.pull.Profile(ctx, rq.t.Name, name)
+	if err == nil && in.Running != nil {
+		err = fmt.Errorf("%w: %s is running", pull.ErrBusy, name)
+	}
+	if err != nil {
+		h.done(w, r, rq, "/web/admin", err)
+		return
+	}
+	rq.t.Audit(ctx, rq.se.login, "pull-run-request", name)
+	tenant := rq.t.Name
+	h.runs.Add(1)
+	go func() {
+		defer h.runs.Done()
+		if _, err := h.pull.Run(backend.WithActor(h.bg, rq.se.login), tenant, name); err != nil {
+			h.log.Info("web: pull run", "tenant", tenant, "profile", name, "err", err)
+		}
+	}()
+	h.done(w, r, rq, "/web/admin", nil)
 }
 
 // syncNow runs a directory profile now, as POST .../dirsync/profiles/{p}/run

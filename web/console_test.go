@@ -11,6 +11,7 @@ import (
 
 	"github.com/mailvault/mailvault/backend"
 	"github.com/mailvault/mailvault/dirsync"
+	"github.com/mailvault/mailvault/pull"
 )
 
 // token is the CSRF token of the browser's session, read from a page.
@@ -290,6 +291,32 @@ func TestAdminOverview(t *testing.T) {
 	}
 	if !audited(t, f.acme, dave, "dirsync-run-request", "corp") || !audited(t, f.acme, "dirsync/corp", "dirsync-run-failed", "") {
 		t.Fatal("sync now not audited")
+	}
+	// A pull profile whose server is not there: "pull now" starts it in
+	// the background, and the overview shows how it ended.
+	if err := f.pull.PutProfile(ctx, "acme", pull.Profile{Name: "old-server", Host: "127.0.0.1", Port: 1, Security: pull.SecurityNone,
+		Login: "alice", Password: "x", Mailbox: alice}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, body = d.do("GET", "/web/admin", nil); !strings.Contains(body, `data-pull="old-server"`) || !strings.Contains(body, "imap://alice@127.0.0.1") {
+		t.Fatalf("imports not shown: %s", body)
+	}
+	if code, _, _ := d.post("/web/admin/pull", url.Values{"profile": {"old-server"}}); code != http.StatusSeeOther {
+		t.Fatalf("pull now: %d", code)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, _, body = d.do("GET", "/web/admin", nil); strings.Contains(body, `<td class="pullstatus"><span class="error">`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("failed pull not shown: %s", body)
+		}
+	}
+	if !audited(t, f.acme, dave, "pull-run-request", "old-server") || !audited(t, f.acme, "pull/old-server", "pull-run-failed", "") {
+		t.Fatal("pull now not audited")
+	}
+	if code, _, _ := d.post("/web/admin/pull", url.Values{"profile": {"nope"}}); code != http.StatusNotFound {
+		t.Fatalf("pull of an unknown profile: %d", code)
 	}
 	if code, _, _ := d.post("/web/admin/dirsync", url.Values{"profile": {"nope"}}); code != http.StatusNotFound {
 		t.Fatalf("sync of an unknown profile: %d", code)

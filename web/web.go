@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/microcosm-cc/bluemonday"
@@ -20,6 +21,7 @@ import (
 	"github.com/mailvault/mailvault/backend"
 	"github.com/mailvault/mailvault/dirsync"
 	"github.com/mailvault/mailvault/mailparse"
+	"github.com/mailvault/mailvault/pull"
 )
 
 // Prefix is where the web front end is served.
@@ -35,6 +37,9 @@ const pageSize = 50
 type Options struct {
 	// Directory runs and reports directory sync profiles; nil shows none.
 	Directory *dirsync.Syncer
+	// Pull runs and reports pull profiles (imports from other servers);
+	// nil shows none.
+	Pull *pull.Puller
 	// Endpoints reports the protocol endpoints' counters (SMTP journal
 	// rate, last message, rejects) for the provider; nil shows none.
 	Endpoints func() map[string]any
@@ -45,16 +50,23 @@ type Handler struct {
 	p         *backend.Provider
 	dir       *dirsync.Syncer
 	endpoints func() map[string]any
-	log       *slog.Logger
-	sessions  *sessions
-	tmpl      *template.Template
-	mux       *http.ServeMux
-	policy    *bluemonday.Policy // safe for concurrent use once built
+	pull      *pull.Puller
+	// bg is the context of runs started from a page (pull now), which
+	// outlive the request; Close ends them and waits.
+	bg       context.Context
+	stopBg   context.CancelFunc
+	runs     sync.WaitGroup
+	log      *slog.Logger
+	sessions *sessions
+	tmpl     *template.Template
+	mux      *http.ServeMux
+	policy   *bluemonday.Policy // safe for concurrent use once built
 }
 
 // New returns the web front end of p.
 func New(p *backend.Provider, log *slog.Logger, opt Options) *Handler {
-	h := &Handler{p: p, dir: opt.Directory, endpoints: opt.Endpoints, log: log, sessions: newSessions(), mux: http.NewServeMux(), policy: sanitizer()}
+	h := &Handler{p: p, dir: opt.Directory, pull: opt.Pull, endpoints: opt.Endpoints, log: log, sessions: newSessions(), mux: http.NewServeMux(), policy: sanitizer()}
+	h.bg, h.stopBg = context.WithCancel(context.Background())
 	h.tmpl = template.Must(template.New("").Funcs(template.FuncMap{
 		"t":     text,
 		"date":  formatDate,
@@ -98,6 +110,7 @@ func New(p *backend.Provider, log *slog.Logger, opt Options) *Handler {
 	admin("GET /web/admin", h.adminHome)
 	admin("POST /web/admin/dirsync", h.syncNow)
 	admin("POST /web/admin/security", h.setSecurity)
+	admin("POST /web/admin/pull", h.pullNow)
 	admin("GET /web/admin/users", h.adminUsers)
 	admin("POST /web/admin/users", h.addUser)
 	admin("POST /web/admin/users/disabled", h.disableUser)
@@ -140,8 +153,13 @@ func New(p *backend.Provider, log *slog.Logger, opt Options) *Handler {
 	return h
 }
 
-// Close ends nothing: the front end holds no connections open.
-func (h *Handler) Close() error { return nil }
+// Close ends the runs started from pages and waits for them; the front
+// end holds no connections open.
+func (h *Handler) Close() error {
+	h.stopBg()
+	h.runs.Wait()
+	return nil
+}
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd := w.Header()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mailvault/mailvault/backend"
 	"github.com/mailvault/mailvault/dirsync"
+	"github.com/mailvault/mailvault/pull"
 )
 
 const (
@@ -41,6 +42,8 @@ type fixture struct {
 	dataDir string
 	p       *backend.Provider
 	dir     *dirsync.Syncer
+	pull    *pull.Puller
+	h       *Handler
 	srv     *httptest.Server
 	acme    *backend.Tenant
 	globe   *backend.Tenant
@@ -55,7 +58,13 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{p: p, dataDir: dataDir}
-	t.Cleanup(func() { f.srv.Close(); p.Close() })
+	t.Cleanup(func() {
+		f.srv.Close()
+		if f.h != nil {
+			f.h.Close()
+		}
+		p.Close()
+	})
 	mk := func(name, domain string, users ...string) *backend.Tenant {
 		if _, err := p.CreateTenant(ctx, name, []string{domain}, backend.Quotas{}); err != nil {
 			t.Fatal(err)
@@ -103,7 +112,9 @@ func newFixture(t *testing.T) *fixture {
 	mux := http.NewServeMux()
 	f.dir = dirsync.New(slog.New(slog.DiscardHandler))
 	f.dir.Attach(p)
-	mux.Handle(Prefix, New(p, slog.New(slog.DiscardHandler), Options{Directory: f.dir}))
+	f.pull = pull.New(p, slog.New(slog.DiscardHandler))
+	f.h = New(p, slog.New(slog.DiscardHandler), Options{Directory: f.dir, Pull: f.pull})
+	mux.Handle(Prefix, f.h)
 	f.srv = httptest.NewServer(mux)
 	return f
 }

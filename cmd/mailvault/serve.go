@@ -43,7 +43,7 @@ func cmdServe(ctx context.Context, args []string) error {
 	}, server.HTTPService{
 		Patterns: []string{web.Prefix},
 		New: func(s *server.Server) (server.Handler, error) {
-			return web.New(s.Provider, s.Log.With("component", "web"), web.Options{Directory: s.Directory, Endpoints: s.EndpointStats}), nil
+			return web.New(s.Provider, s.Log.With("component", "web"), web.Options{Directory: s.Directory, Pull: s.Pull, Endpoints: s.EndpointStats}), nil
 		},
 	})
 	if err != nil {
