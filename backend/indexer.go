@@ -420,7 +420,7 @@ func (t *Tenant) indexCommitter(prepared <-chan preparedBatch) {
 // suffix of each word new to the index) a segment outgrows its text.
 // Measured (TestSegmentNeedBoundsSegments) on batches of 64 to 4,000
 // messages, each written into a fresh index so that all its words are
-// new: generated business mail took 1.3 to 2.1 bytes per byte of text
+// new: generated business mail took 1.3 to 2.3 bytes per byte of text
 // (median 1.5, 34 batches), real-world mail 2.3 to 14.8 (median 7.9, 20
 // batches), the most in small batches of short messages, whose vocabulary
 // is large beside their text; 3.4 for 920 real messages in one batch. The
