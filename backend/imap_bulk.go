@@ -332,7 +332,9 @@ type rewrite struct {
 // them in one transaction, so that a commit waits for no flush of them.
 // The records they replace (and those appended in vain) are then wiped:
 // what a deleted message's summary held must not outlive its shredding in
-// a record nothing points to.
+// a record nothing points to. The pointing transaction also records them
+// as a pending wipe (summary_wipe.go), so a crash before the wipe does not
+// leave them readable.
 func (t *Tenant) replaceSummaries(l []rewrite) error {
 	var recs [][]byte
 	var todo []rewrite
@@ -354,15 +356,14 @@ func (t *Tenant) replaceSummaries(l []rewrite) error {
 	if err := t.sums.Sync(); err != nil {
 		return err
 	}
-	stale := make([]int64, 0, len(todo))
-	if err := t.pointSummaries(todo, offs, &stale); err != nil {
+	if err := t.pointSummaries(todo, offs); err != nil {
 		return err
 	}
-	t.staleMu.Lock()
-	t.staleSums = append(t.staleSums, stale...)
-	t.staleMu.Unlock()
+	if t.summariesPointed != nil {
+		t.summariesPointed()
+	}
 	// A backup copying the log defers the wiping to the next replacement
-	// or deletion (which waits for it).
+	// or deletion (which waits for it), or to the next open.
 	if t.inPlace.TryLock() {
 		t.wipeStale()
 		t.inPlace.Unlock()
@@ -371,35 +372,39 @@ func (t *Tenant) replaceSummaries(l []rewrite) error {
 }
 
 // pointSummaries points the message records of todo at the records stored
-// at offs, where no writer replaced or deleted them meanwhile, and adds the
-// records no longer used to stale.
-func (t *Tenant) pointSummaries(todo []rewrite, offs []int64, stale *[]int64) error {
+// at offs, where no writer replaced or deleted them meanwhile, and records
+// the records no longer used as a pending wipe in the same transaction.
+// They join staleSums before wmu is released, so a deletion committed
+// after this sees them when it shreds.
+func (t *Tenant) pointSummaries(todo []rewrite, offs []int64) error {
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
 	t.mu.RLock()
 	ms := make([]msgMeta, 0, len(todo))
+	stale := make([]int64, 0, len(todo))
 	var kept []int
 	for i, r := range todo {
 		m := t.msgs[r.mid-1]
 		if m.sumOff != r.old || m.deleted {
-			*stale = append(*stale, offs[i]) // appended in vain
+			stale = append(stale, offs[i]) // appended in vain
 			continue
 		}
 		m.sumOff, m.bareLFs, m.parser = offs[i], r.bareLFs, mailparse.Version
 		ms = append(ms, m)
 		kept = append(kept, i)
+		stale = append(stale, r.old)
 	}
 	t.mu.RUnlock()
-	if len(kept) == 0 {
-		return nil
-	}
+	// offs[0] is where this append began: no other pending wipe has it.
+	key := wipeKey(offs[0])
 	if err := t.db.Update(func(tx *buntdb.Tx) error {
 		for k, i := range kept {
 			if _, _, err := tx.Set(msgKey(todo[i].mid), encodeMsg(&ms[k]), nil); err != nil {
 				return err
 			}
 		}
-		return nil
+		_, _, err := tx.Set(key, encodeOffsets(stale), nil)
+		return err
 	}); err != nil {
 		return err
 	}
@@ -416,24 +421,13 @@ func (t *Tenant) pointSummaries(todo []rewrite, offs []int64, stale *[]int64) er
 			}
 		}
 		m.sumOff, m.bareLFs, m.parser = offs[i], r.bareLFs, mailparse.Version
-		*stale = append(*stale, r.old)
 	}
 	t.mu.Unlock()
-	return nil
-}
-
-// wipeStale wipes the replaced summary records. The caller holds inPlace.
-func (t *Tenant) wipeStale() {
 	t.staleMu.Lock()
-	defer t.staleMu.Unlock()
-	if len(t.staleSums) == 0 {
-		return
-	}
-	if err := t.sums.Wipe(t.staleSums); err != nil {
-		// A damaged record may not even say its length.
-		t.log.Warn("replaced summary records not wiped", "records", len(t.staleSums), "err", err)
-	}
-	t.staleSums = nil
+	t.staleSums = append(t.staleSums, stale...)
+	t.staleKeys = append(t.staleKeys, key)
+	t.staleMu.Unlock()
+	return nil
 }
 
 // appendSummaryAAD appends the additional data that binds a sealed summary

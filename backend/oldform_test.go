@@ -14,7 +14,8 @@ import (
 // alone (records before heads), without bare-LF counts, with address groups
 // flattened to their members, without the Date field as written or source
 // routes; and message records without the bare-LF count or the parser
-// version. The messages, their chain, UIDs and folders stay as they are.
+// version. The messages, their chain, UIDs and folders stay as they are;
+// the records replaced are wiped, as such a tenant never had them.
 func writeOldForm(t testing.TB, tn *Tenant, mids []uint64) {
 	t.Helper()
 	ctx := context.Background()
@@ -43,9 +44,11 @@ func writeOldForm(t testing.TB, tn *Tenant, mids []uint64) {
 	}
 	tn.mu.Lock()
 	defer tn.mu.Unlock()
+	var replaced []int64
 	err = tn.db.Update(func(tx *buntdb.Tx) error {
 		for i, mid := range mids {
 			m := &tn.msgs[mid-1]
+			replaced = append(replaced, m.sumOff)
 			for _, mem := range m.members {
 				tn.folders[mem.folder].size -= int64(m.bareLFs)
 			}
@@ -57,6 +60,9 @@ func writeOldForm(t testing.TB, tn *Tenant, mids []uint64) {
 		return nil
 	})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.sums.Wipe(replaced); err != nil {
 		t.Fatal(err)
 	}
 }

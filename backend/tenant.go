@@ -101,9 +101,15 @@ type Tenant struct {
 	// for writing while a deletion destroys bytes in them in place.
 	inPlace sync.RWMutex
 	// staleSums are summary records replaced but not wiped yet (a backup
-	// was copying the log).
+	// was copying the log); staleKeys the pending-wipe records in meta.db
+	// that list them.
 	staleMu   sync.Mutex
 	staleSums []int64
+	staleKeys []string
+	// summariesPointed, when set (by tests), runs between the transaction
+	// that points message records at new summaries and the wipe of the
+	// records they replace.
+	summariesPointed func()
 	// keysDestroyed, when set (by tests), runs between the destruction of
 	// deleted messages' keys and the shredding of their bytes.
 	keysDestroyed func()
@@ -207,6 +213,9 @@ func openTenant(ctx context.Context, p *Provider, info *TenantInfo, key []byte) 
 	}
 	start := time.Now()
 	if err := t.load(); err != nil {
+		return nil, err
+	}
+	if err := t.finishWipes(); err != nil {
 		return nil, err
 	}
 	if err := t.finishShreds(ctx); err != nil {
